@@ -1,3 +1,29 @@
+//! pyscry: a sampling profiler for CPython that reads a running interpreter from the
+//! outside. This file only parses the command line, dispatches, and turns errors into
+//! messages and exit codes.
+
+mod cli;
+mod commands;
+mod error;
+mod python;
+mod report;
+mod sampler;
+mod symbolize;
+mod target;
+
+use clap::Parser;
+
 fn main() {
-    println!("Hello, world!");
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Record(args) => commands::record::run(args),
+        cli::Command::Dump(args) => commands::dump::run(args),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(error) => {
+            eprintln!("pyscry: error: {error}");
+            std::process::exit(error.exit_code());
+        }
+    }
 }

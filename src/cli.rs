@@ -1,0 +1,84 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::report::Format;
+
+/// pyscry: a sampling profiler for running Python programs.
+#[derive(Debug, Parser)]
+#[command(name = "pyscry", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sample a program until it exits (or Ctrl-C, or --duration) and write a flamegraph.
+    Record(RecordArgs),
+    /// Print every thread's Python stack right now.
+    Dump(DumpArgs),
+}
+
+/// Which process to profile: an existing one, or a command to start.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Attach to the running process with this PID.
+    #[arg(short, long, conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// The program to launch and profile, after `--`, e.g. `-- python3 script.py`.
+    #[arg(last = true, required_unless_present = "pid", value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Options of `pyscry record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The process to profile.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output file (default: pyscry-<name>-<time>.<ext> in the current directory).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Flamegraph)]
+    pub format: Format,
+    /// Samples per second.
+    #[arg(short, long, default_value_t = 100.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Stop after this many seconds of wall-clock time.
+    #[arg(short, long, value_parser = parse_duration)]
+    pub duration: Option<f64>,
+    /// How many functions the table at the end shows.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// Options of `pyscry dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The process to inspect.
+    #[arg(short, long)]
+    pub pid: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 100_000.0 => Ok(rate),
+        _ => Err("the rate must be a number of samples per second between 0 and 100000".into()),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
+        _ => Err("the duration must be a positive number of seconds".into()),
+    }
+}

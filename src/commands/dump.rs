@@ -1,0 +1,124 @@
+//! `pyscry dump`: every thread's Python stack, right now.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+
+use serde::Serialize;
+
+use super::attach::{open_python, Opened};
+use crate::cli::DumpArgs;
+use crate::error::{Error, Result};
+use crate::python::{read_error, PythonProcess};
+use crate::sampler::read_stack;
+use crate::symbolize::{Frame, Symbolizer};
+use crate::target::process;
+
+/// How many times a thread whose stack changed while being read is read again.
+const ATTEMPTS: usize = 5;
+
+/// One thread in a dump.
+#[derive(Debug, Serialize)]
+struct ThreadDump {
+    /// `threading.get_ident()`.
+    thread_id: u64,
+    /// Kernel TID, when known.
+    native_id: Option<u32>,
+    /// Frames, innermost first; empty when the thread runs no Python code.
+    frames: Vec<Frame>,
+    /// Set when the stack could not be read consistently.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The whole dump.
+#[derive(Debug, Serialize)]
+struct ProcessDump {
+    pid: u32,
+    command: String,
+    python: String,
+    runtime_file: String,
+    threads: Vec<ThreadDump>,
+}
+
+/// Run `pyscry dump`; returns the exit code.
+pub fn run(args: DumpArgs) -> Result<i32> {
+    let mut python = match open_python(args.pid, None, &AtomicBool::new(false))? {
+        Opened::Ready(python) => python,
+        Opened::ExitedEarly => return Err(Error::TargetExited(args.pid)),
+    };
+    let dump = read_dump(&mut python)?;
+    let stdout = &mut std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut *stdout, &dump)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        write_text(&dump, stdout)
+    };
+    written.map_err(anyhow::Error::from)?;
+    Ok(0)
+}
+
+fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
+    let pid = python.pid;
+    let threads = python.thread_states().map_err(|e| read_error(pid, e))?;
+    let mut symbolizer = Symbolizer::new();
+    let mut frames = Vec::new();
+    let mut raw = Vec::new();
+    let mut dumps = Vec::new();
+    for thread in &threads {
+        let mut result = Ok(Vec::new());
+        for _ in 0..ATTEMPTS {
+            if thread.frame == 0 {
+                break;
+            }
+            raw.clear();
+            result = read_stack(python, &mut symbolizer, thread, &mut raw, &mut frames);
+            if result.is_ok() {
+                break;
+            }
+        }
+        let table: std::collections::HashMap<_, _> = frames.iter().cloned().collect();
+        let (frames, error) = match result {
+            Ok(ids) => (ids.iter().map(|id| table[id].clone()).collect(), None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        dumps.push(ThreadDump {
+            thread_id: thread.thread_id,
+            native_id: thread.native_id,
+            frames,
+            error,
+        });
+    }
+    Ok(ProcessDump {
+        pid,
+        command: process::command_line(pid),
+        python: python.describe(),
+        runtime_file: python.runtime_file.clone(),
+        threads: dumps,
+    })
+}
+
+fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(out, "Process {}: {}", dump.pid, dump.command)?;
+    writeln!(out, "Python: {} ({})", dump.python, dump.runtime_file)?;
+    for thread in &dump.threads {
+        let os = thread
+            .native_id
+            .map_or_else(|| "?".to_string(), |tid| tid.to_string());
+        writeln!(out, "\nThread {:#x} (tid {os})", thread.thread_id)?;
+        if let Some(error) = &thread.error {
+            writeln!(out, "    <stack could not be read: {error}>")?;
+        } else if thread.frames.is_empty() {
+            writeln!(out, "    <no Python frames>")?;
+        }
+        for frame in &thread.frames {
+            writeln!(
+                out,
+                "    {} ({}:{})",
+                frame.name, frame.filename, frame.line
+            )?;
+        }
+    }
+    Ok(())
+}

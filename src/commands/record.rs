@@ -1,0 +1,237 @@
+//! `pyscry record`: sample until done, then write the profile and print a summary.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+
+use super::attach::{open_python, Opened};
+use crate::cli::RecordArgs;
+use crate::error::{Error, Result};
+use crate::report::{table, Profile, ProfileInfo};
+use crate::sampler::{self, EndReason, SamplerConfig, SamplerStats};
+use crate::target::process;
+
+/// How often the status line is redrawn.
+const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Run `pyscry record`; returns the exit code.
+pub fn run(args: RecordArgs) -> Result<i32> {
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output_path(&args));
+    // Fail on an unwritable path before starting anything.
+    let file = File::create(&path).map_err(|source| Error::OutputNotWritable {
+        path: path.clone(),
+        source,
+    })?;
+    let result = record(&args, &path, file);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
+fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
+    }
+    let mut child = match args.target.pid {
+        Some(_) => None,
+        None => Some(process::launch(&args.target.command)?),
+    };
+    let pid = args
+        .target
+        .pid
+        .unwrap_or_else(|| child.as_ref().map_or(0, Child::id));
+    let opened = open_python(pid, child.as_mut(), &stop);
+    let python = match opened {
+        Ok(Opened::Ready(python)) => python,
+        Ok(Opened::ExitedEarly) => {
+            eprintln!("pyscry: {pid} exited before any Python code could be sampled");
+            return finish(
+                args,
+                path,
+                file,
+                Profile::new(base_info(args, pid, "")),
+                child,
+            );
+        }
+        Err(error) => {
+            if let Some(child) = child.as_mut() {
+                let _ = process::terminate(child);
+            }
+            return Err(error);
+        }
+    };
+    let mut profile = Profile::new(base_info(args, pid, &python.describe()));
+    let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let config = SamplerConfig {
+        rate_hz: args.rate,
+        duration: args.duration.map(Duration::from_secs_f64),
+    };
+    let started = Instant::now();
+    let sampler = sampler::start(python, config, Arc::clone(&stop), events_tx);
+    let status = StatusLine::new();
+    let stats = Arc::clone(&sampler.stats);
+    loop {
+        match events_rx.recv_timeout(STATUS_INTERVAL) {
+            Ok(event) => profile.add_event(event),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        status.update(started.elapsed(), &stats);
+    }
+    let reason = sampler.join();
+    status.clear();
+    profile.info.duration_secs = started.elapsed().as_secs_f64();
+    profile.info.ticks = stats.ticks.load(Ordering::Relaxed);
+    profile.info.samples = stats.samples.load(Ordering::Relaxed);
+    profile.info.errors = stats.errors.load(Ordering::Relaxed);
+    profile.info.dropped_ticks = stats.dropped_ticks.load(Ordering::Relaxed);
+    if reason == EndReason::TargetExited && child.is_none() {
+        eprintln!("pyscry: process {pid} exited; writing what was recorded");
+    }
+    finish(args, path, file, profile, child)
+}
+
+/// Write the profile, stop a launched program that is still running, and print the
+/// summary. A launched program's own failure is reported but is not pyscry's.
+fn finish(
+    args: &RecordArgs,
+    path: &Path,
+    file: File,
+    profile: Profile,
+    child: Option<Child>,
+) -> Result<i32> {
+    let mut out = BufWriter::new(file);
+    args.format
+        .renderer()
+        .render(&profile, &mut out)
+        .and_then(|()| Ok(out.flush()?))
+        .map_err(|e| Error::OutputNotWritable {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    if let Some(mut child) = child {
+        let status = process::terminate(&mut child).map_err(anyhow::Error::from)?;
+        if !status.success() {
+            eprintln!(
+                "pyscry: {} {}",
+                args.target.command[0],
+                process::describe_exit(status)
+            );
+        }
+    }
+    let stderr = &mut std::io::stderr();
+    let i = &profile.info;
+    let rate = if i.duration_secs > 0.0 {
+        i.ticks as f64 / i.duration_secs
+    } else {
+        0.0
+    };
+    let _ = writeln!(
+        stderr,
+        "pyscry: wrote {} ({} samples, {} errors, {} dropped ticks, effective rate {:.1} Hz)",
+        path.display(),
+        i.samples,
+        i.errors,
+        i.dropped_ticks,
+        rate
+    );
+    let _ = table::print_top(&profile, args.top, &mut std::io::stdout());
+    Ok(0)
+}
+
+fn base_info(args: &RecordArgs, pid: u32, python: &str) -> ProfileInfo {
+    ProfileInfo {
+        pid,
+        command: match args.target.pid {
+            Some(pid) => process::command_line(pid),
+            None => args.target.command.join(" "),
+        },
+        python: python.to_string(),
+        mode: "wall".to_string(),
+        rate_hz: args.rate,
+        ..ProfileInfo::default()
+    }
+}
+
+/// `pyscry-<name>-<YYYYmmdd-HHMMSS>.<ext>`, named after the script or program.
+fn default_output_path(args: &RecordArgs) -> PathBuf {
+    let name = match args.target.pid {
+        Some(pid) => format!("{pid}"),
+        None => {
+            let command = &args.target.command;
+            let script = command.iter().skip(1).find(|a| a.ends_with(".py"));
+            let chosen = script.unwrap_or(&command[0]);
+            Path::new(chosen)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "python".into())
+        }
+    };
+    PathBuf::from(format!(
+        "pyscry-{name}-{}.{}",
+        local_timestamp(),
+        args.format.extension()
+    ))
+}
+
+fn local_timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as libc::time_t;
+    // SAFETY: localtime_r writes only into the `tm` we pass.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&now, &mut tm);
+        tm
+    };
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// The one-line live status on stderr, shown only when stderr is a terminal.
+struct StatusLine {
+    enabled: bool,
+}
+
+impl StatusLine {
+    fn new() -> StatusLine {
+        StatusLine {
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&self, elapsed: Duration, stats: &SamplerStats) {
+        if self.enabled {
+            eprint!(
+                "\r\x1b[2Kpyscry: {:.1} s, {} samples, {} errors",
+                elapsed.as_secs_f64(),
+                stats.samples.load(Ordering::Relaxed),
+                stats.errors.load(Ordering::Relaxed)
+            );
+        }
+    }
+
+    fn clear(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

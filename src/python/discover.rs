@@ -1,0 +1,213 @@
+//! Finding the CPython runtime in a process: which file holds it, which version and
+//! build it is, and where its interpreter list starts.
+
+use std::path::Path;
+
+use super::version::{Flavour, PythonVersion};
+use crate::target::binary::{Binary, BinaryError};
+use crate::target::maps::{read_maps, Mapping};
+use crate::target::memory::{Memory, ReadError};
+
+/// Symbols that mark the file holding the runtime, in order of preference.
+const RUNTIME_SYMBOLS: [&str; 3] = ["_PyRuntime", "interp_head", "_PyThreadState_Current"];
+
+/// The interpreter found in a process.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The executable or library that holds the runtime.
+    pub binary: Binary,
+    /// Its version.
+    pub version: PythonVersion,
+    /// Its build flavour.
+    pub flavour: Flavour,
+}
+
+/// Why no usable interpreter was found.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    /// No mapped file defines the runtime symbols.
+    #[error("no CPython runtime in the process")]
+    NotPython,
+    /// The runtime is there but not initialised far enough to read (a process that is
+    /// just starting); trying again later may succeed.
+    #[error("the interpreter is not initialised yet")]
+    NotReady,
+    /// Memory could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The maps file could not be read.
+    #[error("cannot read the process's memory map: {0}")]
+    Maps(std::io::Error),
+    /// A mapped file could not be parsed.
+    #[error(transparent)]
+    Binary(#[from] BinaryError),
+}
+
+/// Find the runtime in process `pid`.
+pub fn discover(pid: u32, mem: &impl Memory) -> Result<Discovery, DiscoveryError> {
+    let maps = read_maps(pid).map_err(DiscoveryError::Maps)?;
+    let binary = runtime_binary(pid, &maps)?;
+    let version = detect_version(mem, &binary)?;
+    let flavour = detect_flavour(mem, &binary, version)?;
+    Ok(Discovery {
+        binary,
+        version,
+        flavour,
+    })
+}
+
+/// The first of {main executable, `*python*` libraries} that defines the runtime.
+///
+/// The executable comes first: when a statically linked interpreter also loads a
+/// libpython, the executable's definitions are the ones in use.
+fn runtime_binary(pid: u32, maps: &[Mapping]) -> Result<Binary, DiscoveryError> {
+    let mut candidates: Vec<&str> = Vec::new();
+    let files = maps
+        .iter()
+        .filter(|m| m.offset == 0)
+        .filter_map(Mapping::file_path);
+    for (index, path) in files.enumerate() {
+        let name = Path::new(path)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("");
+        let plausible = index == 0 || name.starts_with("libpython") || name.starts_with("python");
+        if plausible && !candidates.contains(&path) {
+            candidates.push(path);
+        }
+    }
+    for path in candidates {
+        let binary = match Binary::open(pid, path, maps) {
+            Ok(binary) => binary,
+            Err(BinaryError::NotElf { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if RUNTIME_SYMBOLS.iter().any(|s| binary.symbol(s).is_some()) {
+            return Ok(binary);
+        }
+    }
+    Err(DiscoveryError::NotPython)
+}
+
+/// The version, from `Py_Version` (3.11+) or from the `sys.version` text the interpreter
+/// formats into its static data at start-up (all versions).
+fn detect_version(mem: &impl Memory, binary: &Binary) -> Result<PythonVersion, DiscoveryError> {
+    if let Some(symbol) = binary.symbol("Py_Version") {
+        let hex = mem.read_u32(symbol.address)?;
+        return PythonVersion::from_hex(u64::from(hex)).ok_or(DiscoveryError::NotPython);
+    }
+    let hint = version_from_file_name(&binary.path);
+    for section in [".data", ".bss"] {
+        let Some(region) = binary.section(section) else {
+            continue;
+        };
+        if let Some(version) = scan_for_version(mem, region.address, region.size, hint) {
+            return Ok(version);
+        }
+    }
+    Err(DiscoveryError::NotReady)
+}
+
+/// `(major, minor)` from names such as `libpython3.7m.so.1.0` or `python2.7`.
+pub fn version_from_file_name(path: &str) -> Option<(u8, u8)> {
+    let name = Path::new(path).file_name()?.to_str()?;
+    let rest = &name[name.find("python")? + "python".len()..];
+    let (major, rest) = rest.split_once('.')?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    Some((major.parse().ok()?, rest[..digits].parse().ok()?))
+}
+
+/// Look for `X.Y.Z… (` in `size` bytes of target memory at `address`.
+fn scan_for_version(
+    mem: &impl Memory,
+    address: u64,
+    size: u64,
+    hint: Option<(u8, u8)>,
+) -> Option<PythonVersion> {
+    const CHUNK: u64 = 64 * 1024;
+    const OVERLAP: u64 = 64;
+    let mut offset = 0;
+    while offset < size {
+        let len = CHUNK.min(size - offset);
+        if let Ok(buf) = mem.read_vec(address + offset, len as usize) {
+            if let Some(version) = find_version_text(&buf, hint) {
+                return Some(version);
+            }
+        }
+        offset += CHUNK - OVERLAP;
+    }
+    None
+}
+
+/// Find a NUL-preceded `sys.version`-like string in `buf`.
+fn find_version_text(buf: &[u8], hint: Option<(u8, u8)>) -> Option<PythonVersion> {
+    (1..buf.len().saturating_sub(8)).find_map(|i| {
+        if buf[i - 1] != 0 || !matches!(buf[i], b'2' | b'3') || buf[i + 1] != b'.' {
+            return None;
+        }
+        let end = buf[i..].iter().take(96).position(|&b| b == 0)?;
+        let text = std::str::from_utf8(&buf[i..i + end]).ok()?;
+        let (head, _) = text.split_once(" (")?;
+        if head.len() > 16 {
+            return None;
+        }
+        let version = PythonVersion::parse(text)?;
+        hint.is_none_or(|h| h == version.minor_version())
+            .then_some(version)
+    })
+}
+
+/// The build flavour: free-threaded from the 3.13+ debug offsets, debug from a symbol
+/// only `Py_REF_DEBUG` builds define.
+fn detect_flavour(
+    mem: &impl Memory,
+    binary: &Binary,
+    version: PythonVersion,
+) -> Result<Flavour, DiscoveryError> {
+    if version.minor_version() >= (3, 13) {
+        if let Some(runtime) = binary.symbol("_PyRuntime") {
+            let header = mem.read_vec(runtime.address, 24)?;
+            if &header[..8] == b"xdebugpy" && header[16..24] != [0; 8] {
+                return Ok(Flavour::FreeThreaded);
+            }
+        }
+    }
+    if binary.symbol("_Py_NegativeRefcount").is_some() {
+        return Ok(Flavour::Debug);
+    }
+    Ok(Flavour::Default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_versions_from_file_names() {
+        assert_eq!(
+            version_from_file_name("/x/libpython3.7m.so.1.0"),
+            Some((3, 7))
+        );
+        assert_eq!(version_from_file_name("/usr/bin/python3.11"), Some((3, 11)));
+        assert_eq!(
+            version_from_file_name("/x/libpython3.13t.so"),
+            Some((3, 13))
+        );
+        assert_eq!(version_from_file_name("/usr/bin/python3"), None);
+        assert_eq!(version_from_file_name("/usr/bin/sleep"), None);
+    }
+
+    #[test]
+    fn finds_version_text_in_static_data() {
+        let mut buf = vec![0u8; 100];
+        buf.extend_from_slice(b"3.9.18 (main, Jan 1 2024) [GCC 12.2.0]\0more");
+        assert_eq!(
+            find_version_text(&buf, Some((3, 9))).unwrap().to_string(),
+            "3.9.18"
+        );
+        assert_eq!(find_version_text(&buf, Some((3, 8))), None);
+        assert_eq!(find_version_text(b"\x003.9.18\0", None), None);
+    }
+}

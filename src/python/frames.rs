@@ -1,0 +1,130 @@
+//! Walking one thread's chain of Python frames.
+
+use super::layout::{require, Layout, MissingField};
+use super::version::FrameModel;
+use crate::target::memory::{FieldReader, Memory, ReadError};
+
+/// Deepest stack we follow; deeper chains are treated as torn (a loop).
+pub const MAX_DEPTH: usize = 8192;
+
+/// One Python frame as found in memory: which code runs and where in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawFrame {
+    /// Address of the code object (not yet checked to be one).
+    pub code: u64,
+    /// Byte offset of the current instruction in the bytecode; negative when the frame
+    /// has not started.
+    pub byte_offset: i64,
+}
+
+/// Why a stack could not be walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WalkError {
+    /// A read failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The chain is longer than [`MAX_DEPTH`]: it loops, or changed while being read.
+    #[error("frame chain too long (torn read)")]
+    TooDeep,
+}
+
+/// Reads frame chains with one version's layout.
+#[derive(Debug, Clone)]
+pub struct FrameReader {
+    model: FrameModel,
+    previous: u64,
+    code: u64,
+    position: u64,
+    owner: Option<u64>,
+    code_adaptive: u64,
+    read_len: usize,
+}
+
+impl FrameReader {
+    /// Set up from a layout and the version's frame model.
+    pub fn new(layout: &Layout, model: FrameModel) -> Result<FrameReader, MissingField> {
+        let f = &layout.frame;
+        let previous = require(f.previous, "frame.previous")?;
+        let code = require(f.code, "frame.code")?;
+        let (position, owner, code_adaptive) = match model {
+            FrameModel::FrameObjects { .. } => (require(f.lasti, "frame.lasti")?, None, 0),
+            FrameModel::InterpreterFrames {
+                first_shim_owner, ..
+            } => (
+                require(f.instr, "frame.instr")?,
+                match first_shim_owner {
+                    Some(_) => Some(require(f.owner, "frame.owner")?),
+                    None => None,
+                },
+                require(layout.code.code_adaptive, "code.code_adaptive")?,
+            ),
+        };
+        let read_len = [previous, code, position]
+            .into_iter()
+            .chain(owner)
+            .max()
+            .unwrap_or(0)
+            + 8;
+        Ok(FrameReader {
+            model,
+            previous,
+            code,
+            position,
+            owner,
+            code_adaptive,
+            read_len: read_len as usize,
+        })
+    }
+
+    /// Walk from `innermost` outwards, appending the Python frames to `out` (innermost
+    /// first). Shim frames that run no Python code are skipped.
+    pub fn walk(
+        &self,
+        mem: &impl Memory,
+        innermost: u64,
+        out: &mut Vec<RawFrame>,
+    ) -> Result<(), WalkError> {
+        let mut buf = [0u8; 128];
+        let buf = &mut buf[..self.read_len.min(128)];
+        let mut address = innermost;
+        let mut steps = 0;
+        while address != 0 {
+            steps += 1;
+            if steps > MAX_DEPTH {
+                return Err(WalkError::TooDeep);
+            }
+            mem.read_into(address, buf)?;
+            if let Some(frame) = self.decode(buf) {
+                out.push(frame);
+            }
+            address = buf.u64_at(self.previous);
+        }
+        Ok(())
+    }
+
+    /// The Python frame described by one frame struct, or `None` for a shim frame.
+    fn decode(&self, buf: &[u8]) -> Option<RawFrame> {
+        match self.model {
+            FrameModel::FrameObjects { lasti_unit } => Some(RawFrame {
+                code: buf.u64_at(self.code),
+                byte_offset: i64::from(buf.u32_at(self.position) as i32) * lasti_unit,
+            }),
+            FrameModel::InterpreterFrames {
+                code_tag_mask,
+                first_shim_owner,
+            } => {
+                if let (Some(offset), Some(first_shim)) = (self.owner, first_shim_owner) {
+                    if buf.u8_at(offset) >= first_shim {
+                        return None;
+                    }
+                }
+                let code = buf.u64_at(self.code) & code_tag_mask;
+                let instr = buf.u64_at(self.position);
+                Some(RawFrame {
+                    code,
+                    byte_offset: instr.wrapping_sub(code + self.code_adaptive) as i64,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Struct offsets for one interpreter, loaded from the tables in `python-offsets/`.
+//!
+//! The tables are generated from each version's headers and embedded at build time (see
+//! `build.rs`). Every key is optional here because fields come and go between versions;
+//! the walkers resolve the keys they need once, when they are set up, and report a
+//! missing one as an unsupported interpreter rather than reading garbage.
+
+use serde::Deserialize;
+
+use super::version::{Flavour, PythonVersion};
+
+include!(concat!(env!("OUT_DIR"), "/offset_tables.rs"));
+
+/// The offsets of one CPython version and flavour. Field meanings are documented in
+/// `python-offsets/README.md`; every value is a byte offset or size.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Layout {
+    /// Where the numbers came from.
+    pub python: TableSource,
+    /// `_PyRuntimeState` (3.7+).
+    pub runtime: RuntimeOffsets,
+    /// `PyInterpreterState`.
+    pub interpreter: InterpreterOffsets,
+    /// `struct _gil_runtime_state`.
+    pub gil: GilOffsets,
+    /// `PyThreadState` (and `_PyCFrame` for 3.11–3.12).
+    pub thread: ThreadOffsets,
+    /// `PyFrameObject` (≤3.10) or `_PyInterpreterFrame` (3.11+).
+    pub frame: FrameOffsets,
+    /// `PyCodeObject`.
+    pub code: CodeOffsets,
+    /// `PyObject` / `PyVarObject`.
+    pub object: ObjectOffsets,
+    /// `PyBytesObject` (Python 2: `PyStringObject`).
+    pub bytes: BytesOffsets,
+    /// `PyASCIIObject` and friends (Python 3).
+    pub unicode: UnicodeOffsets,
+    /// `_PyStackChunk` (3.11+).
+    pub stack_chunk: StackChunkOffsets,
+}
+
+/// The `[python]` section: which headers a table was generated from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TableSource {
+    /// `PY_VERSION` of the headers.
+    pub version: String,
+    /// `PY_VERSION_HEX` of the headers.
+    pub version_hex: u64,
+    /// Build flavour the table describes.
+    pub flavour: Option<Flavour>,
+}
+
+/// Offsets in `_PyRuntimeState`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RuntimeOffsets {
+    /// `interpreters.head`.
+    pub interpreters_head: Option<u64>,
+    /// `gilstate.tstate_current` (3.7–3.11).
+    pub gilstate_tstate_current: Option<u64>,
+    /// The embedded `ceval.gil` struct (3.7–3.11).
+    pub gil: Option<u64>,
+}
+
+/// Offsets in `PyInterpreterState`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct InterpreterOffsets {
+    /// `next`.
+    pub next: Option<u64>,
+    /// `tstate_head` / `threads.head`.
+    pub threads_head: Option<u64>,
+    /// `ceval.gil` pointer (3.12+).
+    pub ceval_gil: Option<u64>,
+}
+
+/// Offsets in `struct _gil_runtime_state`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct GilOffsets {
+    /// `locked`.
+    pub locked: Option<u64>,
+    /// `last_holder`.
+    pub last_holder: Option<u64>,
+    /// `enabled` (free-threaded builds).
+    pub enabled: Option<u64>,
+}
+
+/// Offsets in `PyThreadState`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ThreadOffsets {
+    /// `prev`.
+    pub prev: Option<u64>,
+    /// `next`.
+    pub next: Option<u64>,
+    /// `interp`.
+    pub interp: Option<u64>,
+    /// `frame` (≤3.10).
+    pub frame: Option<u64>,
+    /// `cframe` (3.11–3.12).
+    pub cframe: Option<u64>,
+    /// `_PyCFrame.current_frame` (3.11–3.12).
+    pub cframe_current_frame: Option<u64>,
+    /// `current_frame` (3.13+).
+    pub current_frame: Option<u64>,
+    /// `thread_id`.
+    pub thread_id: Option<u64>,
+    /// `native_thread_id` (3.11+).
+    pub native_thread_id: Option<u64>,
+    /// `_status` (3.12+).
+    pub status: Option<u64>,
+    /// `holds_gil` (3.14+).
+    pub holds_gil: Option<u64>,
+    /// `datastack_chunk` (3.11+).
+    pub datastack_chunk: Option<u64>,
+    /// `sizeof(PyThreadState)`.
+    pub size: Option<u64>,
+}
+
+/// Offsets in the frame struct.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FrameOffsets {
+    /// `f_back` / `previous`.
+    pub previous: Option<u64>,
+    /// `f_code` / `f_executable`.
+    pub code: Option<u64>,
+    /// `f_lasti` (≤3.10).
+    pub lasti: Option<u64>,
+    /// `prev_instr` / `instr_ptr` (3.11+).
+    pub instr: Option<u64>,
+    /// `owner` (3.11+).
+    pub owner: Option<u64>,
+    /// `is_entry` (3.11).
+    pub is_entry: Option<u64>,
+    /// `tlbc_index` (3.14t).
+    pub tlbc_index: Option<u64>,
+    /// `sizeof` the frame struct.
+    pub size: Option<u64>,
+}
+
+/// Offsets in `PyCodeObject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CodeOffsets {
+    /// `co_firstlineno`.
+    pub firstlineno: Option<u64>,
+    /// `co_filename`.
+    pub filename: Option<u64>,
+    /// `co_name`.
+    pub name: Option<u64>,
+    /// `co_qualname` (3.11+).
+    pub qualname: Option<u64>,
+    /// `co_lnotab` / `co_linetable`.
+    pub linetable: Option<u64>,
+    /// `co_code` (≤3.10).
+    pub code: Option<u64>,
+    /// `co_code_adaptive` (3.11+).
+    pub code_adaptive: Option<u64>,
+    /// `co_tlbc` (3.14t).
+    pub tlbc: Option<u64>,
+    /// `sizeof(PyCodeObject)`.
+    pub size: Option<u64>,
+}
+
+/// Offsets in the object header.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ObjectOffsets {
+    /// `ob_type`.
+    pub ob_type: Option<u64>,
+    /// `ob_size`.
+    pub ob_size: Option<u64>,
+    /// `sizeof(PyObject)`.
+    pub size: Option<u64>,
+}
+
+/// Offsets in bytes objects.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BytesOffsets {
+    /// `ob_sval`.
+    pub ob_sval: Option<u64>,
+}
+
+/// Offsets and bit positions in PEP 393 strings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct UnicodeOffsets {
+    /// `length` (code points).
+    pub length: Option<u64>,
+    /// The `state` bitfield word.
+    pub state: Option<u64>,
+    /// Data start of compact ASCII strings.
+    pub ascii_data: Option<u64>,
+    /// Data start of compact non-ASCII strings.
+    pub compact_data: Option<u64>,
+    /// The `data` pointer of legacy strings.
+    pub legacy_data: Option<u64>,
+    /// Bit position of `kind` in `state`.
+    pub kind_shift: Option<u64>,
+    /// Bit position of `compact` in `state`.
+    pub compact_bit: Option<u64>,
+    /// Bit position of `ascii` in `state`.
+    pub ascii_bit: Option<u64>,
+}
+
+/// Offsets in `_PyStackChunk`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StackChunkOffsets {
+    /// `previous`.
+    pub previous: Option<u64>,
+    /// `size`.
+    pub size: Option<u64>,
+    /// `top`.
+    pub top: Option<u64>,
+    /// `data`.
+    pub data: Option<u64>,
+}
+
+/// A field a walker needs is missing from the table for this interpreter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the layout table has no `{0}`")]
+pub struct MissingField(pub &'static str);
+
+/// Turn an optional offset into a required one, naming it if it is absent.
+pub fn require(value: Option<u64>, name: &'static str) -> Result<u64, MissingField> {
+    value.ok_or(MissingField(name))
+}
+
+impl Layout {
+    /// The embedded table for `version` and `flavour`, if there is one.
+    pub fn find(version: PythonVersion, flavour: Flavour) -> Option<Layout> {
+        let stem = format!("{}.{}{}", version.major, version.minor, flavour.suffix());
+        let (_, text) = OFFSET_TABLES.iter().find(|(name, _)| *name == stem)?;
+        Some(toml::from_str(text).expect("embedded layout tables are valid (unit-tested)"))
+    }
+
+    /// The names of all embedded tables, e.g. `["2.7", "3.6", …, "3.13t"]`, in version
+    /// order, for "supported versions" messages.
+    pub fn available() -> Vec<&'static str> {
+        let mut names: Vec<&str> = OFFSET_TABLES.iter().map(|(name, _)| *name).collect();
+        names.sort_by_key(|name| {
+            let digits: String = name
+                .chars()
+                .take_while(|c| *c != 'd' && *c != 't')
+                .collect();
+            let (major, minor) = digits.split_once('.').unwrap_or((&digits, "0"));
+            (
+                major.parse::<u32>().unwrap_or(0),
+                minor.parse::<u32>().unwrap_or(0),
+                name.len(),
+            )
+        });
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_embedded_table_parses_and_matches_its_name() {
+        assert!(!OFFSET_TABLES.is_empty());
+        for (name, text) in OFFSET_TABLES {
+            let layout: Layout =
+                toml::from_str(text).unwrap_or_else(|e| panic!("python-offsets/{name}.toml: {e}"));
+            let version = PythonVersion::from_hex(layout.python.version_hex)
+                .unwrap_or_else(|| panic!("{name}: bad version_hex"));
+            let flavour = layout.python.flavour.expect("flavour");
+            assert_eq!(
+                format!("{}.{}{}", version.major, version.minor, flavour.suffix()),
+                *name
+            );
+            assert!(layout.object.ob_type.is_some(), "{name}: ob_type");
+            assert!(layout.code.filename.is_some(), "{name}: co_filename");
+        }
+    }
+
+    #[test]
+    fn available_is_in_version_order() {
+        let names = Layout::available();
+        let pos = |n: &str| names.iter().position(|x| *x == n);
+        if let (Some(a), Some(b)) = (pos("3.9"), pos("3.10")) {
+            assert!(a < b);
+        }
+    }
+}

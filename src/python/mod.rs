@@ -1,0 +1,155 @@
+//! Everything that knows CPython's internals: finding the interpreter, its threads,
+//! their frames, and the code objects those frames run.
+//!
+//! Version-specific offsets come from `python-offsets/` (see [`layout`]); every other
+//! version rule is in [`version`].
+
+pub mod code;
+pub mod discover;
+pub mod frames;
+pub mod layout;
+pub mod linetable;
+pub mod objects;
+pub mod threads;
+pub mod version;
+
+use crate::error::Error;
+use crate::target::memory::{Memory, ProcessMemory, ReadError};
+use code::CodeReader;
+use discover::{discover, DiscoveryError};
+use frames::FrameReader;
+use layout::{Layout, MissingField};
+use objects::{ObjectReader, TypeAddresses};
+use threads::{NativeIdResolver, ThreadReader, ThreadState};
+use version::{Flavour, PythonVersion, Semantics, StringModel};
+
+/// A Python process, ready to be read: its version and the readers set up for it.
+#[derive(Debug, Clone)]
+pub struct PythonProcess<M: Memory = ProcessMemory> {
+    /// The process id.
+    pub pid: u32,
+    /// Its memory.
+    pub memory: M,
+    /// The interpreter version.
+    pub version: PythonVersion,
+    /// The build flavour.
+    pub flavour: Flavour,
+    /// The file (executable or libpython) that holds the runtime.
+    pub runtime_file: String,
+    /// Interpreter and thread lists.
+    pub threads: ThreadReader,
+    /// Frame chains.
+    pub frames: FrameReader,
+    /// Code objects.
+    pub code: CodeReader,
+    native_ids: NativeIdResolver,
+}
+
+/// Why a process could not be opened as a Python process.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Not yet readable; the caller may retry (a process that is starting up).
+    #[error("the interpreter is not initialised yet")]
+    NotReady,
+    /// Final: the process cannot be profiled, for the reason given.
+    #[error(transparent)]
+    Fatal(#[from] Error),
+}
+
+impl PythonProcess<ProcessMemory> {
+    /// Find and set up the interpreter of process `pid`.
+    pub fn open(pid: u32) -> Result<PythonProcess, OpenError> {
+        let memory = ProcessMemory::new(pid);
+        let found = discover(pid, &memory).map_err(|e| match e {
+            DiscoveryError::NotReady => OpenError::NotReady,
+            DiscoveryError::NotPython => OpenError::Fatal(Error::NotPython {
+                pid,
+                exe: crate::target::process::exe_path(pid),
+            }),
+            DiscoveryError::Read(read) => OpenError::Fatal(read_error(pid, read)),
+            other => OpenError::Fatal(anyhow::Error::new(other).into()),
+        })?;
+        let unsupported = |why: String| {
+            OpenError::Fatal(Error::UnsupportedPython {
+                pid,
+                found: format!("CPython {} ({} build{why})", found.version, found.flavour),
+                supported: supported_list(),
+            })
+        };
+        let semantics =
+            Semantics::for_version(found.version).ok_or_else(|| unsupported(String::new()))?;
+        let layout =
+            Layout::find(found.version, found.flavour).ok_or_else(|| unsupported(String::new()))?;
+        let setup = || -> Result<PythonProcess, MissingField> {
+            let symbol = |name: &'static str| {
+                found
+                    .binary
+                    .symbol(name)
+                    .map(|s| s.address)
+                    .ok_or(MissingField(name))
+            };
+            let types = match semantics.strings {
+                StringModel::Bytes => TypeAddresses {
+                    code: symbol("PyCode_Type")?,
+                    str: symbol("PyString_Type")?,
+                    bytes: symbol("PyString_Type")?,
+                },
+                StringModel::Pep393 => TypeAddresses {
+                    code: symbol("PyCode_Type")?,
+                    str: symbol("PyUnicode_Type")?,
+                    bytes: symbol("PyBytes_Type")?,
+                },
+            };
+            let objects = ObjectReader::new(&layout, semantics.strings, types)?;
+            Ok(PythonProcess {
+                pid,
+                memory,
+                version: found.version,
+                flavour: found.flavour,
+                runtime_file: found.binary.path.clone(),
+                threads: ThreadReader::new(&layout, semantics.interpreter_root, &found.binary)?,
+                frames: FrameReader::new(&layout, semantics.frame_model)?,
+                code: CodeReader::new(&layout, &semantics, objects)?,
+                native_ids: NativeIdResolver::default(),
+            })
+        };
+        setup().map_err(|missing| unsupported(format!(": {missing}")))
+    }
+}
+
+impl<M: Memory> PythonProcess<M> {
+    /// Every thread of every interpreter, with OS thread ids filled in where they can
+    /// be found.
+    pub fn thread_states(&mut self) -> Result<Vec<ThreadState>, ReadError> {
+        let mut threads = self.threads.all_threads(&self.memory)?;
+        if threads.iter().any(|t| t.native_id.is_none()) {
+            let tids = crate::target::process::thread_ids(self.pid);
+            self.native_ids
+                .resolve(&self.memory, self.pid, &tids, &mut threads);
+        }
+        Ok(threads)
+    }
+
+    /// A short description such as `CPython 3.11.7`, with the flavour when it is not
+    /// the default.
+    pub fn describe(&self) -> String {
+        match self.flavour {
+            Flavour::Default => format!("CPython {}", self.version),
+            other => format!("CPython {} ({other})", self.version),
+        }
+    }
+}
+
+/// Turn a failed read into the error a user should see.
+pub fn read_error(pid: u32, read: ReadError) -> Error {
+    match read {
+        ReadError::PermissionDenied => Error::PermissionDenied(pid),
+        ReadError::Exited => Error::TargetExited(pid),
+        other => anyhow::anyhow!("reading process {pid}: {other}").into(),
+    }
+}
+
+/// The supported versions, for error messages: "2.7, 3.6, …, 3.13, 3.13t".
+pub fn supported_list() -> String {
+    Layout::available().join(", ")
+}

@@ -1,0 +1,292 @@
+//! Which CPython this is, and what it does differently beyond struct offsets.
+//!
+//! Offsets live in `python-offsets/`; every other version-specific rule the walker
+//! follows (line-table format, frame model, pointer tagging, which frames to skip) is
+//! decided here and nowhere else.
+
+use std::fmt;
+
+use super::linetable::LineTableFormat;
+
+/// A CPython version, as encoded in `PY_VERSION_HEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PythonVersion {
+    /// Major version (2 or 3).
+    pub major: u8,
+    /// Minor version.
+    pub minor: u8,
+    /// Patch level.
+    pub patch: u8,
+    /// Release level and serial, e.g. `"a1"`, `"rc2"`, or `""` for a final release.
+    pub release: ReleaseLevel,
+}
+
+/// The pre-release part of a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReleaseLevel {
+    /// Alpha `aN`.
+    Alpha(u8),
+    /// Beta `bN`.
+    Beta(u8),
+    /// Release candidate `rcN`.
+    Candidate(u8),
+    /// A final release.
+    Final,
+}
+
+impl PythonVersion {
+    /// Decode `PY_VERSION_HEX` (`major<<24 | minor<<16 | micro<<8 | level<<4 | serial`).
+    pub fn from_hex(hex: u64) -> Option<PythonVersion> {
+        let serial = (hex & 0xf) as u8;
+        let release = match (hex >> 4) & 0xf {
+            0xa => ReleaseLevel::Alpha(serial),
+            0xb => ReleaseLevel::Beta(serial),
+            0xc => ReleaseLevel::Candidate(serial),
+            0xf => ReleaseLevel::Final,
+            _ => return None,
+        };
+        let version = PythonVersion {
+            major: (hex >> 24) as u8,
+            minor: (hex >> 16) as u8,
+            patch: (hex >> 8) as u8,
+            release,
+        };
+        (hex >> 32 == 0 && matches!(version.major, 2 | 3)).then_some(version)
+    }
+
+    /// Parse the start of `sys.version`, e.g. `3.9.18 (main, …)` or `3.13.0rc1+ (…)`.
+    pub fn parse(text: &str) -> Option<PythonVersion> {
+        let end = text.find([' ', '+']).unwrap_or(text.len());
+        let mut parts = text[..end].splitn(3, '.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let rest = parts.next()?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let patch = rest[..digits].parse().ok()?;
+        let suffix = &rest[digits..];
+        let release = if suffix.is_empty() {
+            ReleaseLevel::Final
+        } else if let Some(n) = suffix.strip_prefix("rc") {
+            ReleaseLevel::Candidate(n.parse().ok()?)
+        } else if let Some(n) = suffix.strip_prefix('a') {
+            ReleaseLevel::Alpha(n.parse().ok()?)
+        } else if let Some(n) = suffix.strip_prefix('b') {
+            ReleaseLevel::Beta(n.parse().ok()?)
+        } else if let Some(n) = suffix.strip_prefix('c') {
+            ReleaseLevel::Candidate(n.parse().ok()?)
+        } else {
+            return None;
+        };
+        matches!(major, 2 | 3).then_some(PythonVersion {
+            major,
+            minor,
+            patch,
+            release,
+        })
+    }
+
+    /// `(major, minor)`, the part that selects a layout.
+    pub fn minor_version(&self) -> (u8, u8) {
+        (self.major, self.minor)
+    }
+}
+
+impl fmt::Display for PythonVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        match self.release {
+            ReleaseLevel::Alpha(n) => write!(f, "a{n}"),
+            ReleaseLevel::Beta(n) => write!(f, "b{n}"),
+            ReleaseLevel::Candidate(n) => write!(f, "rc{n}"),
+            ReleaseLevel::Final => Ok(()),
+        }
+    }
+}
+
+/// How the interpreter was built, as far as its memory layout is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flavour {
+    /// A release build with the GIL.
+    Default,
+    /// A `Py_DEBUG` build (`python3.Xd`).
+    Debug,
+    /// A `Py_GIL_DISABLED` build (`python3.Xt`).
+    FreeThreaded,
+}
+
+impl Flavour {
+    /// The suffix of this flavour's layout file name and ABI flag: `""`, `"d"` or `"t"`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Flavour::Default => "",
+            Flavour::Debug => "d",
+            Flavour::FreeThreaded => "t",
+        }
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Flavour::Default => "default",
+            Flavour::Debug => "debug",
+            Flavour::FreeThreaded => "free-threaded",
+        })
+    }
+}
+
+/// Where the first interpreter state is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterpreterRoot {
+    /// 2.7 and 3.6: the static `interp_head` (or `_PyThreadState_Current->interp`).
+    InterpHead,
+    /// 3.7+: `_PyRuntime.interpreters.head`.
+    Runtime,
+}
+
+/// How the chain of frames is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameModel {
+    /// Up to 3.10: heap `PyFrameObject`s linked by `f_back`, position in `f_lasti`.
+    FrameObjects {
+        /// Bytes per unit of `f_lasti`: 1 up to 3.9, 2 in 3.10 (it counts code units).
+        lasti_unit: i64,
+    },
+    /// 3.11+: `_PyInterpreterFrame`s linked by `previous`, position as a pointer into the
+    /// code object's inline bytecode.
+    InterpreterFrames {
+        /// Low bits to clear from the code pointer (3.14 tags it as a `_PyStackRef`).
+        code_tag_mask: u64,
+        /// Frames with an owner at or above this value are C-stack or interpreter shims,
+        /// not Python code (`None` when the version has none).
+        first_shim_owner: Option<u8>,
+    },
+}
+
+/// How `str` objects (file and function names) are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringModel {
+    /// Python 2: names are byte strings (`PyStringObject`).
+    Bytes,
+    /// Python 3.3+: PEP 393 compact or legacy unicode objects.
+    Pep393,
+}
+
+/// Everything about a version that is a rule rather than an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Semantics {
+    /// Where interpreters are found.
+    pub interpreter_root: InterpreterRoot,
+    /// How frames are linked and positioned.
+    pub frame_model: FrameModel,
+    /// How names are stored.
+    pub strings: StringModel,
+    /// Encoding of the code object's line table.
+    pub line_table: LineTableFormat,
+    /// Whether code objects have `co_qualname` (3.11+), used as the function name.
+    pub has_qualname: bool,
+}
+
+impl Semantics {
+    /// The rules for `version`, or `None` if pyscry does not know that version.
+    pub fn for_version(version: PythonVersion) -> Option<Semantics> {
+        let minor = match version.minor_version() {
+            (2, 7) => 0,
+            (3, m @ 6..=15) => m,
+            _ => return None,
+        };
+        let py2 = version.major == 2;
+        Some(Semantics {
+            interpreter_root: if py2 || minor == 6 {
+                InterpreterRoot::InterpHead
+            } else {
+                InterpreterRoot::Runtime
+            },
+            frame_model: match minor {
+                0..=9 => FrameModel::FrameObjects { lasti_unit: 1 },
+                10 => FrameModel::FrameObjects { lasti_unit: 2 },
+                _ => FrameModel::InterpreterFrames {
+                    code_tag_mask: if minor >= 14 { !3 } else { !0 },
+                    // 3.12 and 3.13: owner 3 is FRAME_OWNED_BY_CSTACK; 3.14 adds
+                    // FRAME_OWNED_BY_INTERPRETER as 3 and moves CSTACK to 4.
+                    first_shim_owner: (minor >= 12).then_some(3),
+                },
+            },
+            strings: if py2 {
+                StringModel::Bytes
+            } else {
+                StringModel::Pep393
+            },
+            line_table: match minor {
+                0 => LineTableFormat::Lnotab {
+                    signed_line_steps: false,
+                },
+                6..=9 => LineTableFormat::Lnotab {
+                    signed_line_steps: true,
+                },
+                10 => LineTableFormat::Pairs310,
+                _ => LineTableFormat::Locations,
+            },
+            has_qualname: minor >= 11,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_version_hex() {
+        let v = PythonVersion::from_hex(0x030b07f0).unwrap();
+        assert_eq!(v.to_string(), "3.11.7");
+        assert_eq!(
+            PythonVersion::from_hex(0x030d00c1).unwrap().to_string(),
+            "3.13.0rc1"
+        );
+        assert_eq!(PythonVersion::from_hex(0x0a0b07f0), None);
+        assert_eq!(PythonVersion::from_hex(0x030b0700), None);
+    }
+
+    #[test]
+    fn parses_sys_version_text() {
+        let v = PythonVersion::parse("3.9.18 (main, Jan  1 2024, 00:00:00) [GCC 12]").unwrap();
+        assert_eq!(v.minor_version(), (3, 9));
+        assert_eq!(v.patch, 18);
+        assert_eq!(
+            PythonVersion::parse("2.7.18 (default, …)")
+                .unwrap()
+                .to_string(),
+            "2.7.18"
+        );
+        assert_eq!(
+            PythonVersion::parse("3.13.0rc1+ (heads/3.13)")
+                .unwrap()
+                .release,
+            ReleaseLevel::Candidate(1)
+        );
+        assert_eq!(PythonVersion::parse("1.2.3 (x)"), None);
+        assert_eq!(PythonVersion::parse("3.x.1"), None);
+    }
+
+    #[test]
+    fn knows_each_family() {
+        let rules = |hex| Semantics::for_version(PythonVersion::from_hex(hex).unwrap());
+        assert_eq!(
+            rules(0x020712f0).unwrap().line_table,
+            LineTableFormat::Lnotab {
+                signed_line_steps: false
+            }
+        );
+        assert_eq!(
+            rules(0x030a0df0).unwrap().frame_model,
+            FrameModel::FrameObjects { lasti_unit: 2 }
+        );
+        assert!(rules(0x030b07f0).unwrap().has_qualname);
+        assert_eq!(rules(0x03100000 | 0xf0), None);
+        assert_eq!(rules(0x030500f0), None);
+    }
+}

@@ -1,0 +1,131 @@
+//! The top-N table printed at the end of a recording: own and total time per function.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+
+use super::Profile;
+
+/// One function's share of the samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionRow {
+    /// Function name.
+    pub name: String,
+    /// Source file.
+    pub filename: String,
+    /// First line of the function.
+    pub first_line: u32,
+    /// Samples in which it was the innermost frame.
+    pub own: u64,
+    /// Samples in which it was anywhere on the stack (counted once per sample).
+    pub total: u64,
+}
+
+/// Own and total samples per function, sorted by own then total, descending.
+pub fn function_rows(profile: &Profile) -> Vec<FunctionRow> {
+    type Key<'a> = (&'a str, &'a str, u32);
+    let mut rows: HashMap<Key, (u64, u64)> = HashMap::new();
+    for (stack, &count) in &profile.stacks {
+        let key = |id| {
+            let f = profile.frame(id);
+            (f.name.as_str(), f.filename.as_str(), f.first_line)
+        };
+        let mut seen: HashSet<Key> = HashSet::new();
+        for &id in stack {
+            if seen.insert(key(id)) {
+                rows.entry(key(id)).or_default().1 += count;
+            }
+        }
+        if let Some(&leaf) = stack.last() {
+            rows.entry(key(leaf)).or_default().0 += count;
+        }
+    }
+    let mut out: Vec<FunctionRow> = rows
+        .into_iter()
+        .map(|((name, filename, first_line), (own, total))| FunctionRow {
+            name: name.to_string(),
+            filename: filename.to_string(),
+            first_line,
+            own,
+            total,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        (b.own, b.total)
+            .cmp(&(a.own, a.total))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out
+}
+
+/// Print the `limit` functions with the most own time.
+pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::io::Result<()> {
+    let total = profile.total_samples();
+    writeln!(out, "{}", profile.describe())?;
+    if total == 0 {
+        return writeln!(out, "no Python stacks were sampled");
+    }
+    writeln!(
+        out,
+        "{:>7} {:>7}  {:<40} {}",
+        "own%", "total%", "function", "file:line"
+    )?;
+    let pct = |n: u64| 100.0 * n as f64 / total as f64;
+    for row in function_rows(profile).into_iter().take(limit) {
+        writeln!(
+            out,
+            "{:>6.1}% {:>6.1}%  {:<40} {}:{}",
+            pct(row.own),
+            pct(row.total),
+            row.name,
+            shorten_path(&row.filename, 60),
+            row.first_line
+        )?;
+    }
+    Ok(())
+}
+
+/// Keep the end of a long path, which is the part that identifies the file.
+fn shorten_path(path: &str, max: usize) -> String {
+    let count = path.chars().count();
+    if count <= max {
+        return path.to_string();
+    }
+    let tail: String = path.chars().skip(count - (max - 1)).collect();
+    format!("…{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ProfileInfo;
+    use crate::symbolize::Frame;
+
+    fn frame(name: &str) -> Frame {
+        Frame {
+            name: name.into(),
+            filename: "f.py".into(),
+            line: 1,
+            first_line: 1,
+        }
+    }
+
+    #[test]
+    fn own_and_total_count_recursion_once() {
+        let mut profile = Profile::new(ProfileInfo::default());
+        profile.frames = vec![frame("main"), frame("fib")];
+        profile.stacks.insert(vec![0, 1, 1, 1], 3);
+        profile.stacks.insert(vec![0], 1);
+        let rows = function_rows(&profile);
+        assert_eq!(rows[0].name, "fib");
+        assert_eq!((rows[0].own, rows[0].total), (3, 3));
+        assert_eq!((rows[1].own, rows[1].total), (1, 4));
+    }
+
+    #[test]
+    fn long_paths_keep_their_end() {
+        assert_eq!(shorten_path("/a/b/c.py", 60), "/a/b/c.py");
+        let short = shorten_path(&format!("/{}/x.py", "d".repeat(100)), 20);
+        assert_eq!(short.chars().count(), 20);
+        assert!(short.ends_with("/x.py"));
+    }
+}

@@ -1,0 +1,154 @@
+//! ELF files mapped into a target: where they are loaded and what their symbols are.
+
+use std::collections::HashMap;
+
+use goblin::elf::{program_header::PT_LOAD, Elf};
+
+use super::maps::{host_path, Mapping};
+
+/// An ELF file mapped into the target, with its symbols resolved to runtime addresses.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    /// Path of the file as the target sees it.
+    pub path: String,
+    symbols: HashMap<String, Symbol>,
+    sections: HashMap<String, Region>,
+}
+
+/// A symbol's runtime address and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Symbol {
+    /// Runtime address.
+    pub address: u64,
+    /// Size in bytes, from the symbol table (0 when unknown).
+    pub size: u64,
+}
+
+/// A section's runtime address range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// Runtime address of the first byte.
+    pub address: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Why a mapped file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BinaryError {
+    /// The file could not be opened through `/proc/PID/root`.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The target-side path.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not a 64-bit ELF file we can parse.
+    #[error("{path} is not an ELF file pyscry can read: {reason}")]
+    NotElf {
+        /// The target-side path.
+        path: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// No mapping of the file starts at file offset 0, so the load address is unknown.
+    #[error("{0} has no mapping at file offset 0")]
+    NoBaseMapping(String),
+}
+
+impl Binary {
+    /// Open the file mapped at `path` in process `pid` and resolve its load bias from
+    /// `maps`.
+    pub fn open(pid: u32, path: &str, maps: &[Mapping]) -> Result<Binary, BinaryError> {
+        let bytes = std::fs::read(host_path(pid, path)).map_err(|source| BinaryError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        let elf = Elf::parse(&bytes).map_err(|e| BinaryError::NotElf {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
+        let base = maps
+            .iter()
+            .filter(|m| m.file_path() == Some(path) && m.offset == 0)
+            .map(|m| m.start)
+            .min()
+            .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
+        let lowest_vaddr = elf
+            .program_headers
+            .iter()
+            .filter(|ph| ph.p_type == PT_LOAD)
+            .map(|ph| ph.p_vaddr & !0xfff)
+            .min()
+            .unwrap_or(0);
+        let bias = base.wrapping_sub(lowest_vaddr);
+        Ok(Binary {
+            path: path.to_string(),
+            symbols: symbols(&elf, bias),
+            sections: sections(&elf, bias),
+        })
+    }
+
+    /// The symbol called `name`, from `.dynsym` or `.symtab`, at its runtime address.
+    pub fn symbol(&self, name: &str) -> Option<Symbol> {
+        self.symbols.get(name).copied()
+    }
+
+    /// The section called `name` (e.g. `.bss`), at its runtime address.
+    pub fn section(&self, name: &str) -> Option<Region> {
+        self.sections.get(name).copied()
+    }
+}
+
+fn symbols(elf: &Elf, bias: u64) -> HashMap<String, Symbol> {
+    let mut out = HashMap::new();
+    let tables = [(&elf.dynsyms, &elf.dynstrtab), (&elf.syms, &elf.strtab)];
+    for (syms, strtab) in tables {
+        for sym in syms.iter().filter(|s| s.st_value != 0 && !s.is_import()) {
+            if let Some(name) = strtab.get_at(sym.st_name).filter(|n| !n.is_empty()) {
+                out.entry(name.to_string()).or_insert(Symbol {
+                    address: sym.st_value.wrapping_add(bias),
+                    size: sym.st_size,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn sections(elf: &Elf, bias: u64) -> HashMap<String, Region> {
+    elf.section_headers
+        .iter()
+        .filter(|sh| sh.sh_addr != 0)
+        .filter_map(|sh| {
+            let name = elf.shdr_strtab.get_at(sh.sh_name)?;
+            Some((
+                name.to_string(),
+                Region {
+                    address: sh.sh_addr.wrapping_add(bias),
+                    size: sh.sh_size,
+                },
+            ))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::maps::read_maps;
+
+    #[test]
+    fn resolves_own_symbols_and_sections() {
+        let pid = std::process::id();
+        let maps = read_maps(pid).unwrap();
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let exe = exe.to_str().unwrap();
+        let binary = Binary::open(pid, exe, &maps).unwrap();
+        let text = binary.section(".text").expect(".text section");
+        assert!(maps
+            .iter()
+            .any(|m| m.start <= text.address && text.address < m.end));
+    }
+}

@@ -1,0 +1,150 @@
+//! Reading another process's memory with `process_vm_readv`.
+//!
+//! pyscry never writes to the target: this module has no write path at all. Reads go
+//! straight from the target's address space into our buffers without stopping it.
+
+use std::io::IoSliceMut;
+
+use nix::sys::uio::{process_vm_readv, RemoteIoVec};
+use nix::unistd::Pid;
+
+/// Why a remote read failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    /// The address is not mapped in the target (or the read ran off a mapping).
+    #[error("address {0:#x} is not readable in the target")]
+    Unmapped(u64),
+    /// The process no longer exists.
+    #[error("the target process has exited")]
+    Exited,
+    /// The kernel refused access (ptrace rules).
+    #[error("permission denied reading the target's memory")]
+    PermissionDenied,
+    /// Fewer bytes arrived than asked for.
+    #[error("short read at {0:#x}")]
+    Short(u64),
+}
+
+/// Read access to the memory of some process.
+///
+/// A trait so that the Python walkers can be tested against captured memory as well as
+/// a live process.
+pub trait Memory {
+    /// Fill `buf` with the bytes at `addr` in the target, or fail without partial data.
+    fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError>;
+
+    /// Read `len` bytes at `addr` into a new vector.
+    fn read_vec(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadError> {
+        let mut buf = vec![0; len];
+        self.read_into(addr, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Read a little-endian `u64` (a pointer, on x86_64).
+    fn read_u64(&self, addr: u64) -> Result<u64, ReadError> {
+        let mut buf = [0; 8];
+        self.read_into(addr, &mut buf)?;
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    /// Read a little-endian `u32`.
+    fn read_u32(&self, addr: u64) -> Result<u32, ReadError> {
+        let mut buf = [0; 4];
+        self.read_into(addr, &mut buf)?;
+        Ok(u32::from_le_bytes(buf))
+    }
+}
+
+/// The memory of a live process, read with `process_vm_readv`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessMemory {
+    pid: Pid,
+}
+
+impl ProcessMemory {
+    /// Memory of process `pid`. Nothing is checked until the first read.
+    pub fn new(pid: u32) -> ProcessMemory {
+        ProcessMemory {
+            pid: Pid::from_raw(pid as i32),
+        }
+    }
+}
+
+impl Memory for ProcessMemory {
+    fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let len = buf.len();
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len,
+        }];
+        let mut local = [IoSliceMut::new(buf)];
+        match process_vm_readv(self.pid, &mut local, &remote) {
+            Ok(n) if n == len => Ok(()),
+            Ok(_) => Err(ReadError::Short(addr)),
+            Err(nix::errno::Errno::ESRCH) => Err(ReadError::Exited),
+            Err(nix::errno::Errno::EPERM) => Err(ReadError::PermissionDenied),
+            Err(_) => Err(ReadError::Unmapped(addr)),
+        }
+    }
+}
+
+/// Little-endian field access in a buffer read from the target.
+///
+/// Reads past the end give zero rather than panicking: a layout offset that does not fit
+/// the buffer is a bug we want to surface as "no data", never as a crash while a target
+/// is being sampled.
+pub trait FieldReader {
+    /// The `u64` at `offset`.
+    fn u64_at(&self, offset: u64) -> u64;
+    /// The `u32` at `offset`.
+    fn u32_at(&self, offset: u64) -> u32;
+    /// The byte at `offset`.
+    fn u8_at(&self, offset: u64) -> u8;
+}
+
+impl FieldReader for [u8] {
+    fn u64_at(&self, offset: u64) -> u64 {
+        le_bytes::<8>(self, offset).map_or(0, u64::from_le_bytes)
+    }
+    fn u32_at(&self, offset: u64) -> u32 {
+        le_bytes::<4>(self, offset).map_or(0, u32::from_le_bytes)
+    }
+    fn u8_at(&self, offset: u64) -> u8 {
+        le_bytes::<1>(self, offset).map_or(0, |b| b[0])
+    }
+}
+
+fn le_bytes<const N: usize>(buf: &[u8], offset: u64) -> Option<[u8; N]> {
+    let start = usize::try_from(offset).ok()?;
+    buf.get(start..start.checked_add(N)?)?.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_memory() {
+        let value: u64 = 0x1122_3344_5566_7788;
+        let mem = ProcessMemory::new(std::process::id());
+        assert_eq!(mem.read_u64(&value as *const u64 as u64), Ok(value));
+    }
+
+    #[test]
+    fn unmapped_address_is_an_error() {
+        let mem = ProcessMemory::new(std::process::id());
+        assert_eq!(mem.read_u64(8), Err(ReadError::Unmapped(8)));
+    }
+
+    #[test]
+    fn field_reader_is_bounds_safe() {
+        let buf = [1u8, 0, 0, 0, 0, 0, 0, 0, 2];
+        assert_eq!(buf.u64_at(0), 1);
+        assert_eq!(buf.u8_at(8), 2);
+        assert_eq!(buf.u64_at(4), 0);
+        assert_eq!(buf.u32_at(u64::MAX), 0);
+    }
+}

@@ -1,0 +1,8 @@
+//! The process being profiled: finding it, starting it, reading it.
+//!
+//! Nothing here knows about Python; `crate::python` builds on these pieces.
+
+pub mod binary;
+pub mod maps;
+pub mod memory;
+pub mod process;

@@ -1,0 +1,142 @@
+//! Processes: checking a PID, launching a command, and watching it.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus};
+
+use crate::error::{Error, Result};
+
+/// Check that `pid` exists and that we may read its memory map.
+///
+/// Memory permission proper is confirmed by the first remote read; reading
+/// `/proc/PID/maps` is subject to the same ptrace access check, so it catches the
+/// common case early with a clear message.
+pub fn check_readable(pid: u32) -> Result<()> {
+    if pid == 0 || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(Error::NoSuchProcess(pid));
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/maps")) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Error::PermissionDenied(pid))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoSuchProcess(pid)),
+        Err(e) => Err(anyhow::anyhow!("cannot read /proc/{pid}/maps: {e}").into()),
+    }
+}
+
+/// Whether `pid` is still running (exists and is not a zombie).
+pub fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(state_letter(&stat), Some('Z') | Some('X') | None),
+        Err(_) => false,
+    }
+}
+
+/// The one-letter scheduler state (`R`, `S`, `T`, `Z`, …) of a `/proc/.../stat` line.
+pub fn state_letter(stat: &str) -> Option<char> {
+    // The command name is in parentheses and may itself contain spaces or ')'.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// The executable of `pid` as the target sees it (for messages).
+pub fn exe_path(pid: u32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "unknown executable".to_string())
+}
+
+/// The command line of `pid`, arguments joined by spaces.
+pub fn command_line(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| {
+            raw.split(|&b| b == 0)
+                .filter(|a| !a.is_empty())
+                .map(String::from_utf8_lossy)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// The OS thread ids of `pid`, from `/proc/PID/task`.
+pub fn thread_ids(pid: u32) -> Vec<u32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Start `argv` as a child process sharing our terminal.
+pub fn launch(argv: &[String]) -> Result<Child> {
+    let (program, args) = argv.split_first().ok_or_else(|| Error::CannotLaunch {
+        program: String::new(),
+        reason: "no command given".to_string(),
+    })?;
+    Command::new(program)
+        .args(args)
+        .spawn()
+        .map_err(|e| Error::CannotLaunch {
+            program: program.clone(),
+            reason: match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file or command".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                _ => e.to_string(),
+            },
+        })
+}
+
+/// A launched child's end, in words: "exited with code 3", "killed by signal 9".
+pub fn describe_exit(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "ended".to_string(),
+    }
+}
+
+/// Stop a launched child we no longer sample: SIGTERM, then SIGKILL if it lingers.
+pub fn terminate(child: &mut Child) -> std::io::Result<ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill()?;
+    child.wait()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_letter_skips_the_command_name() {
+        assert_eq!(state_letter("12 (a) b) c) S 1 2"), Some('S'));
+        assert_eq!(state_letter("12 (python3) R 1"), Some('R'));
+        assert_eq!(state_letter("garbage"), None);
+    }
+
+    #[test]
+    fn own_process_is_running_and_readable() {
+        let pid = std::process::id();
+        assert!(is_running(pid));
+        assert!(check_readable(pid).is_ok());
+        assert!(thread_ids(pid).contains(&pid));
+    }
+
+    #[test]
+    fn missing_process_is_reported() {
+        assert!(matches!(
+            check_readable(u32::MAX - 1),
+            Err(Error::NoSuchProcess(_))
+        ));
+    }
+}
