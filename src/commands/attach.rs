@@ -18,7 +18,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The outcome of waiting for a target's interpreter.
 pub enum Opened {
     /// Ready to sample.
-    Ready(PythonProcess),
+    Ready(Box<PythonProcess>),
     /// A launched program exited before its interpreter could be read.
     ExitedEarly,
 }
@@ -32,7 +32,7 @@ pub fn open_python(pid: u32, mut child: Option<&mut Child>, stop: &AtomicBool) -
     let start = Instant::now();
     loop {
         let error = match PythonProcess::open(pid) {
-            Ok(process) => return Ok(Opened::Ready(process)),
+            Ok(process) => return Ok(Opened::Ready(Box::new(process))),
             Err(error) => error,
         };
         let exited = match child.as_deref_mut() {

@@ -78,7 +78,7 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
         duration: args.duration.map(Duration::from_secs_f64),
     };
     let started = Instant::now();
-    let sampler = sampler::start(python, config, Arc::clone(&stop), events_tx);
+    let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
     let status = StatusLine::new();
     let stats = Arc::clone(&sampler.stats);
     loop {

@@ -97,7 +97,8 @@ fn detect_version(mem: &impl Memory, binary: &Binary) -> Result<PythonVersion, D
         return PythonVersion::from_hex(u64::from(hex)).ok_or(DiscoveryError::NotPython);
     }
     let hint = version_from_file_name(&binary.path);
-    for section in [".data", ".bss"] {
+    // `Py_GetVersion` formats into a zero-initialised static buffer: `.bss` first.
+    for section in [".bss", ".data"] {
         let Some(region) = binary.section(section) else {
             continue;
         };

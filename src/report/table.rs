@@ -66,8 +66,8 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
     }
     writeln!(
         out,
-        "{:>7} {:>7}  {:<40} {}",
-        "own%", "total%", "function", "file:line"
+        "{:>7} {:>7}  {:<40} file:line",
+        "own%", "total%", "function"
     )?;
     let pct = |n: u64| 100.0 * n as f64 / total as f64;
     for row in function_rows(profile).into_iter().take(limit) {

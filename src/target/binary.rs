@@ -61,10 +61,16 @@ impl Binary {
     /// Open the file mapped at `path` in process `pid` and resolve its load bias from
     /// `maps`.
     pub fn open(pid: u32, path: &str, maps: &[Mapping]) -> Result<Binary, BinaryError> {
-        let bytes = std::fs::read(host_path(pid, path)).map_err(|source| BinaryError::Io {
+        let io_error = |source| BinaryError::Io {
             path: path.to_string(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(host_path(pid, path)).map_err(io_error)?;
+        // SAFETY: the mapping is read-only and private; if another process truncates the
+        // file while we parse it we may fault, which is the same risk every tool that
+        // maps ELF files (debuggers, linkers) accepts. Only the pages the ELF parser
+        // touches are read, not a whole (possibly 30 MB) library.
+        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
         let elf = Elf::parse(&bytes).map_err(|e| BinaryError::NotElf {
             path: path.to_string(),
             reason: e.to_string(),

@@ -444,12 +444,12 @@ ensure_keyring() {
     rm -rf "$KEYRING" && mv "$KEYRING.tmp" "$KEYRING"
 }
 
-# check_dsc_signature DSC: gpgv against debian-keyring. A bad signature fails; a signer
-# not in the keyring only warns (apt already checked the files against the signed index).
-check_dsc_signature() {
+# dsc_signature DSC: check DSC's signature with gpgv against debian-keyring. Prints
+# `good <signer>`, `bad`, `unknown` (signer not in the keyring) or `nokeyring`.
+dsc_signature() {
     local dsc=$1 args=() k status
     if ! ensure_keyring; then
-        log "warning: could not get debian-keyring; not checking the signature of ${dsc##*/}"
+        echo nokeyring
         return 0
     fi
     for k in "$KEYRING"/usr/share/keyrings/*.{gpg,pgp}; do
@@ -457,11 +457,11 @@ check_dsc_signature() {
     done
     status=$(gpgv --status-fd 1 "${args[@]}" "$dsc" 2>/dev/null || true)
     if grep '^\[GNUPG:\] VALIDSIG' <<<"$status" >/dev/null; then
-        log "${dsc##*/}: good signature ($(awk '$2 == "GOODSIG" { $1 = $2 = $3 = ""; sub(/^ */, ""); print; exit }' <<<"$status"))"
+        echo "good $(awk '$2 == "GOODSIG" { $1 = $2 = $3 = ""; sub(/^ */, ""); print; exit }' <<<"$status")"
     elif grep -E '^\[GNUPG:\] (BADSIG|EXPKEYSIG|REVKEYSIG)' <<<"$status" >/dev/null; then
-        fail "bad signature on ${dsc##*/}"
+        echo bad
     else
-        log "warning: ${dsc##*/}: signer not in debian-keyring; relying on apt's index hashes"
+        echo unknown
     fi
 }
 
@@ -476,29 +476,59 @@ orig_file() {
     printf '%s\n' "$dir/$orig"
 }
 
+# Known-good source versions to fetch straight from the mirror's pool when no version in
+# the Sources index has its files on the mirror (seen on this kind of machine: the newest
+# 3.13 and 3.14 ones 404). Fetched outside the index, so the .dsc must have a good
+# signature from debian-keyring, and the tarball the SHA-256 listed in it.
+declare -A POOL_FALLBACK=([3.13]="3.13.15-1" [3.14]="3.14.7-1")
+
+# from_pool X.Y VERSION DIR: fetch python3.X_VERSION.dsc and its .orig tarball into DIR.
+# Returns 1 on failure (called under `if`).
+from_pool() {
+    local ver=$1 v=$2 dir=$3 base sig orig
+    base=$(debian_mirror)/pool/main/p/python$ver
+    log "fetching python${ver}_$v.dsc from $base (not in the index)"
+    curl -fsSL --retry 3 -o "$dir/python${ver}_$v.dsc" "$base/python${ver}_$v.dsc" || return 1
+    sig=$(dsc_signature "$dir/python${ver}_$v.dsc")
+    if [[ $sig != good* ]]; then
+        log "python${ver}_$v.dsc: signature not good ($sig); not using it"
+        return 1
+    fi
+    orig=$(awk '/^Checksums-Sha256:/ { s = 1; next } /^[^ ]/ { s = 0 }
+        s && $3 ~ /\.orig\.tar\.(xz|gz|bz2)$/ { print $3; exit }' "$dir/python${ver}_$v.dsc")
+    [[ -n $orig ]] || return 1
+    curl -fsSL --retry 3 -o "$dir/$orig" "$base/$orig" || return 1
+}
+
 # fetch_source X.Y: Debian's python3.X source package into ft/src/X.Y: the newest version
-# in the Sources index whose files the mirror actually has (the newest ones may 404).
+# in sid's Sources index whose files the mirror actually has (the newest ones may 404),
+# else a known-good version from the pool.
 fetch_source() {
-    local ver=$1 dir=$FT/src/$1 v versions
+    local ver=$1 dir=$FT/src/$1 v index=() tried=()
     orig_file "$dir" >/dev/null && return 0
     apt_update || fail "apt-get update for sid failed"
-    versions=$(sid_apt apt-cache showsrc "python$ver" 2>/dev/null |
+    mapfile -t index < <(sid_apt apt-cache showsrc "python$ver" 2>/dev/null |
         awk '/^Version:/ { print $2 }' | sort -u -V -r)
-    [[ -n $versions ]] || fail "no source package python$ver in sid's Sources index"
-    for v in $versions; do
-        log "fetching source package python$ver=$v"
+    for v in "${index[@]}" ${POOL_FALLBACK[$ver]:-}; do
+        [[ " ${tried[*]} " == *" $v "* ]] && continue
+        tried+=("$v")
         rm -rf "$dir.tmp"
         mkdir -p "$dir.tmp"
-        if (cd "$dir.tmp" && sid_apt apt-get -q source --download-only "python$ver=$v" >&2) &&
-            orig_file "$dir.tmp" >/dev/null; then
+        if [[ " ${index[*]} " == *" $v "* ]]; then
+            log "fetching source package python$ver=$v"
+            (cd "$dir.tmp" && sid_apt apt-get -q source --download-only "python$ver=$v" >&2) || true
+        else
+            from_pool "$ver" "$v" "$dir.tmp" || true
+        fi
+        if orig_file "$dir.tmp" >/dev/null; then
             rm -rf "$dir"
             mv "$dir.tmp" "$dir"
             return 0
         fi
-        log "python$ver=$v could not be fetched; trying an older version"
+        log "python$ver=$v could not be fetched"
     done
     rm -rf "$dir.tmp"
-    fail "no version of source package python$ver could be downloaded (tried: ${versions//$'\n'/, })"
+    fail "no version of source package python$ver could be downloaded (tried: ${tried[*]:-none})"
 }
 
 ensure_build_deps() {
@@ -525,7 +555,14 @@ ft_build() {
     local dsc orig
     dsc=$(compgen -G "$FT/src/$ver/*.dsc" | head -n 1)
     orig=$(orig_file "$FT/src/$ver")
-    check_dsc_signature "$dsc"
+    # Fetched from the index, apt checked the files' hashes; gpgv is a second check.
+    local sig
+    sig=$(dsc_signature "$dsc")
+    case $sig in
+    good*) log "${dsc##*/}: good signature (${sig#good })" ;;
+    bad) fail "bad signature on ${dsc##*/}" ;;
+    *) log "warning: ${dsc##*/}: signature not checked ($sig); relying on apt's index hashes" ;;
+    esac
     ensure_build_deps
 
     if [[ ! -e $build/.unpacked ]]; then

@@ -1,0 +1,342 @@
+//! Shared helpers for the integration tests: finding interpreters, running pyscry and
+//! Python targets, and making sure no process outlives a test.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// An interpreter a test can run.
+#[derive(Debug, Clone)]
+pub struct Python {
+    /// Short name, e.g. `3.11` or `3.11-debian-static`.
+    pub name: String,
+    /// Path of the executable.
+    pub path: PathBuf,
+}
+
+impl Python {
+    /// `(major, minor)` of this interpreter, asked from the interpreter itself.
+    pub fn version(&self) -> (u32, u32) {
+        let out = Command::new(&self.path)
+            .args(["-c", "import sys; print('%d %d' % sys.version_info[:2])"])
+            .output()
+            .expect("running the interpreter");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace().map(|p| p.parse().unwrap());
+        (parts.next().unwrap(), parts.next().unwrap())
+    }
+}
+
+/// The interpreters the foundation supports, by name, and where each is expected.
+pub fn expected_pythons() -> Vec<(String, Option<PathBuf>)> {
+    let pyenv = std::env::var("PYENV_ROOT").unwrap_or_else(|_| "/root/.pyenv".into());
+    let mut out = Vec::new();
+    for minor in [
+        "2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13",
+    ] {
+        out.push((minor.to_string(), pyenv_python(&pyenv, minor)));
+    }
+    let debian = PathBuf::from("/usr/bin/python3.11");
+    out.push((
+        "3.11-debian-static".to_string(),
+        debian.exists().then_some(debian),
+    ));
+    if let Ok(extra) = std::env::var("PYSCRY_TEST_PYTHONS") {
+        for entry in extra.split([',', ':']).filter(|e| !e.is_empty()) {
+            let (name, path) = entry.split_once('=').unwrap_or((entry, entry));
+            out.push((name.to_string(), Some(PathBuf::from(path))));
+        }
+    }
+    out
+}
+
+fn pyenv_python(root: &str, minor: &str) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(Path::new(root).join("versions"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(minor).is_some_and(|rest| {
+                rest.starts_with('.') && rest[1..].chars().all(|c| c.is_ascii_digit())
+            })
+        })
+        .map(|e| e.path().join("bin/python"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// The interpreters present on this machine. Each missing one is reported as skipped
+/// for `test`, by name, on stderr and in the skip log that `.ci/run` prints.
+pub fn pythons(test: &str) -> Vec<Python> {
+    let mut present = Vec::new();
+    for (name, path) in expected_pythons() {
+        match path {
+            Some(path) if path.exists() => present.push(Python { name, path }),
+            _ => skip(test, &format!("interpreter {name} not found")),
+        }
+    }
+    assert!(
+        !present.is_empty(),
+        "{test}: no Python interpreter found at all"
+    );
+    present
+}
+
+/// Record that `test` skipped something, and why.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+    let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.txt");
+    if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(file, "{test}: {why}");
+    }
+}
+
+/// The path of the test script `name` in `tests/scripts/`.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scripts")
+        .join(name)
+}
+
+/// The line of `script` that carries the marker `# at: NAME`.
+pub fn marked_line(script: &Path, name: &str) -> u32 {
+    let marker = format!("# at: {name}");
+    let text = std::fs::read_to_string(script).unwrap();
+    let index = text
+        .lines()
+        .position(|l| l.trim_end().ends_with(&marker))
+        .unwrap_or_else(|| panic!("no marker {marker:?} in {}", script.display()));
+    index as u32 + 1
+}
+
+/// The pyscry binary under test.
+pub fn pyscry() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pyscry"))
+}
+
+/// Run pyscry with `args` and collect its output.
+pub fn run_pyscry(args: &[&str]) -> Output {
+    pyscry().args(args).output().expect("running pyscry")
+}
+
+/// A scratch directory for one test, removed at the end.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory named after `test`.
+    pub fn new(test: &str) -> TempDir {
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// A path inside the directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A target process that is killed when the test ends, however it ends.
+pub struct Target {
+    /// The child.
+    pub child: Child,
+    /// Its stdout, line by line.
+    pub stdout: BufReader<ChildStdout>,
+}
+
+impl Target {
+    /// Start `python` on `script` with `args`, stdout piped.
+    pub fn start(python: &Python, script: &Path, args: &[&str]) -> Target {
+        let mut child = Command::new(&python.path)
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the target");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Target { child, stdout }
+    }
+
+    /// Start any command, stdout piped.
+    pub fn command(program: &str, args: &[&str]) -> Target {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the target");
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Target { child, stdout }
+    }
+
+    /// The target's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Read stdout lines until one equals `line`.
+    pub fn wait_for_line(&mut self, line: &str) {
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            let n = self.stdout.read_line(&mut buf).unwrap();
+            assert!(n > 0, "target ended before printing {line:?}");
+            if buf.trim_end() == line {
+                return;
+            }
+        }
+    }
+
+    /// The next stdout line.
+    pub fn next_line(&mut self) -> String {
+        let mut buf = String::new();
+        self.stdout.read_line(&mut buf).unwrap();
+        buf.trim_end().to_string()
+    }
+
+    /// The scheduler state letter from `/proc/PID/stat`.
+    pub fn state(&self) -> char {
+        process_state(self.pid()).expect("target still exists")
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The scheduler state of `pid`, or `None` if it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+/// Sum collapsed-stack counts by the named functions: for each name, the samples whose
+/// stack contains a frame of that function. Returns (per-name counts, total samples).
+pub fn collapsed_shares(text: &str, names: &[&str]) -> (Vec<u64>, u64) {
+    let mut counts = vec![0; names.len()];
+    let mut total = 0;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let (stack, count) = line.rsplit_once(' ').expect("`stack count` line");
+        let count: u64 = count.parse().expect("numeric count");
+        total += count;
+        let functions: Vec<&str> = stack
+            .split(';')
+            .map(|frame| frame.split(" (").next().unwrap())
+            .collect();
+        for (i, name) in names.iter().enumerate() {
+            if functions.contains(name) {
+                counts[i] += count;
+            }
+        }
+    }
+    (counts, total)
+}
+
+/// Wait until `f` holds, for up to `timeout`.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Run `check` on the interpreter called `name`, or report it skipped if it is absent.
+pub fn run_on(name: &str, test: &str, check: fn(&Python)) {
+    match expected_pythons().into_iter().find(|(n, _)| n == name) {
+        Some((name, Some(path))) if path.exists() => check(&Python { name, path }),
+        _ => skip(test, &format!("interpreter {name} not found")),
+    }
+}
+
+/// Run `check` on every interpreter named in `PYSCRY_TEST_PYTHONS` (none by default).
+pub fn run_on_extra(check: fn(&Python)) {
+    let builtin = 10; // the fixed list below, which has its own tests
+    for (name, path) in expected_pythons().into_iter().skip(builtin) {
+        let path = path.expect("PYSCRY_TEST_PYTHONS entries have paths");
+        assert!(
+            path.exists(),
+            "PYSCRY_TEST_PYTHONS: {} does not exist",
+            path.display()
+        );
+        eprintln!("checking extra interpreter {name}");
+        check(&Python { name, path });
+    }
+}
+
+/// One `#[test]` per supported interpreter, each running `$check`, so a failure names
+/// its interpreter and a missing interpreter is reported skipped by name.
+#[macro_export]
+macro_rules! test_each_python {
+    ($check:path) => {
+        #[test]
+        fn py2_7() {
+            common::run_on("2.7", concat!(module_path!(), "::py2_7"), $check)
+        }
+        #[test]
+        fn py3_6() {
+            common::run_on("3.6", concat!(module_path!(), "::py3_6"), $check)
+        }
+        #[test]
+        fn py3_7() {
+            common::run_on("3.7", concat!(module_path!(), "::py3_7"), $check)
+        }
+        #[test]
+        fn py3_8() {
+            common::run_on("3.8", concat!(module_path!(), "::py3_8"), $check)
+        }
+        #[test]
+        fn py3_9() {
+            common::run_on("3.9", concat!(module_path!(), "::py3_9"), $check)
+        }
+        #[test]
+        fn py3_10() {
+            common::run_on("3.10", concat!(module_path!(), "::py3_10"), $check)
+        }
+        #[test]
+        fn py3_11() {
+            common::run_on("3.11", concat!(module_path!(), "::py3_11"), $check)
+        }
+        #[test]
+        fn py3_12() {
+            common::run_on("3.12", concat!(module_path!(), "::py3_12"), $check)
+        }
+        #[test]
+        fn py3_13() {
+            common::run_on("3.13", concat!(module_path!(), "::py3_13"), $check)
+        }
+        #[test]
+        fn py3_11_debian_static() {
+            common::run_on(
+                "3.11-debian-static",
+                concat!(module_path!(), "::py3_11_debian_static"),
+                $check,
+            )
+        }
+        #[test]
+        fn extra_pythons() {
+            common::run_on_extra($check)
+        }
+    };
+}

@@ -1,0 +1,127 @@
+//! `pyscry dump` names the right functions, files and lines in every thread.
+
+mod common;
+
+use common::{marked_line, run_pyscry, script, Python, Target};
+use serde_json::Value;
+
+fn dump_three_threads(python: &Python) {
+    let path = script("three_threads.py");
+    let mut target = Target::start(python, &path, &[]);
+    target.wait_for_line("ready");
+    let out = run_pyscry(&["dump", "--pid", &target.pid().to_string(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}: dump failed: {stderr}",
+        python.name
+    );
+    let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+    let threads = dump["threads"].as_array().unwrap();
+    assert_eq!(threads.len(), 3, "{}: {dump:#}", python.name);
+
+    let qualified = python.version() >= (3, 11);
+    let file = path.to_str().unwrap();
+    let innermost = |name: &str| -> &Value {
+        threads
+            .iter()
+            .find(|t| {
+                t["frames"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|f| f["name"] == name && f["filename"] == file)
+            })
+            .unwrap_or_else(|| panic!("{}: no thread runs {name}: {dump:#}", python.name))
+    };
+    let frames_of = |thread: &Value| -> Vec<(String, u32)> {
+        thread["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["filename"] == file)
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().to_string(),
+                    f["line"].as_u64().unwrap() as u32,
+                )
+            })
+            .collect()
+    };
+
+    // Main thread: three frames deep in our script, innermost first.
+    let main = innermost("sleeper_inner");
+    assert_eq!(
+        frames_of(main),
+        vec![
+            ("sleeper_inner".into(), marked_line(&path, "sleeper_inner")),
+            ("sleeper".into(), marked_line(&path, "sleeper")),
+            ("<module>".into(), marked_line(&path, "module")),
+        ],
+        "{}",
+        python.name
+    );
+    assert_eq!(main["native_id"].as_u64(), Some(u64::from(target.pid())));
+
+    // Spinning thread: exactly one frame of ours, on the loop line.
+    let spin = innermost("spin");
+    assert_eq!(
+        frames_of(spin),
+        vec![("spin".into(), marked_line(&path, "spin"))],
+        "{}",
+        python.name
+    );
+
+    // Waiting thread: a method, qualified on 3.11+.
+    let method = if qualified {
+        "Worker.wait_for"
+    } else {
+        "wait_for"
+    };
+    let waiter = innermost(method);
+    assert_eq!(
+        frames_of(waiter),
+        vec![(method.into(), marked_line(&path, "wait_for"))],
+        "{}",
+        python.name
+    );
+    let innermost_name = waiter["frames"][0]["name"].as_str().unwrap();
+    assert!(
+        innermost_name.ends_with("wait"),
+        "{}: waiter's innermost frame is {innermost_name}",
+        python.name
+    );
+
+    // Every thread has a distinct Python id and a distinct OS thread id of the target.
+    let tids: Vec<u64> = threads
+        .iter()
+        .map(|t| t["native_id"].as_u64().unwrap())
+        .collect();
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", target.pid())).unwrap();
+    let live: Vec<u64> = tasks
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    for tid in &tids {
+        assert!(
+            live.contains(tid),
+            "{}: tid {tid} not in {live:?}",
+            python.name
+        );
+    }
+    let mut unique = tids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "{}", python.name);
+
+    // The text form shows the same.
+    let text = run_pyscry(&["dump", "--pid", &target.pid().to_string()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let expected = format!(
+        "sleeper_inner ({file}:{})",
+        marked_line(&path, "sleeper_inner")
+    );
+    assert!(text.contains(&expected), "{}: {text}", python.name);
+    assert!(matches!(target.state(), 'R' | 'S'), "target left stopped");
+}
+
+test_each_python!(dump_three_threads);
