@@ -9,19 +9,29 @@ fn dump_three_threads(python: &Python) {
     let path = script("three_threads.py");
     let mut target = Target::start(python, &path, &[]);
     target.wait_for_line("ready");
-    let out = run_pyscry(&["dump", "--pid", &target.pid().to_string(), "--json"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{}: dump failed: {stderr}",
-        python.name
-    );
-    let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+    // "ready" is printed just before the main thread calls sleeper(): dump until it is
+    // there (a dump is instantaneous, so this bounds a race in the script, not pyscry).
+    let file = path.to_str().unwrap();
+    let mut dump = Value::Null;
+    for _ in 0..50 {
+        let out = run_pyscry(&["dump", "--pid", &target.pid().to_string(), "--json"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{}: dump failed: {stderr}",
+            python.name
+        );
+        dump = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+        if dump.to_string().contains("sleeper_inner") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let threads = dump["threads"].as_array().unwrap();
     assert_eq!(threads.len(), 3, "{}: {dump:#}", python.name);
 
     let qualified = python.version() >= (3, 11);
-    let file = path.to_str().unwrap();
+
     let innermost = |name: &str| -> &Value {
         threads
             .iter()

@@ -27,12 +27,15 @@ pub fn run(args: RecordArgs) -> Result<i32> {
         .clone()
         .unwrap_or_else(|| default_output_path(&args));
     // Fail on an unwritable path before starting anything.
+    let existed = path.exists();
     let file = File::create(&path).map_err(|source| Error::OutputNotWritable {
         path: path.clone(),
         source,
     })?;
     let result = record(&args, &path, file);
-    if result.is_err() {
+    // A failed run leaves no empty output behind, but never removes what it did not
+    // create (such as an existing file, or /dev/null).
+    if result.is_err() && !existed && path.is_file() {
         let _ = std::fs::remove_file(&path);
     }
     result

@@ -70,6 +70,7 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
         "own%", "total%", "function"
     )?;
     let pct = |n: u64| 100.0 * n as f64 / total as f64;
+    let cwd = std::env::current_dir().ok();
     for row in function_rows(profile).into_iter().take(limit) {
         writeln!(
             out,
@@ -77,11 +78,18 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
             pct(row.own),
             pct(row.total),
             row.name,
-            shorten_path(&row.filename, 60),
+            shorten_path(relative_to(&row.filename, cwd.as_deref()), 60),
             row.first_line
         )?;
     }
     Ok(())
+}
+
+/// `path` relative to `dir` when it lies inside it: what the user typed, usually.
+fn relative_to<'a>(path: &'a str, dir: Option<&std::path::Path>) -> &'a str {
+    dir.and_then(|dir| std::path::Path::new(path).strip_prefix(dir).ok())
+        .and_then(|rel| rel.to_str())
+        .unwrap_or(path)
 }
 
 /// Keep the end of a long path, which is the part that identifies the file.
@@ -119,6 +127,14 @@ mod tests {
         assert_eq!(rows[0].name, "fib");
         assert_eq!((rows[0].own, rows[0].total), (3, 3));
         assert_eq!((rows[1].own, rows[1].total), (1, 4));
+    }
+
+    #[test]
+    fn paths_inside_the_working_directory_are_shown_relative() {
+        let dir = std::path::Path::new("/work/project");
+        assert_eq!(relative_to("/work/project/a/b.py", Some(dir)), "a/b.py");
+        assert_eq!(relative_to("/usr/lib/x.py", Some(dir)), "/usr/lib/x.py");
+        assert_eq!(relative_to("<frozen os>", Some(dir)), "<frozen os>");
     }
 
     #[test]
