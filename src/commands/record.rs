@@ -28,10 +28,16 @@ pub fn run(args: RecordArgs) -> Result<i32> {
         .unwrap_or_else(|| default_output_path(&args));
     // Fail on an unwritable path before starting anything.
     let existed = path.exists();
-    let file = File::create(&path).map_err(|source| Error::OutputNotWritable {
-        path: path.clone(),
-        source,
-    })?;
+    // Opened without truncating: a failed run must not destroy an earlier recording.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|source| Error::OutputNotWritable {
+            path: path.clone(),
+            source,
+        })?;
     let result = record(&args, &path, file);
     // A failed run leaves no empty output behind, but never removes what it did not
     // create (such as an existing file, or /dev/null).
@@ -114,10 +120,10 @@ fn finish(
     profile: Profile,
     child: Option<Child>,
 ) -> Result<i32> {
-    let mut out = BufWriter::new(file);
-    args.format
-        .renderer()
-        .render(&profile, &mut out)
+    let mut out = BufWriter::new(&file);
+    file.set_len(0)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| args.format.renderer().render(&profile, &mut out))
         .and_then(|()| Ok(out.flush()?))
         .map_err(|e| Error::OutputNotWritable {
             path: path.to_path_buf(),
