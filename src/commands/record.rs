@@ -130,13 +130,19 @@ fn finish(
             source: std::io::Error::other(e.to_string()),
         })?;
     if let Some(mut child) = child {
-        let status = process::terminate(&mut child).map_err(anyhow::Error::from)?;
-        if !status.success() {
-            eprintln!(
-                "pyscry: {} {}",
-                args.target.command[0],
-                process::describe_exit(status)
-            );
+        let program = &args.target.command[0];
+        match child.try_wait().map_err(anyhow::Error::from)? {
+            Some(status) if !status.success() => {
+                eprintln!("pyscry: {program} {}", process::describe_exit(status));
+            }
+            Some(_) => {}
+            None => {
+                process::terminate(&mut child).map_err(anyhow::Error::from)?;
+                eprintln!(
+                    "pyscry: stopped {program} (pid {}) at the end of the recording",
+                    child.id()
+                );
+            }
         }
     }
     let stderr = &mut std::io::stderr();
