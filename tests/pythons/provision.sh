@@ -113,8 +113,10 @@ attempt() {
 # Verification and the resulting list
 # ---------------------------------------------------------------------------------------
 
-LIST_NAMES=()
-LIST_PATHS=()
+# All names, in the order they are listed.
+ALL_NAMES=(2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13 3.11-debian-static
+    3.13-sid 3.14 3.15 3.14d 3.15d 3.13t 3.14t)
+declare -A LISTED=() # name -> path of each verified interpreter
 
 # The Python code that verifies interpreter NAME: the version matches the name, the
 # basic modules import, plus checks specific to the kind of build.
@@ -157,8 +159,7 @@ register() {
     err=$(mktemp)
     if version=$(verify "$name" "$exe" 2>"$err"); then
         log "$name ok: $exe ($version)"
-        LIST_NAMES+=("$name")
-        LIST_PATHS+=("$exe")
+        LISTED[$name]=$exe
         rm -f "$err"
         return 0
     fi
@@ -174,8 +175,7 @@ cached() {
     exe=$(<"$MARKERS/$name")
     if version=$(verify "$name" "$exe" 2>/dev/null); then
         log "$name cached: $exe ($version)"
-        LIST_NAMES+=("$name")
-        LIST_PATHS+=("$exe")
+        LISTED[$name]=$exe
         return 0
     fi
     log "$name: cached $exe no longer verifies, provisioning it again"
@@ -651,14 +651,16 @@ provision_system
 provision_sid
 provision_ft
 
-if ((${#LIST_NAMES[@]} == 0)); then
+if ((${#LISTED[@]} == 0)); then
     log "no interpreter available"
     exit 1
 fi
 
 # The list, to list.txt and to stdout.
-list=$(for i in "${!LIST_NAMES[@]}"; do printf '%s %s\n' "${LIST_NAMES[i]}" "${LIST_PATHS[i]}"; done)
+list=$(for name in "${ALL_NAMES[@]}"; do
+    [[ -n ${LISTED[$name]:-} ]] && printf '%s %s\n' "$name" "${LISTED[$name]}"
+done || true)
 printf '%s\n' "$list" >"$CACHE/list.txt.tmp"
 mv "$CACHE/list.txt.tmp" "$CACHE/list.txt"
-log "${#LIST_NAMES[@]} interpreters available (list in $CACHE/list.txt) after ${SECONDS}s"
+log "${#LISTED[@]} of ${#ALL_NAMES[@]} interpreters available (list in $CACHE/list.txt) after ${SECONDS}s"
 printf '%s\n' "$list"
