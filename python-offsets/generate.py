@@ -52,7 +52,8 @@ def both(*conds):
 # Section order in the output file (README.md schema).
 SECTIONS = [
     "python", "runtime", "interpreter", "gil", "thread", "frame", "code",
-    "object", "bytes", "unicode", "stack_chunk",
+    "object", "bytes", "unicode", "stack_chunk", "dict", "dict_keys", "dict_entry",
+    "dict_values", "type", "managed_dict", "module", "long", "int",
 ]
 
 # (section, key, C expression, C preprocessor condition under which the field exists).
@@ -141,6 +142,68 @@ ROWS = [
     ("stack_chunk", "size", "offsetof(_PyStackChunk, size)", ver("3.11")),
     ("stack_chunk", "top", "offsetof(_PyStackChunk, top)", ver("3.11")),
     ("stack_chunk", "data", "offsetof(_PyStackChunk, data)", ver("3.11")),
+
+    # sys.modules, the way to thread names (threading._active)
+    ("interpreter", "modules", "offsetof(PyInterpreterState, modules)", ver(None, "3.11")),
+    ("interpreter", "modules", "offsetof(PyInterpreterState, imports.modules)", ver("3.12")),
+
+    # PyDictObject (2.7: open-addressing table; 3.6+: compact, keys object + values)
+    ("dict", "used", "offsetof(PyDictObject, ma_used)", ver()),
+    ("dict", "mask", "offsetof(PyDictObject, ma_mask)", ver(None, "2.7")),
+    ("dict", "table", "offsetof(PyDictObject, ma_table)", ver(None, "2.7")),
+    ("dict", "keys", "offsetof(PyDictObject, ma_keys)", ver("3.6")),
+    ("dict", "values", "offsetof(PyDictObject, ma_values)", ver("3.6")),
+
+    # PyDictKeysObject (3.6-3.10: the transcription in C_PRELUDE)
+    ("dict_keys", "size", "offsetof(PyDictKeysObject, dk_size)", ver("3.6", "3.10")),
+    ("dict_keys", "log2_size", "offsetof(PyDictKeysObject, dk_log2_size)", ver("3.11")),
+    ("dict_keys", "log2_index_bytes", "offsetof(PyDictKeysObject, dk_log2_index_bytes)", ver("3.11")),
+    ("dict_keys", "kind", "offsetof(PyDictKeysObject, dk_kind)", ver("3.11")),
+    ("dict_keys", "general_kind", "DICT_KEYS_GENERAL", ver("3.11")),
+    ("dict_keys", "nentries", "offsetof(PyDictKeysObject, dk_nentries)", ver("3.6")),
+    ("dict_keys", "indices", "offsetof(PyDictKeysObject, dk_indices)", ver("3.6")),
+
+    # Dict entries: 2.7 PyDictEntry, 3.6+ PyDictKeyEntry, 3.11+ also PyDictUnicodeEntry
+    ("dict_entry", "key", "offsetof(PyDictEntry, me_key)", ver(None, "2.7")),
+    ("dict_entry", "key", "offsetof(PyDictKeyEntry, me_key)", ver("3.6")),
+    ("dict_entry", "value", "offsetof(PyDictEntry, me_value)", ver(None, "2.7")),
+    ("dict_entry", "value", "offsetof(PyDictKeyEntry, me_value)", ver("3.6")),
+    ("dict_entry", "size", "sizeof(PyDictEntry)", ver(None, "2.7")),
+    ("dict_entry", "size", "sizeof(PyDictKeyEntry)", ver("3.6")),
+    ("dict_entry", "unicode_key", "offsetof(PyDictUnicodeEntry, me_key)", ver("3.11")),
+    ("dict_entry", "unicode_value", "offsetof(PyDictUnicodeEntry, me_value)", ver("3.11")),
+    ("dict_entry", "unicode_size", "sizeof(PyDictUnicodeEntry)", ver("3.11")),
+
+    # Split-table values (up to 3.10 ma_values is a bare PyObject ** array)
+    ("dict_values", "values", "0", ver("3.6", "3.10")),
+    ("dict_values", "values", "offsetof(PyDictValues, values)", ver("3.11")),
+    ("dict_values", "capacity", "offsetof(PyDictValues, capacity)", ver("3.13")),
+    ("dict_values", "valid", "offsetof(PyDictValues, valid)", ver("3.13")),
+
+    # Type objects, and where an instance keeps its attributes
+    ("type", "basicsize", "offsetof(PyTypeObject, tp_basicsize)", ver()),
+    ("type", "flags", "offsetof(PyTypeObject, tp_flags)", ver()),
+    ("type", "dictoffset", "offsetof(PyTypeObject, tp_dictoffset)", ver()),
+    ("type", "cached_keys", "offsetof(PyHeapTypeObject, ht_cached_keys)", ver("3.6")),
+    ("type", "heaptype_flag", "Py_TPFLAGS_HEAPTYPE", ver()),
+    ("type", "managed_dict_flag", "Py_TPFLAGS_MANAGED_DICT", ver("3.11")),
+    ("type", "inline_values_flag", "Py_TPFLAGS_INLINE_VALUES", ver("3.13")),
+    ("managed_dict", "dict_before", "BYTES_BEFORE(_PyObject_ManagedDictPointer)", ver("3.11", "3.11")),
+    ("managed_dict", "dict_before", "BYTES_BEFORE(_PyObject_DictOrValuesPointer)", ver("3.12", "3.12")),
+    ("managed_dict", "dict_before", "BYTES_BEFORE(_PyObject_ManagedDictPointer)", ver("3.13")),
+    ("managed_dict", "values_before", "BYTES_BEFORE(_PyObject_ValuesPointer)", ver("3.11", "3.11")),
+
+    # Module objects (before 3.10 PyModuleObject is private: see C_PRELUDE)
+    ("module", "dict", "offsetof(PyModuleObject, md_dict)", ver()),
+
+    # int objects: 3.x (and 2.7 long) PyLongObject, 2.7 PyIntObject
+    ("long", "digits", "offsetof(PyLongObject, ob_digit)", ver(None, "3.11")),
+    ("long", "digits", "offsetof(PyLongObject, long_value.ob_digit)", ver("3.12")),
+    ("long", "digit_bits", "PyLong_SHIFT", ver()),
+    ("long", "tag", "offsetof(PyLongObject, long_value.lv_tag)", ver("3.12")),
+    ("long", "tag_size_shift", "_PyLong_NON_SIZE_BITS", ver("3.12")),
+    ("long", "tag_sign_mask", "_PyLong_SIGN_MASK", ver("3.12")),
+    ("int", "ival", "offsetof(PyIntObject, ob_ival)", ver(None, "2.7")),
 ]
 
 C_PRELUDE = r"""
@@ -178,6 +241,61 @@ C_PRELUDE = r"""
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if PY_VERSION_HEX < 0x030B0000
+#  include "longintrepr.h"                /* PyLongObject */
+#endif
+#if PY_VERSION_HEX >= 0x030B0000
+#  include "internal/pycore_object.h"     /* managed dict accessors */
+#  include "internal/pycore_dict.h"       /* PyDictKeysObject, PyDictValues */
+#endif
+#if PY_VERSION_HEX >= 0x030A0000
+#  include "internal/pycore_moduleobject.h"
+#else
+/* Before 3.10 PyModuleObject is private to Objects/moduleobject.c; its first member
+   after the header has always been md_dict. */
+typedef struct { PyObject_HEAD PyObject *md_dict; } PyModuleObject;
+#endif
+#if PY_VERSION_HEX >= 0x03060000 && PY_VERSION_HEX < 0x030B0000
+/* 3.6-3.10 keep the dict keys object in Objects/dict-common.h, which is not installed.
+   Transcribed here; the same in every version of that range (3.6 declares dk_indices
+   as a union of arrays, at the same offset). */
+typedef struct {
+    Py_hash_t me_hash;
+    PyObject *me_key;
+    PyObject *me_value;
+} PyDictKeyEntry;
+struct _dictkeysobject {
+    Py_ssize_t dk_refcnt;
+    Py_ssize_t dk_size;
+    void *dk_lookup;
+    Py_ssize_t dk_usable;
+    Py_ssize_t dk_nentries;
+    char dk_indices[];
+};
+#endif
+
+#if PY_VERSION_HEX >= 0x030B0000
+/* How many bytes before an object's start the pointer returned by the header's own
+   accessor ACCESSOR(obj) lies, for an object whose type has a managed dict (and, from
+   3.13, inline values). */
+static char fake_storage[256];
+static PyTypeObject fake_type;
+static PyObject *fake_object(void)
+{
+    PyObject *obj = (PyObject *)(fake_storage + 128);
+    fake_type.tp_flags = Py_TPFLAGS_MANAGED_DICT
+#  if PY_VERSION_HEX >= 0x030D0000
+        | Py_TPFLAGS_INLINE_VALUES
+#  endif
+        ;
+    fake_type.tp_basicsize = sizeof(PyObject);
+    obj->ob_type = &fake_type;
+    return obj;
+}
+#  define BYTES_BEFORE(accessor) \
+    ((char *)fake_object() - (char *)accessor(fake_object()))
+#endif
 
 #if PY_VERSION_HEX >= 0x03030000
 /* Bit position (in the raw 32-bit `state` word of a PyASCIIObject) of the lowest bit

@@ -102,6 +102,11 @@ fn dump_three_threads(python: &Python) {
         python.name
     );
 
+    // Every thread is named as `threading` names it.
+    for (thread, name) in [(main, "MainThread"), (spin, "spinner"), (waiter, "waiter")] {
+        assert_eq!(thread["name"], name, "{}: {dump:#}", python.name);
+    }
+
     // Every thread has a distinct Python id and a distinct OS thread id of the target.
     let tids: Vec<u64> = threads
         .iter()
@@ -131,6 +136,11 @@ fn dump_three_threads(python: &Python) {
         marked_line(&path, "sleeper_inner")
     );
     assert!(text.contains(&expected), "{}: {text}", python.name);
+    assert!(
+        text.contains("\"spinner\" (tid "),
+        "{}: {text}",
+        python.name
+    );
     assert!(matches!(target.state(), 'R' | 'S'), "target left stopped");
 }
 

@@ -23,6 +23,8 @@ struct ThreadDump {
     thread_id: u64,
     /// Kernel TID, when known.
     native_id: Option<u32>,
+    /// `threading.Thread.name`, when the thread is known to `threading`.
+    name: Option<String>,
     /// Frames, innermost first; empty when the thread runs no Python code.
     frames: Vec<Frame>,
     /// Set when the stack could not be read consistently.
@@ -62,6 +64,7 @@ pub fn run(args: DumpArgs) -> Result<i32> {
 fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
     let pid = python.pid;
     let threads = python.thread_states().map_err(|e| read_error(pid, e))?;
+    let names = python.thread_names();
     let mut symbolizer = Symbolizer::new();
     let mut frames = Vec::new();
     let mut raw = Vec::new();
@@ -86,6 +89,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         dumps.push(ThreadDump {
             thread_id: thread.thread_id,
             native_id: thread.native_id,
+            name: names.get(&thread.thread_id).cloned(),
             frames,
             error,
         });
@@ -106,7 +110,11 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
         let os = thread
             .native_id
             .map_or_else(|| "?".to_string(), |tid| tid.to_string());
-        writeln!(out, "\nThread {:#x} (tid {os})", thread.thread_id)?;
+        let name = thread
+            .name
+            .as_ref()
+            .map_or_else(String::new, |name| format!(" {name:?}"));
+        writeln!(out, "\nThread {:#x}{name} (tid {os})", thread.thread_id)?;
         if let Some(error) = &thread.error {
             writeln!(out, "    <stack could not be read: {error}>")?;
         } else if thread.frames.is_empty() {

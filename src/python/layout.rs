@@ -38,6 +38,25 @@ pub struct Layout {
     pub unicode: UnicodeOffsets,
     /// `_PyStackChunk` (3.11+).
     pub stack_chunk: StackChunkOffsets,
+    /// `PyDictObject`.
+    pub dict: DictOffsets,
+    /// `PyDictKeysObject` (3.6+).
+    pub dict_keys: DictKeysOffsets,
+    /// Dict entries (`PyDictKeyEntry`, `PyDictUnicodeEntry`; 2.7 `PyDictEntry`).
+    pub dict_entry: DictEntryOffsets,
+    /// The values of split tables (`PyDictValues`).
+    pub dict_values: DictValuesOffsets,
+    /// `PyTypeObject` / `PyHeapTypeObject`.
+    #[serde(rename = "type")]
+    pub type_object: TypeOffsets,
+    /// Managed dict pointers in front of an object (3.11+).
+    pub managed_dict: ManagedDictOffsets,
+    /// `PyModuleObject`.
+    pub module: ModuleOffsets,
+    /// `PyLongObject`.
+    pub long: LongOffsets,
+    /// `PyIntObject` (2.7).
+    pub int: IntOffsets,
 }
 
 /// The `[python]` section: which headers a table was generated from.
@@ -74,6 +93,8 @@ pub struct InterpreterOffsets {
     pub threads_head: Option<u64>,
     /// `ceval.gil` pointer (3.12+).
     pub ceval_gil: Option<u64>,
+    /// `modules` / `imports.modules`: the `sys.modules` dict.
+    pub modules: Option<u64>,
 }
 
 /// Offsets in `struct _gil_runtime_state`.
@@ -220,6 +241,134 @@ pub struct StackChunkOffsets {
     pub top: Option<u64>,
     /// `data`.
     pub data: Option<u64>,
+}
+
+/// Offsets in `PyDictObject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DictOffsets {
+    /// `ma_used`.
+    pub used: Option<u64>,
+    /// `ma_mask` (2.7).
+    pub mask: Option<u64>,
+    /// `ma_table` (2.7).
+    pub table: Option<u64>,
+    /// `ma_keys` (3.6+).
+    pub keys: Option<u64>,
+    /// `ma_values` (3.6+).
+    pub values: Option<u64>,
+}
+
+/// Offsets in `PyDictKeysObject` (3.6+).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DictKeysOffsets {
+    /// `dk_size` (3.6–3.10).
+    pub size: Option<u64>,
+    /// `dk_log2_size` (3.11+).
+    pub log2_size: Option<u64>,
+    /// `dk_log2_index_bytes` (3.11+).
+    pub log2_index_bytes: Option<u64>,
+    /// `dk_kind` (3.11+).
+    pub kind: Option<u64>,
+    /// The value of `DICT_KEYS_GENERAL` (3.11+).
+    pub general_kind: Option<u64>,
+    /// `dk_nentries`.
+    pub nentries: Option<u64>,
+    /// `dk_indices`.
+    pub indices: Option<u64>,
+}
+
+/// Offsets in dict entries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DictEntryOffsets {
+    /// `me_key` of an entry with a hash.
+    pub key: Option<u64>,
+    /// `me_value` of an entry with a hash.
+    pub value: Option<u64>,
+    /// Size of an entry with a hash.
+    pub size: Option<u64>,
+    /// `PyDictUnicodeEntry.me_key` (3.11+).
+    pub unicode_key: Option<u64>,
+    /// `PyDictUnicodeEntry.me_value` (3.11+).
+    pub unicode_value: Option<u64>,
+    /// `sizeof(PyDictUnicodeEntry)` (3.11+).
+    pub unicode_size: Option<u64>,
+}
+
+/// Offsets in the block `ma_values` points to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DictValuesOffsets {
+    /// Start of the value array.
+    pub values: Option<u64>,
+    /// `capacity` byte (3.13+).
+    pub capacity: Option<u64>,
+    /// `valid` byte (3.13+).
+    pub valid: Option<u64>,
+}
+
+/// Offsets in type objects, and `tp_flags` bits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TypeOffsets {
+    /// `tp_basicsize`.
+    pub basicsize: Option<u64>,
+    /// `tp_flags`.
+    pub flags: Option<u64>,
+    /// `tp_dictoffset`.
+    pub dictoffset: Option<u64>,
+    /// `PyHeapTypeObject.ht_cached_keys` (3.6+).
+    pub cached_keys: Option<u64>,
+    /// `Py_TPFLAGS_HEAPTYPE` (a mask).
+    pub heaptype_flag: Option<u64>,
+    /// `Py_TPFLAGS_MANAGED_DICT` (a mask, 3.11+).
+    pub managed_dict_flag: Option<u64>,
+    /// `Py_TPFLAGS_INLINE_VALUES` (a mask, 3.13+).
+    pub inline_values_flag: Option<u64>,
+}
+
+/// Distances, in bytes before an object's start, of its managed dict words (3.11+).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ManagedDictOffsets {
+    /// The managed dict pointer (3.12: the tagged dict-or-values word).
+    pub dict_before: Option<u64>,
+    /// The values pointer (3.11).
+    pub values_before: Option<u64>,
+}
+
+/// Offsets in `PyModuleObject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ModuleOffsets {
+    /// `md_dict`.
+    pub dict: Option<u64>,
+}
+
+/// Offsets and constants of `PyLongObject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LongOffsets {
+    /// `ob_digit`.
+    pub digits: Option<u64>,
+    /// `PyLong_SHIFT`: bits per digit.
+    pub digit_bits: Option<u64>,
+    /// `long_value.lv_tag` (3.12+).
+    pub tag: Option<u64>,
+    /// `_PyLong_NON_SIZE_BITS` (3.12+).
+    pub tag_size_shift: Option<u64>,
+    /// `_PyLong_SIGN_MASK` (3.12+).
+    pub tag_sign_mask: Option<u64>,
+}
+
+/// Offsets in `PyIntObject` (2.7).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IntOffsets {
+    /// `ob_ival`.
+    pub ival: Option<u64>,
 }
 
 /// A field a walker needs is missing from the table for this interpreter.

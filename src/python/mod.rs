@@ -5,13 +5,17 @@
 //! version rule is in [`version`].
 
 pub mod code;
+pub mod dict;
 pub mod discover;
 pub mod frames;
 pub mod layout;
 pub mod linetable;
 pub mod objects;
+pub mod thread_names;
 pub mod threads;
 pub mod version;
+
+use std::collections::HashMap;
 
 use crate::error::Error;
 use crate::target::memory::{Memory, ProcessMemory, ReadError};
@@ -20,6 +24,7 @@ use discover::{discover, DiscoveryError};
 use frames::FrameReader;
 use layout::{Layout, MissingField};
 use objects::{ObjectReader, TypeAddresses};
+use thread_names::ThreadNameReader;
 use threads::{NativeIdResolver, ThreadReader, ThreadState};
 use version::{Flavour, PythonVersion, Semantics, StringModel};
 
@@ -43,6 +48,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     /// Code objects.
     pub code: CodeReader,
     native_ids: NativeIdResolver,
+    /// Thread names; `None` when this interpreter lacks what reading them needs.
+    names: Option<ThreadNameReader>,
 }
 
 /// Why a process could not be opened as a Python process.
@@ -101,6 +108,8 @@ impl PythonProcess<ProcessMemory> {
                 },
             };
             let objects = ObjectReader::new(&layout, semantics.strings, types)?;
+            let names =
+                ThreadNameReader::new(&layout, &semantics, objects.clone(), &found.binary).ok();
             Ok(PythonProcess {
                 pid,
                 memory,
@@ -111,6 +120,7 @@ impl PythonProcess<ProcessMemory> {
                 frames: FrameReader::new(&layout, semantics.frame_model)?,
                 code: CodeReader::new(&layout, &semantics, objects)?,
                 native_ids: NativeIdResolver::default(),
+                names,
             })
         };
         setup().map_err(|missing| unsupported(format!(": {missing}")))
@@ -128,6 +138,19 @@ impl<M: Memory> PythonProcess<M> {
                 .resolve(&self.memory, self.pid, &tids, &mut threads);
         }
         Ok(threads)
+    }
+
+    /// The names of the threads the `threading` module knows, by `thread_id`. Names
+    /// are optional: anything that cannot be read is simply left out.
+    pub fn thread_names(&mut self) -> HashMap<u64, String> {
+        let mut out = HashMap::new();
+        let Some(names) = &mut self.names else {
+            return out;
+        };
+        for interp in self.threads.interpreters(&self.memory).unwrap_or_default() {
+            out.extend(names.read(&self.memory, interp).unwrap_or_default());
+        }
+        out
     }
 
     /// A short description such as `CPython 3.11.7`, with the flavour when it is not

@@ -6,7 +6,9 @@
 
 use std::fmt;
 
+use super::dict::{DictModel, InstanceDictModel};
 use super::linetable::LineTableFormat;
+use super::thread_names::IntModel;
 
 /// A CPython version, as encoded in `PY_VERSION_HEX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -188,6 +190,15 @@ pub struct Semantics {
     pub line_table: LineTableFormat,
     /// Whether code objects have `co_qualname` (3.11+), used as the function name.
     pub has_qualname: bool,
+    /// How dicts are stored.
+    pub dict_model: DictModel,
+    /// Where instances of Python classes keep their attributes.
+    pub instance_dict: InstanceDictModel,
+    /// How `int` objects store their value.
+    pub int_model: IntModel,
+    /// The instance attribute holding a `threading.Thread`'s name (2.7 mangles
+    /// `self.__name`).
+    pub thread_name_attribute: &'static str,
 }
 
 impl Semantics {
@@ -231,6 +242,23 @@ impl Semantics {
                 _ => LineTableFormat::Locations,
             },
             has_qualname: minor >= 11,
+            dict_model: match minor {
+                0 => DictModel::Table,
+                6..=10 => DictModel::CompactSized,
+                _ => DictModel::CompactLog2,
+            },
+            instance_dict: match minor {
+                0..=10 => InstanceDictModel::DictOffset,
+                11 => InstanceDictModel::ManagedPointers,
+                12 => InstanceDictModel::DictOrValues,
+                _ => InstanceDictModel::InlineValues,
+            },
+            int_model: match minor {
+                0 => IntModel::Py2Int,
+                6..=11 => IntModel::SignedSize,
+                _ => IntModel::Tagged,
+            },
+            thread_name_attribute: if py2 { "_Thread__name" } else { "_name" },
         })
     }
 }
