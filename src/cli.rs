@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::report::Format;
+use crate::sampler::Mode;
 
 /// pyscry: a sampling profiler for running Python programs.
 #[derive(Debug, Parser)]
@@ -22,6 +23,8 @@ pub enum Command {
     Record(RecordArgs),
     /// Print every thread's Python stack right now.
     Dump(DumpArgs),
+    /// Watch where the time goes, live, in a full-screen table (needs a terminal).
+    Top(TopArgs),
 }
 
 /// Which process to profile: an existing one, or a command to start.
@@ -56,6 +59,31 @@ pub struct RecordArgs {
     /// How many functions the table at the end shows.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// What time to count.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Start each stack with a `thread NAME (tid)` frame, one subtree per thread.
+    #[arg(long)]
+    pub threads: bool,
+    /// Keep only this thread, by name or OS thread id (repeatable).
+    #[arg(long = "thread", value_name = "NAME|TID")]
+    pub only_threads: Vec<String>,
+    /// Keep only the main thread.
+    #[arg(long)]
+    pub main_thread: bool,
+}
+
+/// How samples are taken; shared by the commands that sample.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct SamplingArgs {
+    /// wall: every thread, idle included (marked idle); cpu: only threads on a CPU;
+    /// gil: only the thread holding the GIL.
+    #[arg(short, long, value_enum, default_value_t = Mode::Wall)]
+    pub mode: Mode,
+    /// Pause the target's threads while each sample is read (exact stacks, at a cost to
+    /// the target); by default pyscry reads without stopping it.
+    #[arg(long)]
+    pub blocking: bool,
 }
 
 /// Options of `pyscry dump`.
@@ -69,6 +97,20 @@ pub struct DumpArgs {
     pub json: bool,
 }
 
+/// Options of `pyscry top`.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The process to watch.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Samples per second.
+    #[arg(short, long, default_value_t = 100.0, value_parser = parse_rate)]
+    pub rate: f64,
+    /// Seconds between screen refreshes (each refresh window's length).
+    #[arg(short, long, default_value_t = 1.0, value_parser = parse_delay)]
+    pub delay: f64,
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(rate) if rate > 0.0 && rate <= 100_000.0 => Ok(rate),
@@ -80,5 +122,12 @@ fn parse_duration(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
         _ => Err("the duration must be a positive number of seconds".into()),
+    }
+}
+
+fn parse_delay(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.1..=3600.0).contains(&secs) => Ok(secs),
+        _ => Err("the delay must be a number of seconds between 0.1 and 3600".into()),
     }
 }

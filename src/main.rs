@@ -10,6 +10,7 @@ mod report;
 mod sampler;
 mod symbolize;
 mod target;
+mod ui;
 
 use clap::Parser;
 
@@ -18,6 +19,7 @@ fn main() {
     let result = match cli.command {
         cli::Command::Record(args) => commands::record::run(args),
         cli::Command::Dump(args) => commands::dump::run(args),
+        cli::Command::Top(args) => commands::top::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -37,6 +37,22 @@ struct CachedCode {
     serial: u64,
 }
 
+/// Why a raw frame could not be symbolized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SymbolizeError {
+    /// The code object (or its names) could not be read or is not a code object.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// The instruction offset lies outside the code: the frame changed while read.
+    #[error("instruction offset {offset} outside code of {len} bytes (torn read)")]
+    OffsetOutsideCode {
+        /// The offset read.
+        offset: i64,
+        /// The code's length.
+        len: u64,
+    },
+}
+
 /// Resolves raw frames to interned frame ids, remembering code objects and frames.
 #[derive(Default)]
 pub struct Symbolizer {
@@ -60,7 +76,7 @@ impl Symbolizer {
         reader: &CodeReader,
         raw: RawFrame,
         new_frames: &mut Vec<(FrameId, Frame)>,
-    ) -> Result<FrameId, ObjectError> {
+    ) -> Result<FrameId, SymbolizeError> {
         let header = reader.read_header(mem, raw.code)?;
         let cached = match self.codes.get(&raw.code) {
             Some(cached) if cached.header == header => cached,
@@ -78,6 +94,14 @@ impl Symbolizer {
                 &self.codes[&raw.code]
             }
         };
+        let len = cached.info.code_len;
+        // -2 is a 3.10-3.12 frame that has not started (lasti -1 in code units).
+        if !(-2..len as i64).contains(&raw.byte_offset) {
+            return Err(SymbolizeError::OffsetOutsideCode {
+                offset: raw.byte_offset,
+                len,
+            });
+        }
         let line = cached.info.lines.line_at(raw.byte_offset).unwrap_or(0);
         let key = (cached.serial, line);
         if let Some(&id) = self.frame_ids.get(&key) {

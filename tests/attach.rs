@@ -50,7 +50,7 @@ fn attach_leaves_target_running(python: &Python) {
     assert!(target.child.try_wait().unwrap().is_none(), "target died");
 }
 
-test_each_python!(attach_leaves_target_running);
+test_each_python!(leaves_target_running, super::attach_leaves_target_running);
 
 #[test]
 fn target_exiting_during_recording_keeps_what_was_recorded() {

@@ -144,4 +144,4 @@ fn dump_three_threads(python: &Python) {
     assert!(matches!(target.state(), 'R' | 'S'), "target left stopped");
 }
 
-test_each_python!(dump_three_threads);
+test_each_python!(three_threads, super::dump_three_threads);

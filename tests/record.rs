@@ -38,7 +38,7 @@ fn shares_one_two_three(python: &Python) {
     assert!(stdout.contains("burn"), "{}: table: {stdout}", python.name);
 }
 
-test_each_python!(shares_one_two_three);
+test_each_python!(one_two_three, super::shares_one_two_three);
 
 fn any_python() -> Option<Python> {
     common::expected_pythons()

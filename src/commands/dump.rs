@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::python::{read_error, PythonProcess};
 use crate::sampler::read_stack;
 use crate::symbolize::{Frame, Symbolizer};
+use crate::target::activity::thread_state;
 use crate::target::process;
 
 /// How many times a thread whose stack changed while being read is read again.
@@ -25,6 +26,11 @@ struct ThreadDump {
     native_id: Option<u32>,
     /// `threading.Thread.name`, when the thread is known to `threading`.
     name: Option<String>,
+    /// `running` when the kernel has the thread runnable, else `idle`; `unknown` when
+    /// its OS thread is not known.
+    status: &'static str,
+    /// Whether it holds the GIL (always false for free-threaded builds).
+    holds_gil: bool,
     /// Frames, innermost first; empty when the thread runs no Python code.
     frames: Vec<Frame>,
     /// Set when the stack could not be read consistently.
@@ -76,7 +82,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
                 break;
             }
             raw.clear();
-            result = read_stack(python, &mut symbolizer, thread, &mut raw, &mut frames);
+            result = read_stack(python, &mut symbolizer, thread.frame, &mut raw, &mut frames);
             if result.is_ok() {
                 break;
             }
@@ -90,6 +96,12 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
             thread_id: thread.thread_id,
             native_id: thread.native_id,
             name: names.get(&thread.thread_id).cloned(),
+            status: match thread.native_id.and_then(|tid| thread_state(pid, tid)) {
+                Some('R') => "running",
+                Some(_) => "idle",
+                None => "unknown",
+            },
+            holds_gil: thread.holds_gil,
             frames,
             error,
         });
@@ -114,7 +126,12 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
             .name
             .as_ref()
             .map_or_else(String::new, |name| format!(" {name:?}"));
-        writeln!(out, "\nThread {:#x}{name} (tid {os})", thread.thread_id)?;
+        let gil = if thread.holds_gil { ", holds GIL" } else { "" };
+        writeln!(
+            out,
+            "\nThread {:#x}{name} (tid {os}): {}{gil}",
+            thread.thread_id, thread.status
+        )?;
         if let Some(error) = &thread.error {
             writeln!(out, "    <stack could not be read: {error}>")?;
         } else if thread.frames.is_empty() {

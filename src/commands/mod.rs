@@ -3,3 +3,4 @@
 pub mod attach;
 pub mod dump;
 pub mod record;
+pub mod top;

@@ -13,8 +13,9 @@ use crossbeam_channel::RecvTimeoutError;
 use super::attach::{open_python, Opened};
 use crate::cli::RecordArgs;
 use crate::error::{Error, Result};
+use crate::python::PythonProcess;
 use crate::report::{table, Profile, ProfileInfo};
-use crate::sampler::{self, EndReason, SamplerConfig, SamplerStats};
+use crate::sampler::{self, EndReason, Mode, SamplerConfig, SamplerStats};
 use crate::target::process;
 
 /// How often the status line is redrawn.
@@ -80,11 +81,19 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
             return Err(error);
         }
     };
+    if let Err(error) = check_mode(args.sampling.mode, &python) {
+        if let Some(child) = child.as_mut() {
+            let _ = process::terminate(child);
+        }
+        return Err(error);
+    }
     let mut profile = Profile::new(base_info(args, pid, &python.describe()));
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let config = SamplerConfig {
         rate_hz: args.rate,
         duration: args.duration.map(Duration::from_secs_f64),
+        mode: args.sampling.mode,
+        blocking: args.sampling.blocking,
     };
     let started = Instant::now();
     let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
@@ -105,10 +114,48 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
     profile.info.samples = stats.samples.load(Ordering::Relaxed);
     profile.info.errors = stats.errors.load(Ordering::Relaxed);
     profile.info.dropped_ticks = stats.dropped_ticks.load(Ordering::Relaxed);
-    if reason == EndReason::TargetExited && child.is_none() {
-        eprintln!("pyscry: process {pid} exited; writing what was recorded");
+    match reason {
+        EndReason::TargetExited if child.is_none() => {
+            eprintln!("pyscry: process {pid} exited; writing what was recorded");
+        }
+        EndReason::PauseFailed(why) => {
+            if let Some(child) = child.as_mut() {
+                let _ = process::terminate(child);
+            }
+            return Err(anyhow::anyhow!("cannot pause process {pid} (--blocking): {why}").into());
+        }
+        _ => {}
     }
+    select_threads(args, pid, &mut profile);
     finish(args, path, file, profile, child)
+}
+
+/// Refuse a mode the interpreter cannot support.
+pub fn check_mode(mode: Mode, python: &PythonProcess) -> Result<()> {
+    if mode == Mode::Gil && python.gil.is_none() {
+        return Err(anyhow::anyhow!(
+            "--mode gil: {} is free-threaded and has no GIL; use --mode cpu",
+            python.describe()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Apply `--thread`, `--main-thread` and `--threads` to the profile.
+fn select_threads(args: &RecordArgs, pid: u32, profile: &mut Profile) {
+    profile.show_threads = args.threads;
+    if args.main_thread {
+        profile.retain_threads(|thread, _| thread.os_id == Some(pid));
+    }
+    if !args.only_threads.is_empty() {
+        profile.retain_threads(|thread, name| {
+            args.only_threads.iter().any(|wanted| {
+                Some(wanted.as_str()) == name
+                    || thread.os_id.is_some_and(|tid| tid.to_string() == *wanted)
+            })
+        });
+    }
 }
 
 /// Write the profile, stop a launched program that is still running, and print the
@@ -154,8 +201,9 @@ fn finish(
     };
     let _ = writeln!(
         stderr,
-        "pyscry: wrote {} ({} samples, {} errors, {} dropped ticks, effective rate {:.1} Hz)",
+        "pyscry: wrote {} ({} ticks, {} samples, {} errors, {} dropped ticks, effective rate {:.1} Hz)",
         path.display(),
+        i.ticks,
         i.samples,
         i.errors,
         i.dropped_ticks,
@@ -173,7 +221,7 @@ fn base_info(args: &RecordArgs, pid: u32, python: &str) -> ProfileInfo {
             None => args.target.command.join(" "),
         },
         python: python.to_string(),
-        mode: "wall".to_string(),
+        mode: args.sampling.mode.to_string(),
         rate_hz: args.rate,
         ..ProfileInfo::default()
     }

@@ -22,6 +22,9 @@ pub struct CodeHeader {
     pub linetable: u64,
     /// `co_firstlineno`.
     pub first_line: i32,
+    /// `ob_size` of the code object: its length in code units on 3.11+, where the
+    /// bytecode is inline; 0 before.
+    pub inline_units: u64,
 }
 
 /// What pyscry shows for a code object.
@@ -35,6 +38,21 @@ pub struct CodeInfo {
     pub first_line: i32,
     /// Decoded line table.
     pub lines: LineTable,
+    /// Length of the bytecode in bytes: an instruction offset at or past it means the
+    /// frame was read while it changed.
+    pub code_len: u64,
+}
+
+/// Where a code object's bytecode length is found.
+#[derive(Debug, Clone, Copy)]
+enum CodeLength {
+    /// 3.11+: the code object is a variable-size object whose `ob_size` counts code units.
+    InlineUnits,
+    /// Up to 3.10: `co_code` points to a bytes object.
+    BytesObject {
+        /// Offset of `co_code`.
+        co_code: u64,
+    },
 }
 
 /// Reads code objects with one version's layout.
@@ -46,6 +64,8 @@ pub struct CodeReader {
     filename: u64,
     linetable: u64,
     firstlineno: u64,
+    ob_size: u64,
+    code_len: CodeLength,
     header_len: usize,
 }
 
@@ -65,11 +85,19 @@ impl CodeReader {
         let filename = require(code.filename, "code.filename")?;
         let linetable = require(code.linetable, "code.linetable")?;
         let firstlineno = require(code.firstlineno, "code.firstlineno")?;
+        let ob_size = require(layout.object.ob_size, "object.ob_size")?;
+        let code_len = match code.code {
+            Some(co_code) => CodeLength::BytesObject { co_code },
+            None => CodeLength::InlineUnits,
+        };
+        let co_code = code.code.unwrap_or(0);
         let header_len = [
             name,
             filename,
             linetable,
             firstlineno,
+            ob_size,
+            co_code,
             objects.ob_type_offset(),
         ]
         .into_iter()
@@ -83,6 +111,8 @@ impl CodeReader {
             filename,
             linetable,
             firstlineno,
+            ob_size,
+            code_len,
             header_len: header_len as usize,
         })
     }
@@ -107,6 +137,10 @@ impl CodeReader {
             filename: buf.u64_at(self.filename),
             linetable: buf.u64_at(self.linetable),
             first_line: buf.u32_at(self.firstlineno) as i32,
+            inline_units: match self.code_len {
+                CodeLength::InlineUnits => buf.u64_at(self.ob_size),
+                CodeLength::BytesObject { .. } => 0,
+            },
         })
     }
 
@@ -116,6 +150,13 @@ impl CodeReader {
         mem: &impl Memory,
         header: &CodeHeader,
     ) -> Result<CodeInfo, ObjectError> {
+        let code_len = match self.code_len {
+            CodeLength::InlineUnits => header.inline_units * 2,
+            CodeLength::BytesObject { co_code } => {
+                let bytes = mem.read_u64(header.address + co_code)?;
+                mem.read_u64(bytes + self.ob_size)?
+            }
+        };
         let name = self.objects.read_str(mem, header.name)?;
         let filename = self.objects.read_str(mem, header.filename)?;
         let table = self.objects.read_bytes(mem, header.linetable)?;
@@ -124,6 +165,7 @@ impl CodeReader {
             filename,
             first_line: header.first_line,
             lines: LineTable::decode(self.line_format, header.first_line, &table),
+            code_len,
         })
     }
 }

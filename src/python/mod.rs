@@ -8,6 +8,7 @@ pub mod code;
 pub mod dict;
 pub mod discover;
 pub mod frames;
+pub mod gil;
 pub mod layout;
 pub mod linetable;
 pub mod objects;
@@ -22,6 +23,7 @@ use crate::target::memory::{Memory, ProcessMemory, ReadError};
 use code::CodeReader;
 use discover::{discover, DiscoveryError};
 use frames::FrameReader;
+use gil::GilReader;
 use layout::{Layout, MissingField};
 use objects::{ObjectReader, TypeAddresses};
 use thread_names::ThreadNameReader;
@@ -47,6 +49,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub frames: FrameReader,
     /// Code objects.
     pub code: CodeReader,
+    /// The GIL holder; `None` for free-threaded builds, which have no GIL to hold.
+    pub gil: Option<GilReader>,
     native_ids: NativeIdResolver,
     /// Thread names; `None` when this interpreter lacks what reading them needs.
     names: Option<ThreadNameReader>,
@@ -119,6 +123,10 @@ impl PythonProcess<ProcessMemory> {
                 threads: ThreadReader::new(&layout, semantics.interpreter_root, &found.binary)?,
                 frames: FrameReader::new(&layout, semantics.frame_model)?,
                 code: CodeReader::new(&layout, &semantics, objects)?,
+                gil: match found.flavour {
+                    Flavour::FreeThreaded => None,
+                    _ => Some(GilReader::new(&layout, semantics.gil, &found.binary)?),
+                },
                 native_ids: NativeIdResolver::default(),
                 names,
             })
@@ -131,7 +139,18 @@ impl<M: Memory> PythonProcess<M> {
     /// Every thread of every interpreter, with OS thread ids filled in where they can
     /// be found.
     pub fn thread_states(&mut self) -> Result<Vec<ThreadState>, ReadError> {
-        let mut threads = self.threads.all_threads(&self.memory)?;
+        let mut threads = Vec::new();
+        for interp in self.threads.interpreters(&self.memory)? {
+            let start = threads.len();
+            threads.extend(self.threads.threads(&self.memory, interp)?);
+            if let Some(gil) = &self.gil {
+                if let Some(holder) = gil.holder(&self.memory, interp)? {
+                    for thread in &mut threads[start..] {
+                        thread.holds_gil = thread.address == holder;
+                    }
+                }
+            }
+        }
         if threads.iter().any(|t| t.native_id.is_none()) {
             let tids = crate::target::process::thread_ids(self.pid);
             self.native_ids

@@ -20,6 +20,9 @@ pub struct ThreadState {
     /// The innermost frame (`PyFrameObject*` or `_PyInterpreterFrame*`); 0 when the
     /// thread runs no Python code.
     pub frame: u64,
+    /// Whether the thread holds its interpreter's GIL (always false for free-threaded
+    /// builds).
+    pub holds_gil: bool,
 }
 
 /// Where the frame pointer sits in a thread state.
@@ -96,10 +99,11 @@ impl ThreadReader {
         let thread_next = require(t.next, "thread.next")?;
         let thread_interp = require(t.interp, "thread.interp")?;
         let thread_id = require(t.thread_id, "thread.thread_id")?;
-        let frame_offset = match frame {
-            FrameLink::Direct(o) => o,
-            FrameLink::ViaCFrame { cframe, .. } => cframe,
-        };
+        let (FrameLink::Direct(frame_offset)
+        | FrameLink::ViaCFrame {
+            cframe: frame_offset,
+            ..
+        }) = frame;
         let read_len = [thread_next, thread_interp, thread_id, frame_offset]
             .into_iter()
             .chain(t.native_thread_id)
@@ -151,34 +155,41 @@ impl ThreadReader {
             if buf.u64_at(self.thread_interp) != interp {
                 break;
             }
-            let frame = match self.frame {
-                FrameLink::Direct(offset) => buf.u64_at(offset),
-                FrameLink::ViaCFrame {
-                    cframe,
-                    current_frame,
-                } => match buf.u64_at(cframe) {
-                    0 => 0,
-                    cframe => mem.read_u64(cframe + current_frame)?,
-                },
-            };
             out.push(ThreadState {
                 address,
                 thread_id: buf.u64_at(self.thread_id),
                 native_id: self.native_id.map(|o| buf.u32_at(o)),
-                frame,
+                frame: self.follow_link(mem, buf.u64_at(self.link_offset()))?,
+                holds_gil: false,
             });
             address = buf.u64_at(self.thread_next);
         }
         Ok(out)
     }
 
-    /// Every thread of every interpreter.
-    pub fn all_threads(&self, mem: &impl Memory) -> Result<Vec<ThreadState>, ReadError> {
-        let mut out = Vec::new();
-        for interp in self.interpreters(mem)? {
-            out.extend(self.threads(mem, interp)?);
+    /// The innermost frame of the thread state at `tstate`, read afresh: comparing it
+    /// with the frame a walk started from tells whether the stack changed meanwhile.
+    pub fn current_frame(&self, mem: &impl Memory, tstate: u64) -> Result<u64, ReadError> {
+        self.follow_link(mem, mem.read_u64(tstate + self.link_offset())?)
+    }
+
+    /// Where in the thread state the frame link is.
+    fn link_offset(&self) -> u64 {
+        match self.frame {
+            FrameLink::Direct(offset) => offset,
+            FrameLink::ViaCFrame { cframe, .. } => cframe,
         }
-        Ok(out)
+    }
+
+    /// The innermost frame, given the value of the frame link.
+    fn follow_link(&self, mem: &impl Memory, link: u64) -> Result<u64, ReadError> {
+        match self.frame {
+            FrameLink::Direct(_) => Ok(link),
+            FrameLink::ViaCFrame { current_frame, .. } if link != 0 => {
+                mem.read_u64(link + current_frame)
+            }
+            FrameLink::ViaCFrame { .. } => Ok(0),
+        }
     }
 }
 

@@ -190,6 +190,8 @@ pub struct Semantics {
     pub line_table: LineTableFormat,
     /// Whether code objects have `co_qualname` (3.11+), used as the function name.
     pub has_qualname: bool,
+    /// Where the GIL's state is kept.
+    pub gil: GilModel,
     /// How dicts are stored.
     pub dict_model: DictModel,
     /// Where instances of Python classes keep their attributes.
@@ -199,6 +201,18 @@ pub struct Semantics {
     /// The instance attribute holding a `threading.Thread`'s name (2.7 mangles
     /// `self.__name`).
     pub thread_name_attribute: &'static str,
+}
+
+/// Where to find which thread holds the GIL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GilModel {
+    /// 2.7 and 3.6: the exported `_PyThreadState_Current` points at the holder and is
+    /// NULL while nobody holds it.
+    CurrentThreadSymbol,
+    /// 3.7–3.11: the GIL struct is embedded in `_PyRuntime` (`[runtime] gil`).
+    InRuntime,
+    /// 3.12+: each interpreter's `ceval.gil` points at the GIL struct it uses.
+    InterpreterPointer,
 }
 
 impl Semantics {
@@ -242,6 +256,11 @@ impl Semantics {
                 _ => LineTableFormat::Locations,
             },
             has_qualname: minor >= 11,
+            gil: match minor {
+                0 | 6 => GilModel::CurrentThreadSymbol,
+                7..=11 => GilModel::InRuntime,
+                _ => GilModel::InterpreterPointer,
+            },
             dict_model: match minor {
                 0 => DictModel::Table,
                 6..=10 => DictModel::CompactSized,

@@ -19,11 +19,8 @@ impl Renderer for Collapsed {
 /// The folded lines of a profile, in a stable order.
 pub fn folded_lines(profile: &Profile) -> Vec<String> {
     profile
-        .sorted_stacks()
+        .labelled_stacks()
         .into_iter()
-        .map(|(stack, count)| {
-            let labels: Vec<String> = stack.iter().map(|&id| profile.label(id)).collect();
-            format!("{} {count}", labels.join(";"))
-        })
+        .map(|(labels, count)| format!("{} {count}", labels.join(";")))
         .collect()
 }

@@ -1,8 +1,8 @@
 //! A profile: every distinct stack with its sample count, plus what produced it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::sampler::{Sample, SamplerEvent};
+use crate::sampler::{Sample, SamplerEvent, ThreadKey};
 use crate::symbolize::{Frame, FrameId};
 
 /// What produced a profile, shown in every output.
@@ -14,7 +14,7 @@ pub struct ProfileInfo {
     pub command: String,
     /// Interpreter, e.g. `CPython 3.11.7`.
     pub python: String,
-    /// Sampling mode.
+    /// Sampling mode: `wall`, `cpu` or `gil`.
     pub mode: String,
     /// Requested ticks per second.
     pub rate_hz: f64,
@@ -30,6 +30,17 @@ pub struct ProfileInfo {
     pub dropped_ticks: u64,
 }
 
+/// One distinct stack of one thread.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StackKey {
+    /// The thread it was seen in.
+    pub thread: ThreadKey,
+    /// Whether the thread was idle (wall mode only).
+    pub idle: bool,
+    /// Frame ids, root first.
+    pub frames: Vec<FrameId>,
+}
+
 /// Aggregated stacks.
 #[derive(Debug, Clone, Default)]
 pub struct Profile {
@@ -37,8 +48,12 @@ pub struct Profile {
     pub info: ProfileInfo,
     /// Frame table, indexed by [`FrameId`].
     pub frames: Vec<Frame>,
-    /// Sample count per stack; stacks are root first.
-    pub stacks: HashMap<Vec<FrameId>, u64>,
+    /// Sample count per stack.
+    pub stacks: HashMap<StackKey, u64>,
+    /// Thread names by Python thread id, where known.
+    pub thread_names: HashMap<u64, String>,
+    /// Whether stack outputs start each stack with a `thread NAME (tid)` frame.
+    pub show_threads: bool,
 }
 
 impl Profile {
@@ -61,13 +76,31 @@ impl Profile {
                 self.frames[index] = frame;
             }
             SamplerEvent::Sample(sample) => self.add_sample(&sample),
+            SamplerEvent::ThreadName { python_id, name } => {
+                self.thread_names.insert(python_id, name);
+            }
         }
     }
 
     /// Count one stack.
     pub fn add_sample(&mut self, sample: &Sample) {
-        let root_first: Vec<FrameId> = sample.frames.iter().rev().copied().collect();
-        *self.stacks.entry(root_first).or_default() += 1;
+        let key = StackKey {
+            thread: sample.thread,
+            idle: sample.idle,
+            frames: sample.frames.iter().rev().copied().collect(),
+        };
+        *self.stacks.entry(key).or_default() += 1;
+    }
+
+    /// Keep only the stacks of threads for which `keep(thread, name)` holds.
+    pub fn retain_threads(&mut self, keep: impl Fn(&ThreadKey, Option<&str>) -> bool) {
+        let names = &self.thread_names;
+        self.stacks.retain(|key, _| {
+            keep(
+                &key.thread,
+                names.get(&key.thread.python_id).map(String::as_str),
+            )
+        });
     }
 
     /// The frame with id `id`.
@@ -80,24 +113,43 @@ impl Profile {
         self.stacks.values().sum()
     }
 
-    /// Stacks with their counts, sorted root first for stable output.
-    pub fn sorted_stacks(&self) -> Vec<(&[FrameId], u64)> {
-        let mut stacks: Vec<_> = self
-            .stacks
-            .iter()
-            .map(|(stack, &count)| (stack.as_slice(), count))
-            .collect();
-        stacks.sort_by(|a, b| {
-            let key = |s: &[FrameId]| s.iter().map(|&f| self.frame(f)).collect::<Vec<_>>();
-            key(a.0).cmp(&key(b.0))
-        });
-        stacks
+    /// Every stack as a list of labels (root first) with its count, equal label lists
+    /// merged, in label order. This is what stack-based outputs draw.
+    pub fn labelled_stacks(&self) -> BTreeMap<Vec<String>, u64> {
+        let mut out = BTreeMap::new();
+        for (key, &count) in &self.stacks {
+            let mut labels = Vec::with_capacity(key.frames.len() + 1);
+            if self.show_threads {
+                labels.push(self.thread_label(&key.thread));
+            }
+            labels.extend(key.frames.iter().map(|&id| self.label(id)));
+            if key.idle {
+                if let Some(leaf) = labels.last_mut() {
+                    leaf.push_str(" [idle]");
+                }
+            }
+            *out.entry(labels).or_default() += count;
+        }
+        out
     }
 
     /// A frame's label in stack-based outputs: `name (file:line)`.
     pub fn label(&self, id: FrameId) -> String {
         let frame = self.frame(id);
         format!("{} ({}:{})", frame.name, frame.filename, frame.line).replace(';', ":")
+    }
+
+    /// A thread's root label: `thread NAME (tid)`.
+    pub fn thread_label(&self, thread: &ThreadKey) -> String {
+        let name = self
+            .thread_names
+            .get(&thread.python_id)
+            .map_or("?", String::as_str);
+        match thread.os_id {
+            Some(tid) => format!("thread {name} ({tid})"),
+            None => format!("thread {name} ({:#x})", thread.python_id),
+        }
+        .replace(';', ":")
     }
 
     /// A one-line description of how the profile was made.
@@ -112,5 +164,71 @@ impl Profile {
             i.pid,
             i.python
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile_with_two_threads() -> Profile {
+        let mut profile = Profile::new(ProfileInfo::default());
+        profile.frames = vec![
+            Frame {
+                name: "main".into(),
+                filename: "m.py".into(),
+                line: 3,
+                first_line: 1,
+            },
+            Frame {
+                name: "work".into(),
+                filename: "m.py".into(),
+                line: 9,
+                first_line: 8,
+            },
+        ];
+        let a = ThreadKey {
+            python_id: 1,
+            os_id: Some(10),
+        };
+        let b = ThreadKey {
+            python_id: 2,
+            os_id: None,
+        };
+        profile.thread_names.insert(1, "MainThread".into());
+        for (thread, idle, count) in [(a, false, 3), (b, false, 2), (b, true, 1)] {
+            let key = StackKey {
+                thread,
+                idle,
+                frames: vec![0, 1],
+            };
+            profile.stacks.insert(key, count);
+        }
+        profile
+    }
+
+    #[test]
+    fn stacks_merge_across_threads_unless_threads_are_shown() {
+        let mut profile = profile_with_two_threads();
+        let merged = profile.labelled_stacks();
+        let busy = vec!["main (m.py:3)".to_string(), "work (m.py:9)".to_string()];
+        let idle = vec![
+            "main (m.py:3)".to_string(),
+            "work (m.py:9) [idle]".to_string(),
+        ];
+        assert_eq!(merged[&busy], 5);
+        assert_eq!(merged[&idle], 1);
+        profile.show_threads = true;
+        let split = profile.labelled_stacks();
+        assert_eq!(split.len(), 3);
+        assert!(split.keys().any(|k| k[0] == "thread MainThread (10)"));
+        assert!(split.keys().any(|k| k[0] == "thread ? (0x2)"));
+    }
+
+    #[test]
+    fn threads_can_be_filtered_by_name() {
+        let mut profile = profile_with_two_threads();
+        profile.retain_threads(|_, name| name == Some("MainThread"));
+        assert_eq!(profile.total_samples(), 3);
     }
 }

@@ -24,7 +24,8 @@ pub struct FunctionRow {
 pub fn function_rows(profile: &Profile) -> Vec<FunctionRow> {
     type Key<'a> = (&'a str, &'a str, u32);
     let mut rows: HashMap<Key, (u64, u64)> = HashMap::new();
-    for (stack, &count) in &profile.stacks {
+    for (key, &count) in &profile.stacks {
+        let stack = &key.frames;
         let key = |id| {
             let f = profile.frame(id);
             (f.name.as_str(), f.filename.as_str(), f.first_line)
@@ -121,8 +122,16 @@ mod tests {
     fn own_and_total_count_recursion_once() {
         let mut profile = Profile::new(ProfileInfo::default());
         profile.frames = vec![frame("main"), frame("fib")];
-        profile.stacks.insert(vec![0, 1, 1, 1], 3);
-        profile.stacks.insert(vec![0], 1);
+        let key = |frames: Vec<u32>| crate::report::profile::StackKey {
+            thread: crate::sampler::ThreadKey {
+                python_id: 1,
+                os_id: None,
+            },
+            idle: false,
+            frames,
+        };
+        profile.stacks.insert(key(vec![0, 1, 1, 1]), 3);
+        profile.stacks.insert(key(vec![0]), 1);
         let rows = function_rows(&profile);
         assert_eq!(rows[0].name, "fib");
         assert_eq!((rows[0].own, rows[0].total), (3, 3));

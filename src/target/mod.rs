@@ -2,7 +2,9 @@
 //!
 //! Nothing here knows about Python; `crate::python` builds on these pieces.
 
+pub mod activity;
 pub mod binary;
 pub mod maps;
 pub mod memory;
+pub mod pause;
 pub mod process;

@@ -285,58 +285,33 @@ pub fn run_on_extra(check: fn(&Python)) {
     }
 }
 
-/// One `#[test]` per supported interpreter, each running `$check`, so a failure names
-/// its interpreter and a missing interpreter is reported skipped by name.
+/// A module of one `#[test]` per supported interpreter, each running `$check`, so a
+/// failure names its interpreter and a missing interpreter is reported skipped by name.
 #[macro_export]
 macro_rules! test_each_python {
-    ($check:path) => {
-        #[test]
-        fn py2_7() {
-            common::run_on("2.7", concat!(module_path!(), "::py2_7"), $check)
+    ($module:ident, $check:path) => {
+        mod $module {
+            $crate::test_each_python!(@one $check, py2_7, "2.7");
+            $crate::test_each_python!(@one $check, py3_6, "3.6");
+            $crate::test_each_python!(@one $check, py3_7, "3.7");
+            $crate::test_each_python!(@one $check, py3_8, "3.8");
+            $crate::test_each_python!(@one $check, py3_9, "3.9");
+            $crate::test_each_python!(@one $check, py3_10, "3.10");
+            $crate::test_each_python!(@one $check, py3_11, "3.11");
+            $crate::test_each_python!(@one $check, py3_12, "3.12");
+            $crate::test_each_python!(@one $check, py3_13, "3.13");
+            $crate::test_each_python!(@one $check, py3_11_debian_static, "3.11-debian-static");
+
+            #[test]
+            fn extra_pythons() {
+                $crate::common::run_on_extra($check)
+            }
         }
+    };
+    (@one $check:path, $test:ident, $name:literal) => {
         #[test]
-        fn py3_6() {
-            common::run_on("3.6", concat!(module_path!(), "::py3_6"), $check)
-        }
-        #[test]
-        fn py3_7() {
-            common::run_on("3.7", concat!(module_path!(), "::py3_7"), $check)
-        }
-        #[test]
-        fn py3_8() {
-            common::run_on("3.8", concat!(module_path!(), "::py3_8"), $check)
-        }
-        #[test]
-        fn py3_9() {
-            common::run_on("3.9", concat!(module_path!(), "::py3_9"), $check)
-        }
-        #[test]
-        fn py3_10() {
-            common::run_on("3.10", concat!(module_path!(), "::py3_10"), $check)
-        }
-        #[test]
-        fn py3_11() {
-            common::run_on("3.11", concat!(module_path!(), "::py3_11"), $check)
-        }
-        #[test]
-        fn py3_12() {
-            common::run_on("3.12", concat!(module_path!(), "::py3_12"), $check)
-        }
-        #[test]
-        fn py3_13() {
-            common::run_on("3.13", concat!(module_path!(), "::py3_13"), $check)
-        }
-        #[test]
-        fn py3_11_debian_static() {
-            common::run_on(
-                "3.11-debian-static",
-                concat!(module_path!(), "::py3_11_debian_static"),
-                $check,
-            )
-        }
-        #[test]
-        fn extra_pythons() {
-            common::run_on_extra($check)
+        fn $test() {
+            $crate::common::run_on($name, concat!(module_path!(), "::", stringify!($test)), $check)
         }
     };
 }

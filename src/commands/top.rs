@@ -1,0 +1,91 @@
+//! `pyscry top`: watch where a program's time goes, live, in a full-screen table.
+
+use std::io::IsTerminal;
+use std::process::Child;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::attach::{open_python, Opened};
+use crate::cli::TopArgs;
+use crate::error::{Error, Result};
+use crate::sampler::{self, Mode, SamplerConfig};
+use crate::target::process;
+use crate::ui::app::{App, Header};
+use crate::ui::live::{self, Watch};
+use crate::ui::terminal::{self, TerminalGuard};
+
+/// Run `pyscry top`; returns the exit code.
+pub fn run(args: TopArgs) -> Result<i32> {
+    if !std::io::stdout().is_terminal() {
+        return Err(anyhow::anyhow!(
+            "top needs a terminal, and stdout is not one; use `pyscry record` to profile \
+             without a terminal"
+        )
+        .into());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
+    }
+    let mut launched = match args.target.pid {
+        Some(_) => None,
+        None => {
+            let start = || process::launch(&args.target.command);
+            let child = terminal::with_stdio_detached(start).map_err(anyhow::Error::from)??;
+            Some(Launched(child))
+        }
+    };
+    let pid = match (&launched, args.target.pid) {
+        (Some(Launched(child)), _) => child.id(),
+        (None, pid) => pid.unwrap_or_default(),
+    };
+    let child = launched.as_mut().map(|Launched(child)| child);
+    let python = match open_python(pid, child, &stop)? {
+        Opened::Ready(python) => python,
+        Opened::ExitedEarly => return Err(Error::TargetExited(pid)),
+    };
+    let mode = Mode::Wall;
+    let header = Header {
+        pid,
+        command: match args.target.pid {
+            Some(pid) => process::command_line(pid),
+            None => args.target.command.join(" "),
+        },
+        python: python.describe(),
+        mode: mode.to_string(),
+        rate_hz: args.rate,
+        ..Header::default()
+    };
+    let mut guard = TerminalGuard::enter().map_err(anyhow::Error::from)?;
+    let (events_tx, events) = crossbeam_channel::unbounded();
+    let config = SamplerConfig {
+        rate_hz: args.rate,
+        duration: None,
+        mode,
+        blocking: false,
+    };
+    let watch = Watch {
+        sampler: sampler::start(*python, config, Arc::clone(&stop), events_tx),
+        events,
+        stop,
+        child: launched.as_mut().map(|Launched(child)| child),
+        delay: Duration::from_secs_f64(args.delay),
+    };
+    live::run(&mut guard.terminal, App::new(header), watch)?;
+    Ok(0)
+}
+
+/// A program `top` launched; stopped (SIGTERM, then SIGKILL) when `top` ends, however
+/// it ends, after the terminal is restored.
+struct Launched(Child);
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        let _ = process::terminate(&mut self.0);
+    }
+}

@@ -1,0 +1,214 @@
+//! The live view's event loop: take the sampler's events in, refresh the numbers on
+//! schedule, answer keys, and notice when the target ends.
+
+use std::io::IsTerminal;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossterm::event::{self, Event, KeyEventKind};
+
+use super::app::{App, Effect};
+use super::terminal::Tui;
+use super::usage::Usage;
+use super::view;
+use super::window::Aggregator;
+use crate::sampler::{EndReason, SamplerEvent, SamplerHandle, SamplerStats};
+use crate::target::process;
+
+/// Longest wait for a key before the sampler's events are taken in again and the stop
+/// flag is checked.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the loop watches.
+pub struct Watch<'a> {
+    /// The running sampler.
+    pub sampler: SamplerHandle,
+    /// Its events.
+    pub events: Receiver<SamplerEvent>,
+    /// Raised by a signal or on quitting; stops the sampler.
+    pub stop: Arc<AtomicBool>,
+    /// The program we launched, if we did.
+    pub child: Option<&'a mut Child>,
+    /// Time between refreshes.
+    pub delay: Duration,
+}
+
+/// Show `app` on `tui` until the user quits or a signal raises the stop flag.
+pub fn run(tui: &mut Tui, app: App, watch: Watch) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut live = Live {
+        stats: Arc::clone(&watch.sampler.stats),
+        aggregator: Aggregator::new(started, app.header.rate_hz),
+        usage: Usage::new(app.header.pid),
+        sampler: Some(watch.sampler),
+        app,
+        started,
+        next_refresh: started + watch.delay,
+        delay: watch.delay,
+    };
+    live.usage.read(started);
+    let result = live.run(tui, &watch.events, &watch.stop, watch.child);
+    watch.stop.store(true, Ordering::Relaxed);
+    if let Some(sampler) = live.sampler.take() {
+        sampler.join();
+    }
+    result
+}
+
+struct Live {
+    stats: Arc<SamplerStats>,
+    aggregator: Aggregator,
+    usage: Usage,
+    /// Until sampling ends.
+    sampler: Option<SamplerHandle>,
+    app: App,
+    started: Instant,
+    next_refresh: Instant,
+    delay: Duration,
+}
+
+impl Live {
+    fn run(
+        &mut self,
+        tui: &mut Tui,
+        events: &Receiver<SamplerEvent>,
+        stop: &AtomicBool,
+        mut child: Option<&mut Child>,
+    ) -> anyhow::Result<()> {
+        let input = spawn_input_reader();
+        let mut dirty = true;
+        loop {
+            if self.take_events(events) {
+                self.sampling_ended(stop, child.as_deref_mut())?;
+                dirty = true;
+            }
+            // A terminal that hung up without a signal reaching us ends the view too.
+            if stop.load(Ordering::Relaxed) || !std::io::stdin().is_terminal() {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if self.sampler.is_some() && now >= self.next_refresh {
+                self.next_refresh = (self.next_refresh + self.delay).max(now);
+                if !self.app.paused {
+                    self.refresh(now);
+                    dirty = true;
+                }
+            }
+            if dirty {
+                tui.draw(|frame| view::draw(frame, &mut self.app))?;
+                dirty = false;
+            }
+            let wait = self.next_refresh.saturating_duration_since(now).min(POLL);
+            match input.recv_timeout(wait) {
+                Ok(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
+                    let effect = self.app.handle_key(key, &self.aggregator.threads());
+                    if effect == Effect::Quit {
+                        return Ok(());
+                    }
+                    self.apply(effect);
+                    dirty = effect != Effect::Nothing;
+                }
+                Ok(Ok(Event::Resize(..))) => dirty = true,
+                Ok(Ok(_)) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Err(error)) => return Err(error.into()),
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+
+    /// Carry out what a key asked for (all but quitting).
+    fn apply(&mut self, effect: Effect) {
+        let now = Instant::now();
+        match effect {
+            Effect::Requery => self.requery(),
+            Effect::Resume if self.sampler.is_some() => {
+                self.refresh(now);
+                self.next_refresh = now + self.delay;
+            }
+            Effect::Reset => {
+                self.aggregator
+                    .reset(now, self.stats.ticks.load(Ordering::Relaxed));
+                self.requery();
+            }
+            Effect::Nothing | Effect::Redraw | Effect::Resume | Effect::Quit => {}
+        }
+    }
+
+    /// Take in every event waiting; true when the sampler has just ended.
+    fn take_events(&mut self, events: &Receiver<SamplerEvent>) -> bool {
+        if self.sampler.is_none() {
+            return false;
+        }
+        loop {
+            match events.try_recv() {
+                Ok(event) => self.aggregator.add_event(event),
+                Err(TryRecvError::Empty) => return false,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
+
+    /// Close the window, read the counters and the target's usage, and recompute.
+    fn refresh(&mut self, now: Instant) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        self.aggregator.rotate(now, load(&self.stats.ticks));
+        let usage = self.usage.read(now);
+        let header = &mut self.app.header;
+        header.elapsed = now - self.started;
+        header.samples = load(&self.stats.samples);
+        header.errors = load(&self.stats.errors);
+        header.dropped_ticks = load(&self.stats.dropped_ticks);
+        header.threads = self.aggregator.window_threads();
+        header.cpu_percent = usage.cpu_percent.or(header.cpu_percent);
+        header.rss_bytes = usage.rss_bytes.or(header.rss_bytes);
+        self.requery();
+    }
+
+    fn requery(&mut self) {
+        self.app.table = self.aggregator.table(self.app.query());
+    }
+
+    /// The sampler's channel closed: say how the target ended and keep the final
+    /// numbers on screen. A sampler that ended for any other reason than the target
+    /// exiting, or our stop flag, is an error.
+    fn sampling_ended(
+        &mut self,
+        stop: &AtomicBool,
+        child: Option<&mut Child>,
+    ) -> anyhow::Result<()> {
+        let reason = self.sampler.take().map(SamplerHandle::join);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if reason != Some(EndReason::TargetExited) {
+            anyhow::bail!("sampling stopped unexpectedly: the sampler thread failed");
+        }
+        self.refresh(Instant::now());
+        self.app.header.ended = Some(match child.map(Child::try_wait) {
+            Some(Ok(Some(status))) => process::describe_exit(status),
+            _ => "exited".to_string(),
+        });
+        Ok(())
+    }
+}
+
+/// Read terminal events on a thread of their own. crossterm spins without returning
+/// when the terminal hangs up, so reading must not block the loop that watches the stop
+/// flag; the thread ends with the process.
+fn spawn_input_reader() -> Receiver<std::io::Result<Event>> {
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    std::thread::Builder::new()
+        .name("pyscry-input".into())
+        .spawn(move || loop {
+            let event = event::read();
+            let failed = event.is_err();
+            if tx.send(event).is_err() || failed {
+                return;
+            }
+        })
+        .expect("spawning the input thread");
+    rx
+}

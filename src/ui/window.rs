@@ -1,0 +1,318 @@
+//! The live view's numbers: samples aggregated over refresh windows.
+//!
+//! Samples go into the window being filled. Each refresh closes that window, keeps it
+//! as the last window, and adds it to the totals since the start (or the last reset).
+//! A table is computed by [`function_rows`] on a [`Profile`] built from the chosen
+//! span and thread, so the live view counts own and total time exactly as `record`
+//! does, a recursive function once per stack.
+
+use std::time::{Duration, Instant};
+
+use crate::report::table::{function_rows, FunctionRow};
+use crate::report::{Profile, ProfileInfo};
+use crate::sampler::{SamplerEvent, ThreadKey};
+use crate::symbolize::Frame;
+
+/// Which samples a table covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// The last refresh window.
+    Window,
+    /// Everything since the start, or since the last reset.
+    SinceStart,
+}
+
+/// What to aggregate by and over which threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Query {
+    /// The samples to count.
+    pub span: Span,
+    /// One thread, or all of them.
+    pub thread: Option<ThreadKey>,
+    /// One row per source line instead of one per function.
+    pub by_line: bool,
+}
+
+/// A computed table and what its numbers are shares of.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// One row per function (per line, when asked: then `first_line` is the line).
+    pub rows: Vec<FunctionRow>,
+    /// Samples the rows are shares of.
+    pub samples: u64,
+    /// Wall-clock seconds that one sample of one thread stands for.
+    pub sample_secs: f64,
+    /// How long the span lasted.
+    pub duration: Duration,
+}
+
+/// Samples over a stretch of time: stacks by thread, and how many ticks it held.
+#[derive(Debug, Clone, Default)]
+struct Period {
+    /// Stacks with counts; the frame table lives in [`Aggregator::catalog`].
+    stacks: Profile,
+    ticks: u64,
+    duration: Duration,
+}
+
+impl Period {
+    fn absorb(&mut self, other: &Period) {
+        for (key, count) in &other.stacks.stacks {
+            *self.stacks.stacks.entry(key.clone()).or_default() += count;
+        }
+        self.ticks += other.ticks;
+        self.duration += other.duration;
+    }
+}
+
+/// Windowed and cumulative aggregation of the sampler's events.
+#[derive(Debug)]
+pub struct Aggregator {
+    /// Frames and thread names seen so far.
+    catalog: Profile,
+    filling: Period,
+    window: Period,
+    since_start: Period,
+    /// When the window being filled started, and the sampler's tick count then.
+    opened: (Instant, u64),
+    /// The nominal time between ticks, used before any tick is counted.
+    nominal_tick: Duration,
+}
+
+impl Aggregator {
+    /// An empty aggregator whose first window opens at `now`.
+    pub fn new(now: Instant, rate_hz: f64) -> Aggregator {
+        Aggregator {
+            catalog: Profile::new(ProfileInfo::default()),
+            filling: Period::default(),
+            window: Period::default(),
+            since_start: Period::default(),
+            opened: (now, 0),
+            nominal_tick: Duration::from_secs_f64(1.0 / rate_hz),
+        }
+    }
+
+    /// Take one event from the sampler.
+    pub fn add_event(&mut self, event: SamplerEvent) {
+        match event {
+            SamplerEvent::Sample(sample) => self.filling.stacks.add_sample(&sample),
+            other => self.catalog.add_event(other),
+        }
+    }
+
+    /// Close the window being filled at `now`, when the sampler has counted `ticks`
+    /// ticks in all, and open the next one.
+    pub fn rotate(&mut self, now: Instant, ticks: u64) {
+        let (opened_at, opened_ticks) = self.opened;
+        let mut closed = std::mem::take(&mut self.filling);
+        closed.ticks = ticks.saturating_sub(opened_ticks);
+        closed.duration = now.saturating_duration_since(opened_at);
+        self.since_start.absorb(&closed);
+        self.window = closed;
+        self.opened = (now, ticks);
+    }
+
+    /// Forget every sample, as if sampling had started at `now`.
+    pub fn reset(&mut self, now: Instant, ticks: u64) {
+        self.filling = Period::default();
+        self.window = Period::default();
+        self.since_start = Period::default();
+        self.opened = (now, ticks);
+    }
+
+    /// Own and total samples per function (or line) for `query`.
+    pub fn table(&self, query: Query) -> Table {
+        let period = match query.span {
+            Span::Window => &self.window,
+            Span::SinceStart => &self.since_start,
+        };
+        let mut profile = Profile::new(ProfileInfo::default());
+        profile.frames = if query.by_line {
+            // Keyed by the executing line, function_rows makes one row per line.
+            let by_line = |f: &Frame| Frame {
+                first_line: f.line,
+                ..f.clone()
+            };
+            self.catalog.frames.iter().map(by_line).collect()
+        } else {
+            self.catalog.frames.clone()
+        };
+        profile.stacks = period
+            .stacks
+            .stacks
+            .iter()
+            .filter(|(key, _)| query.thread.is_none_or(|t| key.thread == t))
+            .map(|(key, &count)| (key.clone(), count))
+            .collect();
+        let sample_secs = match period.ticks {
+            0 => self.nominal_tick.as_secs_f64(),
+            ticks => period.duration.as_secs_f64() / ticks as f64,
+        };
+        Table {
+            rows: function_rows(&profile),
+            samples: profile.total_samples(),
+            sample_secs,
+            duration: period.duration,
+        }
+    }
+
+    /// Every thread seen since the start (or reset), in a stable order, with its label.
+    pub fn threads(&self) -> Vec<(ThreadKey, String)> {
+        let mut keys: Vec<ThreadKey> = self
+            .since_start
+            .stacks
+            .stacks
+            .keys()
+            .map(|key| key.thread)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .map(|key| (key, self.catalog.thread_label(&key)))
+            .collect()
+    }
+
+    /// Threads sampled in the last window, and how many of them ran (had a sample that
+    /// was not idle) in it.
+    pub fn window_threads(&self) -> (usize, usize) {
+        let mut threads: Vec<(ThreadKey, bool)> = self
+            .window
+            .stacks
+            .stacks
+            .keys()
+            .map(|key| (key.thread, !key.idle))
+            .collect();
+        // In reverse order a thread's first entry says whether it ever ran.
+        threads.sort();
+        threads.reverse();
+        threads.dedup_by_key(|(thread, _)| *thread);
+        let running = threads.iter().filter(|(_, ran)| *ran).count();
+        (threads.len(), running)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::Sample;
+
+    const MAIN: ThreadKey = ThreadKey {
+        python_id: 1,
+        os_id: Some(100),
+    };
+    const WORKER: ThreadKey = ThreadKey {
+        python_id: 2,
+        os_id: Some(101),
+    };
+
+    fn frame(name: &str, line: u32) -> Frame {
+        Frame {
+            name: name.into(),
+            filename: "w.py".into(),
+            line,
+            first_line: 1,
+        }
+    }
+
+    fn sample(thread: ThreadKey, frames: &[u32], idle: bool) -> SamplerEvent {
+        SamplerEvent::Sample(Sample {
+            elapsed: Duration::ZERO,
+            thread,
+            frames: frames.to_vec(),
+            idle,
+            holds_gil: false,
+        })
+    }
+
+    /// Frames: 0 main, 1 fib line 5, 2 fib line 6.
+    fn aggregator() -> (Aggregator, Instant) {
+        let start = Instant::now();
+        let mut agg = Aggregator::new(start, 100.0);
+        for (id, f) in [frame("main", 9), frame("fib", 5), frame("fib", 6)]
+            .into_iter()
+            .enumerate()
+        {
+            agg.add_event(SamplerEvent::NewFrame(id as u32, f));
+        }
+        (agg, start)
+    }
+
+    fn query(span: Span) -> Query {
+        Query {
+            span,
+            thread: None,
+            by_line: false,
+        }
+    }
+
+    #[test]
+    fn windows_hold_the_last_refresh_and_totals_keep_everything() {
+        let (mut agg, start) = aggregator();
+        agg.add_event(sample(MAIN, &[1, 2, 0], false));
+        agg.rotate(start + Duration::from_secs(1), 100);
+        agg.add_event(sample(MAIN, &[0], false));
+        agg.rotate(start + Duration::from_secs(2), 200);
+
+        let window = agg.table(query(Span::Window));
+        assert_eq!(window.samples, 1);
+        assert_eq!(window.rows[0].name, "main");
+        assert!((window.sample_secs - 0.01).abs() < 1e-9);
+
+        let total = agg.table(query(Span::SinceStart));
+        assert_eq!(total.samples, 2);
+        assert_eq!(total.duration, Duration::from_secs(2));
+        let fib = total.rows.iter().find(|r| r.name == "fib").unwrap();
+        // Two fib frames in one stack count once.
+        assert_eq!((fib.own, fib.total), (1, 1));
+    }
+
+    #[test]
+    fn lines_get_rows_of_their_own() {
+        let (mut agg, start) = aggregator();
+        agg.add_event(sample(MAIN, &[1, 0], false));
+        agg.add_event(sample(MAIN, &[2, 0], false));
+        agg.add_event(sample(MAIN, &[2, 0], false));
+        agg.rotate(start + Duration::from_secs(1), 3);
+        let by_function = agg.table(query(Span::Window));
+        assert_eq!(by_function.rows.len(), 2);
+        let by_line = agg.table(Query {
+            by_line: true,
+            ..query(Span::Window)
+        });
+        let fib: Vec<(u32, u64)> = by_line
+            .rows
+            .iter()
+            .filter(|r| r.name == "fib")
+            .map(|r| (r.first_line, r.own))
+            .collect();
+        assert_eq!(fib, [(6, 2), (5, 1)]);
+    }
+
+    #[test]
+    fn threads_can_be_chosen_and_idle_ones_are_counted() {
+        let (mut agg, start) = aggregator();
+        agg.add_event(sample(MAIN, &[0], false));
+        agg.add_event(sample(WORKER, &[1], true));
+        agg.add_event(sample(WORKER, &[1], true));
+        agg.rotate(start + Duration::from_secs(1), 2);
+        assert_eq!(agg.window_threads(), (2, 1));
+        let threads: Vec<ThreadKey> = agg.threads().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(threads, [MAIN, WORKER]);
+        let worker = agg.table(Query {
+            thread: Some(WORKER),
+            ..query(Span::Window)
+        });
+        assert_eq!(worker.samples, 2);
+        assert_eq!(worker.rows[0].name, "fib");
+    }
+
+    #[test]
+    fn reset_forgets_everything() {
+        let (mut agg, start) = aggregator();
+        agg.add_event(sample(MAIN, &[0], false));
+        agg.rotate(start + Duration::from_secs(1), 1);
+        agg.reset(start + Duration::from_secs(1), 1);
+        assert_eq!(agg.table(query(Span::SinceStart)).samples, 0);
+        assert!(agg.threads().is_empty());
+    }
+}

@@ -1,0 +1,343 @@
+//! What the numbers mean: wall, CPU and GIL modes, threads, jittered timing, torn-read
+//! safety and `--blocking`, on real interpreters.
+//!
+//! These tests measure time shares, so they run one at a time (a shared lock) to keep
+//! two CPU-bound targets from competing for the same cores.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::{collapsed_shares, pyscry, script, Python, Target, TempDir};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Launch-and-record `script args` with extra pyscry options: the collapsed output and
+/// pyscry's own output (which includes the launched script's stdout).
+fn record(python: &Python, options: &[&str], script_name: &str, args: &[&str]) -> (String, Output) {
+    let dir = TempDir::new(&format!("sampling-{}-{}", python.name, script_name));
+    let out_path = dir.path("out.txt");
+    let out = pyscry()
+        .arg("record")
+        .args(options)
+        .args(["--format", "collapsed", "-o"])
+        .arg(&out_path)
+        .arg("--")
+        .arg(&python.path)
+        .arg(script(script_name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        python.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (std::fs::read_to_string(&out_path).unwrap(), out)
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    100.0 * part as f64 / whole.max(1) as f64
+}
+
+/// The share of `first` in the `truth first=SECONDS second=SECONDS` line a workload
+/// prints: what really happened, however loaded the machine was.
+fn true_share(out: &Output) -> f64 {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("truth "))
+        .expect("truth line");
+    let seconds: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|kv| kv.split_once('=').unwrap().1.parse().unwrap())
+        .collect();
+    100.0 * seconds[0] / (seconds[0] + seconds[1])
+}
+
+/// Sleeping and burning for equal wall time: wall splits ~50/50; cpu and gil modes
+/// give the sleeper under 5 %. Both without and with `--blocking`.
+fn modes_split_sleep_and_cpu(python: &Python) {
+    let _serial = serial();
+    for blocking in [false, true] {
+        let extra: &[&str] = if blocking { &["--blocking"] } else { &[] };
+        let label = |mode: &str| {
+            format!(
+                "{} --mode {mode}{}",
+                python.name,
+                if blocking { " --blocking" } else { "" }
+            )
+        };
+        for mode in ["wall", "cpu", "gil"] {
+            let mut options = vec!["--mode", mode];
+            options.extend_from_slice(extra);
+            let (text, out) = record(python, &options, "sleep_burn.py", &["0.1", "8"]);
+            let (counts, _) = collapsed_shares(&text, &["sleeper", "burner"]);
+            let both = counts[0] + counts[1];
+            let sleeper = percent(counts[0], both);
+            assert!(both > 50, "{}: only {both} samples", label(mode));
+            match mode {
+                "wall" => {
+                    let truth = true_share(&out);
+                    assert!(
+                        (sleeper - truth).abs() <= 5.0 && (truth - 50.0).abs() <= 10.0,
+                        "{}: sleeper {sleeper:.1}% of {both}, really {truth:.1}%",
+                        label(mode)
+                    )
+                }
+                _ => assert!(
+                    sleeper < 5.0,
+                    "{}: sleeper {sleeper:.1}% of {both}",
+                    label(mode)
+                ),
+            }
+            if mode == "wall" {
+                assert!(
+                    text.contains("[idle]"),
+                    "{}: idle samples are not marked",
+                    label(mode)
+                );
+            }
+        }
+    }
+}
+
+test_each_python!(modes, super::modes_split_sleep_and_cpu);
+
+/// Periodic work every 10 ms, sampled at 100 Hz: jitter keeps its share right (30 %).
+fn jitter_defeats_aliasing(python: &Python) {
+    let _serial = serial();
+    for blocking in [false, true] {
+        let options: &[&str] = if blocking {
+            &["--rate", "100", "--blocking"]
+        } else {
+            &["--rate", "100"]
+        };
+        let (text, out) = record(python, options, "periodic.py", &["3"]);
+        let (counts, _) = collapsed_shares(&text, &["periodic", "rest"]);
+        let share = percent(counts[0], counts[0] + counts[1]);
+        let truth = true_share(&out);
+        // Aliased sampling would report about 0 % or 100 %, far outside this band.
+        assert!(
+            (share - truth).abs() <= 6.0 && truth >= 15.0,
+            "{} (blocking {blocking}): periodic {share:.1}%, really {truth:.1}% (counts {counts:?})",
+            python.name
+        );
+    }
+}
+
+test_each_python!(jitter, super::jitter_defeats_aliasing);
+
+/// The 1:2:3 workload in two named threads: `--threads` shows each thread by name, and
+/// each thread's shares are right.
+fn per_thread_shares(python: &Python) {
+    let _serial = serial();
+    let (text, _) = record(
+        python,
+        &["--threads", "--rate", "200"],
+        "two_threads.py",
+        &["0.1", "4"],
+    );
+    for thread in ["worker-a", "worker-b"] {
+        let prefix = format!("thread {thread} (");
+        let lines: String = text
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "{}: no stacks under {prefix:?}:\n{text}",
+            python.name
+        );
+        let (counts, _) = collapsed_shares(&lines, &["one", "two", "three"]);
+        let sum: u64 = counts.iter().sum();
+        for (count, expected) in counts.iter().zip([100.0 / 6.0, 100.0 / 3.0, 50.0]) {
+            let share = percent(*count, sum);
+            assert!(
+                (share - expected).abs() <= 3.0,
+                "{} {thread}: {share:.1}% vs {expected:.1}% ({counts:?})",
+                python.name
+            );
+        }
+    }
+}
+
+test_each_python!(threads, super::per_thread_shares);
+
+/// `--thread NAME` and `--main-thread` keep only those threads.
+#[test]
+fn thread_filters() {
+    let Some(python) = newest_python() else {
+        return common::skip("thread_filters", "no interpreter");
+    };
+    let _serial = serial();
+    let (only_a, _) = record(
+        &python,
+        &["--threads", "--thread", "worker-a"],
+        "two_threads.py",
+        &["0.05", "2"],
+    );
+    assert!(
+        only_a.lines().all(|l| l.starts_with("thread worker-a (")),
+        "{only_a}"
+    );
+    let (main, _) = record(
+        &python,
+        &["--threads", "--main-thread"],
+        "two_threads.py",
+        &["0.05", "2"],
+    );
+    assert!(!main.is_empty());
+    assert!(
+        main.lines().all(|l| l.starts_with("thread MainThread (")),
+        "{main}"
+    );
+}
+
+fn newest_python() -> Option<Python> {
+    common::expected_pythons()
+        .into_iter()
+        .filter(|(name, _)| !name.contains("debian"))
+        .filter_map(|(name, path)| Some(Python { name, path: path? }))
+        .next_back()
+}
+
+/// The summary's tick, sample, dropped-tick and rate numbers agree with the output and
+/// with the requested rate and duration.
+#[test]
+fn effective_rate_and_dropped_ticks_are_reported() {
+    let Some(python) = newest_python() else {
+        return common::skip("effective_rate", "no interpreter");
+    };
+    let _serial = serial();
+    let mut target = Target::start(&python, &script("counter.py"), &[]);
+    target.next_line();
+    let dir = TempDir::new("rate");
+    let out_path = dir.path("rate.txt");
+    let out = pyscry()
+        .args(["record", "-r", "200", "-d", "2", "-f", "collapsed", "--pid"])
+        .arg(target.pid().to_string())
+        .arg("-o")
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("effective rate"))
+        .expect("summary line");
+    let number = |label: &str| -> f64 {
+        let before = summary.split(label).next().unwrap();
+        before
+            .trim_end()
+            .rsplit([' ', '('])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (ticks, samples, dropped) = (
+        number(" ticks"),
+        number(" samples"),
+        number(" dropped ticks"),
+    );
+    let rate: f64 = summary
+        .rsplit("effective rate ")
+        .next()
+        .unwrap()
+        .trim_end_matches(" Hz)")
+        .parse()
+        .unwrap();
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let (_, total) = collapsed_shares(&text, &[]);
+    assert_eq!(total as f64, samples, "{summary}");
+    assert!(((ticks + dropped) - 400.0).abs() <= 12.0, "{summary}");
+    assert!((rate - ticks / 2.0).abs() <= 0.05 * rate, "{summary}");
+}
+
+/// Ctrl-C (and SIGTERM) while recording a busy target with `--blocking` at a high rate
+/// leaves the target running, never stopped, and still writes the recording.
+#[test]
+fn interrupting_blocking_mode_leaves_the_target_running() {
+    let Some(python) = newest_python() else {
+        return common::skip("interrupting_blocking", "no interpreter");
+    };
+    let _serial = serial();
+    for signal in ["INT", "TERM", "INT"] {
+        let mut target = Target::start(&python, &script("counter.py"), &[]);
+        target.next_line();
+        let dir = TempDir::new("interrupt");
+        let out_path = dir.path("i.txt");
+        let child = pyscry()
+            .args([
+                "record",
+                "--blocking",
+                "-r",
+                "1000",
+                "-f",
+                "collapsed",
+                "--pid",
+            ])
+            .arg(target.pid().to_string())
+            .arg("-o")
+            .arg(&out_path)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "SIG{signal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(Path::new(&out_path).exists());
+        for tid in std::fs::read_dir(format!("/proc/{}/task", target.pid())).unwrap() {
+            let tid = tid.unwrap().file_name();
+            let stat = std::fs::read_to_string(format!(
+                "/proc/{}/task/{}/stat",
+                target.pid(),
+                tid.to_str().unwrap()
+            ))
+            .unwrap();
+            let state = stat
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .trim_start()
+                .chars()
+                .next()
+                .unwrap();
+            assert!(
+                matches!(state, 'R' | 'S'),
+                "SIG{signal}: thread left in state {state}"
+            );
+        }
+        let before: u64 = target.next_line().parse().unwrap();
+        let mut after = before;
+        for _ in 0..3 {
+            after = target.next_line().parse().unwrap();
+        }
+        assert!(
+            after > before,
+            "SIG{signal}: target stopped making progress"
+        );
+    }
+}
