@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::python::code::{CodeHeader, CodeInfo, CodeReader};
-use crate::python::frames::RawFrame;
+use crate::python::frames::{Position, RawFrame};
 use crate::python::objects::ObjectError;
 use crate::target::memory::Memory;
 
@@ -35,6 +35,8 @@ struct CachedCode {
     info: Arc<CodeInfo>,
     /// Distinguishes successive code objects at the same address.
     serial: u64,
+    /// Start of each bytecode copy seen so far, by copy index (3.11+).
+    bytecode_starts: Vec<(u32, u64)>,
 }
 
 /// Why a raw frame could not be symbolized.
@@ -78,7 +80,7 @@ impl Symbolizer {
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<FrameId, SymbolizeError> {
         let header = reader.read_header(mem, raw.code)?;
-        let cached = match self.codes.get(&raw.code) {
+        let cached = match self.codes.get_mut(&raw.code) {
             Some(cached) if cached.header == header => cached,
             _ => {
                 let info = Arc::new(reader.read_info(mem, &header)?);
@@ -89,20 +91,33 @@ impl Symbolizer {
                         header,
                         info,
                         serial: self.next_serial,
+                        bytecode_starts: Vec::new(),
                     },
                 );
-                &self.codes[&raw.code]
+                self.codes.get_mut(&raw.code).expect("just inserted")
+            }
+        };
+        let offset = match raw.position {
+            Position::ByteOffset(offset) => offset,
+            Position::Instruction { pointer, copy } => {
+                let known = cached.bytecode_starts.iter().find(|(c, _)| *c == copy);
+                let start = match known {
+                    Some(&(_, start)) => start,
+                    None => {
+                        let start = reader.bytecode_start(mem, &cached.header, copy)?;
+                        cached.bytecode_starts.push((copy, start));
+                        start
+                    }
+                };
+                pointer.wrapping_sub(start) as i64
             }
         };
         let len = cached.info.code_len;
         // -2 is a 3.10-3.12 frame that has not started (lasti -1 in code units).
-        if !(-2..len as i64).contains(&raw.byte_offset) {
-            return Err(SymbolizeError::OffsetOutsideCode {
-                offset: raw.byte_offset,
-                len,
-            });
+        if !(-2..len as i64).contains(&offset) {
+            return Err(SymbolizeError::OffsetOutsideCode { offset, len });
         }
-        let line = cached.info.lines.line_at(raw.byte_offset).unwrap_or(0);
+        let line = cached.info.lines.line_at(offset).unwrap_or(0);
         let key = (cached.serial, line);
         if let Some(&id) = self.frame_ids.get(&key) {
             return Ok(id);

@@ -45,6 +45,7 @@ struct ProcessDump {
     command: String,
     python: String,
     runtime_file: String,
+    layout: String,
     threads: Vec<ThreadDump>,
 }
 
@@ -111,6 +112,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         command: process::command_line(pid),
         python: python.describe(),
         runtime_file: python.runtime_file.clone(),
+        layout: python.layout_source.clone(),
         threads: dumps,
     })
 }

@@ -25,6 +25,8 @@ pub struct CodeHeader {
     /// `ob_size` of the code object: its length in code units on 3.11+, where the
     /// bytecode is inline; 0 before.
     pub inline_units: u64,
+    /// `co_tlbc`, the per-thread bytecode copies of free-threaded 3.14+; 0 elsewhere.
+    pub tlbc: u64,
 }
 
 /// What pyscry shows for a code object.
@@ -66,6 +68,9 @@ pub struct CodeReader {
     firstlineno: u64,
     ob_size: u64,
     code_len: CodeLength,
+    code_adaptive: Option<u64>,
+    tlbc: Option<u64>,
+    tlbc_entries: u64,
     header_len: usize,
 }
 
@@ -91,6 +96,10 @@ impl CodeReader {
             None => CodeLength::InlineUnits,
         };
         let co_code = code.code.unwrap_or(0);
+        let tlbc_entries = match code.tlbc {
+            Some(_) => require(layout.code_array.entries, "code_array.entries")?,
+            None => 0,
+        };
         let header_len = [
             name,
             filename,
@@ -98,6 +107,7 @@ impl CodeReader {
             firstlineno,
             ob_size,
             co_code,
+            code.tlbc.unwrap_or(0),
             objects.ob_type_offset(),
         ]
         .into_iter()
@@ -113,6 +123,9 @@ impl CodeReader {
             firstlineno,
             ob_size,
             code_len,
+            code_adaptive: code.code_adaptive,
+            tlbc: code.tlbc,
+            tlbc_entries,
             header_len: header_len as usize,
         })
     }
@@ -141,7 +154,30 @@ impl CodeReader {
                 CodeLength::InlineUnits => buf.u64_at(self.ob_size),
                 CodeLength::BytesObject { .. } => 0,
             },
+            tlbc: self.tlbc.map_or(0, |o| buf.u64_at(o)),
         })
+    }
+
+    /// Where copy `copy` of the bytecode of the code object `header` starts (3.11+): the
+    /// code object's inline bytecode for copy 0, else entry `copy` of its per-thread
+    /// copies (free-threaded 3.14+).
+    pub fn bytecode_start(
+        &self,
+        mem: &impl Memory,
+        header: &CodeHeader,
+        copy: u32,
+    ) -> Result<u64, ObjectError> {
+        let inline = self
+            .code_adaptive
+            .ok_or(ObjectError::Corrupt(header.address))?;
+        if copy == 0 || header.tlbc == 0 {
+            return Ok(header.address + inline);
+        }
+        let size = mem.read_u64(header.tlbc)?;
+        if u64::from(copy) >= size {
+            return Err(ObjectError::Corrupt(header.address));
+        }
+        Ok(mem.read_u64(header.tlbc + self.tlbc_entries + 8 * u64::from(copy))?)
     }
 
     /// Read the names and line table a header points to.

@@ -12,9 +12,25 @@ pub const MAX_DEPTH: usize = 8192;
 pub struct RawFrame {
     /// Address of the code object (not yet checked to be one).
     pub code: u64,
-    /// Byte offset of the current instruction in the bytecode; negative when the frame
-    /// has not started.
-    pub byte_offset: i64,
+    /// Where in the code the frame is.
+    pub position: Position,
+}
+
+/// Where a frame is in its code, as the frame records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Position {
+    /// Up to 3.10: the byte offset of the current instruction (`f_lasti`, scaled to
+    /// bytes); negative when the frame has not started.
+    ByteOffset(i64),
+    /// 3.11+: a pointer into the bytecode. `copy` says which copy of the bytecode it
+    /// points into: 0 is the code object's own; free-threaded 3.14+ gives threads their
+    /// own copies (`tlbc_index`). Turning it into an offset needs the code object.
+    Instruction {
+        /// The instruction pointer.
+        pointer: u64,
+        /// Index of the bytecode copy.
+        copy: u32,
+    },
 }
 
 /// Why a stack could not be walked.
@@ -36,7 +52,7 @@ pub struct FrameReader {
     code: u64,
     position: u64,
     owner: Option<u64>,
-    code_adaptive: u64,
+    tlbc_index: Option<u64>,
     read_len: usize,
 }
 
@@ -46,8 +62,8 @@ impl FrameReader {
         let f = &layout.frame;
         let previous = require(f.previous, "frame.previous")?;
         let code = require(f.code, "frame.code")?;
-        let (position, owner, code_adaptive) = match model {
-            FrameModel::FrameObjects { .. } => (require(f.lasti, "frame.lasti")?, None, 0),
+        let (position, owner) = match model {
+            FrameModel::FrameObjects { .. } => (require(f.lasti, "frame.lasti")?, None),
             FrameModel::InterpreterFrames {
                 first_shim_owner, ..
             } => (
@@ -56,12 +72,13 @@ impl FrameReader {
                     Some(_) => Some(require(f.owner, "frame.owner")?),
                     None => None,
                 },
-                require(layout.code.code_adaptive, "code.code_adaptive")?,
             ),
         };
+        let tlbc_index = f.tlbc_index;
         let read_len = [previous, code, position]
             .into_iter()
             .chain(owner)
+            .chain(tlbc_index)
             .max()
             .unwrap_or(0)
             + 8;
@@ -71,7 +88,7 @@ impl FrameReader {
             code,
             position,
             owner,
-            code_adaptive,
+            tlbc_index,
             read_len: read_len as usize,
         })
     }
@@ -107,7 +124,9 @@ impl FrameReader {
         match self.model {
             FrameModel::FrameObjects { lasti_unit } => Some(RawFrame {
                 code: buf.u64_at(self.code),
-                byte_offset: i64::from(buf.u32_at(self.position) as i32) * lasti_unit,
+                position: Position::ByteOffset(
+                    i64::from(buf.u32_at(self.position) as i32) * lasti_unit,
+                ),
             }),
             FrameModel::InterpreterFrames {
                 code_tag_mask,
@@ -118,11 +137,12 @@ impl FrameReader {
                         return None;
                     }
                 }
-                let code = buf.u64_at(self.code) & code_tag_mask;
-                let instr = buf.u64_at(self.position);
                 Some(RawFrame {
-                    code,
-                    byte_offset: instr.wrapping_sub(code + self.code_adaptive) as i64,
+                    code: buf.u64_at(self.code) & code_tag_mask,
+                    position: Position::Instruction {
+                        pointer: buf.u64_at(self.position),
+                        copy: self.tlbc_index.map_or(0, |o| buf.u32_at(o)),
+                    },
                 })
             }
         }

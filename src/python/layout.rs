@@ -38,6 +38,11 @@ pub struct Layout {
     pub unicode: UnicodeOffsets,
     /// `_PyStackChunk` (3.11+).
     pub stack_chunk: StackChunkOffsets,
+    /// `_PyCodeArray` (free-threaded 3.14+).
+    pub code_array: CodeArrayOffsets,
+    /// 3.13+: where inside `_Py_DebugOffsets` the value of each `section.key` is kept,
+    /// plus `size` (of the struct) and `free_threaded` (position of that flag).
+    pub debug_offsets: std::collections::BTreeMap<String, u64>,
     /// `PyDictObject`.
     pub dict: DictOffsets,
     /// `PyDictKeysObject` (3.6+).
@@ -371,6 +376,14 @@ pub struct IntOffsets {
     pub ival: Option<u64>,
 }
 
+/// Offsets in `_PyCodeArray`, the per-thread bytecode copies of free-threaded 3.14+.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CodeArrayOffsets {
+    /// `entries`, the array of bytecode pointers (after `size`).
+    pub entries: Option<u64>,
+}
+
 /// A field a walker needs is missing from the table for this interpreter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the layout table has no `{0}`")]
@@ -382,11 +395,18 @@ pub fn require(value: Option<u64>, name: &'static str) -> Result<u64, MissingFie
 }
 
 impl Layout {
-    /// The embedded table for `version` and `flavour`, if there is one.
-    pub fn find(version: PythonVersion, flavour: Flavour) -> Option<Layout> {
+    /// The embedded table for `version` and `flavour`, if there is one, as raw TOML so
+    /// that values read from the target can replace some before it becomes a
+    /// [`Layout`] (see [`super::debug_offsets`]).
+    pub fn table(version: PythonVersion, flavour: Flavour) -> Option<toml::Table> {
         let stem = format!("{}.{}{}", version.major, version.minor, flavour.suffix());
         let (_, text) = OFFSET_TABLES.iter().find(|(name, _)| *name == stem)?;
         Some(toml::from_str(text).expect("embedded layout tables are valid (unit-tested)"))
+    }
+
+    /// The layout a (possibly adjusted) table describes.
+    pub fn from_table(table: toml::Table) -> Result<Layout, toml::de::Error> {
+        toml::Value::Table(table).try_into()
     }
 
     /// The names of all embedded tables, e.g. `["2.7", "3.6", …, "3.13t"]`, in version

@@ -5,6 +5,7 @@
 //! version rule is in [`version`].
 
 pub mod code;
+pub mod debug_offsets;
 pub mod dict;
 pub mod discover;
 pub mod frames;
@@ -43,6 +44,9 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub flavour: Flavour,
     /// The file (executable or libpython) that holds the runtime.
     pub runtime_file: String,
+    /// Where the struct offsets came from, e.g. `python-offsets/3.13.toml, checked
+    /// against _Py_DebugOffsets (40 fields, none differ)`.
+    pub layout_source: String,
     /// Interpreter and thread lists.
     pub threads: ThreadReader,
     /// Frame chains.
@@ -89,8 +93,19 @@ impl PythonProcess<ProcessMemory> {
         };
         let semantics =
             Semantics::for_version(found.version).ok_or_else(|| unsupported(String::new()))?;
-        let layout =
-            Layout::find(found.version, found.flavour).ok_or_else(|| unsupported(String::new()))?;
+        let mut table = Layout::table(found.version, found.flavour)
+            .ok_or_else(|| unsupported(String::new()))?;
+        let debug_offsets = found.binary.symbol("_PyRuntime").map(|runtime| {
+            debug_offsets::apply(
+                &memory,
+                runtime.address,
+                found.version,
+                found.flavour,
+                &mut table,
+            )
+        });
+        let layout = Layout::from_table(table).map_err(|e| unsupported(format!(": {e}")))?;
+        let layout_source = describe_layout_source(&found, debug_offsets);
         let setup = || -> Result<PythonProcess, MissingField> {
             let symbol = |name: &'static str| {
                 found
@@ -120,6 +135,7 @@ impl PythonProcess<ProcessMemory> {
                 version: found.version,
                 flavour: found.flavour,
                 runtime_file: found.binary.path.clone(),
+                layout_source: layout_source.clone(),
                 threads: ThreadReader::new(&layout, semantics.interpreter_root, &found.binary)?,
                 frames: FrameReader::new(&layout, semantics.frame_model)?,
                 code: CodeReader::new(&layout, &semantics, objects)?,
@@ -179,6 +195,39 @@ impl<M: Memory> PythonProcess<M> {
             Flavour::Default => format!("CPython {}", self.version),
             other => format!("CPython {} ({other})", self.version),
         }
+    }
+}
+
+/// Say which table was used and what the target's debug offsets changed in it.
+fn describe_layout_source(
+    found: &discover::Discovery,
+    debug_offsets: Option<Result<debug_offsets::Applied, debug_offsets::DebugOffsetsError>>,
+) -> String {
+    let table = format!(
+        "python-offsets/{}.{}{}.toml",
+        found.version.major,
+        found.version.minor,
+        found.flavour.suffix()
+    );
+    match debug_offsets {
+        Some(Ok(applied)) if applied.differences.is_empty() => format!(
+            "{table}, checked against _Py_DebugOffsets ({} fields, none differ)",
+            applied.covered
+        ),
+        Some(Ok(applied)) => {
+            let changed: Vec<String> = applied
+                .differences
+                .iter()
+                .map(|(name, table, target)| format!("{name} {table}->{target}"))
+                .collect();
+            format!(
+                "{table}, corrected by _Py_DebugOffsets ({} fields; {})",
+                applied.covered,
+                changed.join(", ")
+            )
+        }
+        Some(Err(debug_offsets::DebugOffsetsError::NotDescribed)) | None => table,
+        Some(Err(e)) => format!("{table} (_Py_DebugOffsets not used: {e})"),
     }
 }
 
