@@ -109,6 +109,9 @@ pub struct TopArgs {
     /// Seconds between screen refreshes (each refresh window's length).
     #[arg(short, long, default_value_t = 1.0, value_parser = parse_delay)]
     pub delay: f64,
+    /// What time to count.
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::python::{OpenError, PythonProcess};
+use crate::sampler::Mode;
 use crate::target::process;
 
 /// How long a launched program may take to show a Python runtime (wrappers such as
@@ -69,4 +70,16 @@ pub fn open_python(pid: u32, mut child: Option<&mut Child>, stop: &AtomicBool) -
             },
         ));
     }
+}
+
+/// Refuse a mode the interpreter cannot support.
+pub fn check_mode(mode: Mode, python: &PythonProcess) -> Result<()> {
+    if mode == Mode::Gil && python.gil.is_none() {
+        return Err(anyhow::anyhow!(
+            "--mode gil: {} is free-threaded and has no GIL; use --mode cpu",
+            python.describe()
+        )
+        .into());
+    }
+    Ok(())
 }

@@ -10,12 +10,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
-use super::attach::{open_python, Opened};
+use super::attach::{check_mode, open_python, Opened};
 use crate::cli::RecordArgs;
 use crate::error::{Error, Result};
-use crate::python::PythonProcess;
 use crate::report::{table, Profile, ProfileInfo};
-use crate::sampler::{self, EndReason, Mode, SamplerConfig, SamplerStats};
+use crate::sampler::{self, EndReason, SamplerConfig, SamplerStats};
 use crate::target::process;
 
 /// How often the status line is redrawn.
@@ -128,18 +127,6 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
     }
     select_threads(args, pid, &mut profile);
     finish(args, path, file, profile, child)
-}
-
-/// Refuse a mode the interpreter cannot support.
-pub fn check_mode(mode: Mode, python: &PythonProcess) -> Result<()> {
-    if mode == Mode::Gil && python.gil.is_none() {
-        return Err(anyhow::anyhow!(
-            "--mode gil: {} is free-threaded and has no GIL; use --mode cpu",
-            python.describe()
-        )
-        .into());
-    }
-    Ok(())
 }
 
 /// Apply `--thread`, `--main-thread` and `--threads` to the profile.

@@ -6,10 +6,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::attach::{open_python, Opened};
+use super::attach::{check_mode, open_python, Opened};
 use crate::cli::TopArgs;
 use crate::error::{Error, Result};
-use crate::sampler::{self, Mode, SamplerConfig};
+use crate::sampler::{self, SamplerConfig};
 use crate::target::process;
 use crate::ui::app::{App, Header};
 use crate::ui::live::{self, Watch};
@@ -49,7 +49,8 @@ pub fn run(args: TopArgs) -> Result<i32> {
         Opened::Ready(python) => python,
         Opened::ExitedEarly => return Err(Error::TargetExited(pid)),
     };
-    let mode = Mode::Wall;
+    check_mode(args.sampling.mode, &python)?;
+    let mode = args.sampling.mode;
     let header = Header {
         pid,
         command: match args.target.pid {
@@ -59,6 +60,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         python: python.describe(),
         mode: mode.to_string(),
         rate_hz: args.rate,
+        has_gil: python.gil.is_some(),
         ..Header::default()
     };
     let mut guard = TerminalGuard::enter().map_err(anyhow::Error::from)?;
@@ -67,7 +69,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         rate_hz: args.rate,
         duration: None,
         mode,
-        blocking: false,
+        blocking: args.sampling.blocking,
     };
     let watch = Watch {
         sampler: sampler::start(*python, config, Arc::clone(&stop), events_tx),

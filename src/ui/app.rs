@@ -108,6 +108,11 @@ pub struct Header {
     pub cpu_percent: Option<f64>,
     /// The target's resident memory in bytes.
     pub rss_bytes: Option<u64>,
+    /// Whether the interpreter has a GIL (free-threaded builds do not).
+    pub has_gil: bool,
+    /// Share of the last window's ticks at which the GIL was held by a thread running
+    /// Python code.
+    pub gil_percent: Option<f64>,
     /// How the target ended, once it has: "exited with code 0", "was killed by …".
     pub ended: Option<String>,
 }

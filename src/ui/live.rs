@@ -162,6 +162,10 @@ impl Live {
         header.errors = load(&self.stats.errors);
         header.dropped_ticks = load(&self.stats.dropped_ticks);
         header.threads = self.aggregator.window_threads();
+        header.gil_percent = self
+            .aggregator
+            .window_gil_percent()
+            .filter(|_| header.has_gil);
         header.cpu_percent = usage.cpu_percent.or(header.cpu_percent);
         header.rss_bytes = usage.rss_bytes.or(header.rss_bytes);
         self.requery();

@@ -101,8 +101,11 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
         h.dropped_ticks
     );
     let (threads, running) = h.threads;
+    let gil = h
+        .gil_percent
+        .map_or(String::new(), |gil| format!("  GIL held {gil:.0}%"));
     let third = format!(
-        "threads {threads} ({running} running, {} idle)  CPU {}  RSS {}",
+        "threads {threads} ({running} running, {} idle){gil}  CPU {}  RSS {}",
         threads - running.min(threads),
         h.cpu_percent
             .map_or("-".to_string(), |cpu| format!("{cpu:.1}%")),

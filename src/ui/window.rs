@@ -53,6 +53,8 @@ struct Period {
     stacks: Profile,
     ticks: u64,
     duration: Duration,
+    /// Samples taken of the thread that held the GIL.
+    gil_samples: u64,
 }
 
 impl Period {
@@ -62,6 +64,7 @@ impl Period {
         }
         self.ticks += other.ticks;
         self.duration += other.duration;
+        self.gil_samples += other.gil_samples;
     }
 }
 
@@ -95,7 +98,10 @@ impl Aggregator {
     /// Take one event from the sampler.
     pub fn add_event(&mut self, event: SamplerEvent) {
         match event {
-            SamplerEvent::Sample(sample) => self.filling.stacks.add_sample(&sample),
+            SamplerEvent::Sample(sample) => {
+                self.filling.gil_samples += u64::from(sample.holds_gil);
+                self.filling.stacks.add_sample(&sample);
+            }
             other => self.catalog.add_event(other),
         }
     }
@@ -170,6 +176,13 @@ impl Aggregator {
         keys.into_iter()
             .map(|key| (key, self.catalog.thread_label(&key)))
             .collect()
+    }
+
+    /// The share of the last window's ticks at which a thread running Python code held
+    /// the GIL, in percent; `None` before the first window.
+    pub fn window_gil_percent(&self) -> Option<f64> {
+        (self.window.ticks > 0)
+            .then(|| 100.0 * self.window.gil_samples as f64 / self.window.ticks as f64)
     }
 
     /// Threads sampled in the last window, and how many of them ran (had a sample that
