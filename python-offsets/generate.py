@@ -7,8 +7,17 @@ the table ROWS below (each row guarded by `#if` on PY_VERSION_HEX, so only field
 exist in that version are printed), compiles it with gcc, runs it and prints the TOML
 file (schema: python-offsets/README.md) to stdout.
 
+For 3.13+ it also writes [debug_offsets]: where inside `_Py_DebugOffsets` the value of
+each schema entry in DEBUG_ROWS is kept, checked against the headers' own initializer of
+that struct. It also checks that the headers' pyconfig.h matches --flavour.
+
     python3 python-offsets/generate.py \
         --include /root/.pyenv/versions/3.11.7/include/python3.11 --flavour default
+
+    # a Debian debug build: release headers, the debug build's pyconfig.h
+    python3 python-offsets/generate.py --flavour debug \
+        --include /usr/include/python3.14 --extra-include /usr/include \
+        --pyconfig /usr/include/x86_64-linux-gnu/python3.14d/pyconfig.h
 
 Standard library only.
 """
@@ -51,9 +60,10 @@ def both(*conds):
 
 # Section order in the output file (README.md schema).
 SECTIONS = [
-    "python", "runtime", "interpreter", "gil", "thread", "frame", "code",
-    "object", "bytes", "unicode", "stack_chunk", "dict", "dict_keys", "dict_entry",
-    "dict_values", "type", "managed_dict", "module", "long", "int",
+    "python", "runtime", "interpreter", "gil", "thread", "frame", "frame_owner",
+    "stackref", "code", "code_array", "object", "bytes", "unicode", "stack_chunk",
+    "dict", "dict_keys", "dict_entry", "dict_values", "type", "managed_dict", "module",
+    "long", "int", "debug_offsets",
 ]
 
 # (section, key, C expression, C preprocessor condition under which the field exists).
@@ -70,6 +80,8 @@ ROWS = [
     ("interpreter", "threads_head", "offsetof(PyInterpreterState, tstate_head)", ver(None, "3.10")),
     ("interpreter", "threads_head", "offsetof(PyInterpreterState, threads.head)", ver("3.11")),
     ("interpreter", "ceval_gil", "offsetof(PyInterpreterState, ceval.gil)", ver("3.12")),
+    ("interpreter", "code_object_generation",
+     "offsetof(PyInterpreterState, _code_object_generation)", ver("3.14")),
 
     # struct _gil_runtime_state (3.7+)
     ("gil", "locked", "offsetof(struct _gil_runtime_state, locked)", ver("3.7")),
@@ -84,6 +96,7 @@ ROWS = [
     ("thread", "cframe", "offsetof(PyThreadState, cframe)", ver("3.11", "3.12")),
     ("thread", "cframe_current_frame", "offsetof(_PyCFrame, current_frame)", ver("3.11", "3.12")),
     ("thread", "current_frame", "offsetof(PyThreadState, current_frame)", ver("3.13")),
+    ("thread", "base_frame", "offsetof(PyThreadState, base_frame)", ver("3.15")),
     ("thread", "thread_id", "offsetof(PyThreadState, thread_id)", ver()),
     ("thread", "native_thread_id", "offsetof(PyThreadState, native_thread_id)", ver("3.11")),
     ("thread", "status", "offsetof(PyThreadState, _status)", ver("3.12")),
@@ -103,8 +116,22 @@ ROWS = [
     ("frame", "owner", "offsetof(_PyInterpreterFrame, owner)", ver("3.11")),
     ("frame", "is_entry", "offsetof(_PyInterpreterFrame, is_entry)", ver("3.11", "3.11")),
     ("frame", "tlbc_index", "offsetof(_PyInterpreterFrame, tlbc_index)", both(ver("3.14"), FT)),
+    ("frame", "stacktop", "offsetof(_PyInterpreterFrame, stacktop)", ver("3.11", "3.13")),
+    ("frame", "stackpointer", "offsetof(_PyInterpreterFrame, stackpointer)", ver("3.14")),
+    ("frame", "localsplus", "offsetof(_PyInterpreterFrame, localsplus)", ver("3.11")),
     ("frame", "size", "sizeof(PyFrameObject)", ver(None, "3.10")),
     ("frame", "size", "sizeof(_PyInterpreterFrame)", ver("3.11")),
+
+    # enum _frameowner values (constants, not offsets). The enum cannot be tested with
+    # #ifdef, so each value is guarded by the versions whose headers define it.
+    ("frame_owner", "thread", "FRAME_OWNED_BY_THREAD", ver("3.11")),
+    ("frame_owner", "generator", "FRAME_OWNED_BY_GENERATOR", ver("3.11")),
+    ("frame_owner", "frame_object", "FRAME_OWNED_BY_FRAME_OBJECT", ver("3.11")),
+    ("frame_owner", "cstack", "FRAME_OWNED_BY_CSTACK", ver("3.12", "3.14")),
+    ("frame_owner", "interpreter", "FRAME_OWNED_BY_INTERPRETER", ver("3.14")),
+
+    # _PyStackRef (3.14+: f_executable and f_funcobj are tagged words)
+    ("stackref", "tag_bits", "Py_TAG_BITS", ver("3.14")),
 
     # PyCodeObject
     ("code", "firstlineno", "offsetof(PyCodeObject, co_firstlineno)", ver()),
@@ -117,6 +144,10 @@ ROWS = [
     ("code", "code_adaptive", "offsetof(PyCodeObject, co_code_adaptive)", ver("3.11")),
     ("code", "tlbc", "offsetof(PyCodeObject, co_tlbc)", both(ver("3.14"), FT)),
     ("code", "size", "sizeof(PyCodeObject)", ver()),
+
+    # _PyCodeArray: per-thread bytecode copies behind co_tlbc (free-threaded 3.14+)
+    ("code_array", "size", "offsetof(_PyCodeArray, size)", both(ver("3.14"), FT)),
+    ("code_array", "entries", "offsetof(_PyCodeArray, entries)", both(ver("3.14"), FT)),
 
     # Object header
     ("object", "ob_type", "offsetof(PyObject, ob_type)", ver()),
@@ -205,6 +236,87 @@ ROWS = [
     ("long", "tag_sign_mask", "_PyLong_SIGN_MASK", ver("3.12")),
     ("int", "ival", "offsetof(PyIntObject, ob_ival)", ver(None, "2.7")),
 ]
+
+# `_Py_DebugOffsets` (3.13+), the struct at the start of `_PyRuntime` in which CPython
+# publishes its own offsets. Each row: (schema entry "section.key", member of
+# _Py_DebugOffsets holding that value, condition). The table gets, in [debug_offsets],
+# the byte position of that member inside _Py_DebugOffsets. Map only members whose value
+# means exactly what the schema key means: a reader overwrites the table's value with
+# the target's. generate.py checks, from the header's own initializer, that every mapped
+# member holds the value the table has for its key.
+DEBUG_ROWS = [
+    ("runtime.interpreters_head", "runtime_state.interpreters_head", ver("3.13")),
+
+    ("interpreter.next", "interpreter_state.next", ver("3.13")),
+    ("interpreter.threads_head", "interpreter_state.threads_head", ver("3.13")),
+    ("interpreter.ceval_gil", "interpreter_state.ceval_gil", ver("3.13")),
+    ("interpreter.modules", "interpreter_state.imports_modules", ver("3.13")),
+    ("interpreter.code_object_generation", "interpreter_state.code_object_generation",
+     ver("3.14")),
+
+    ("thread.prev", "thread_state.prev", ver("3.13")),
+    ("thread.next", "thread_state.next", ver("3.13")),
+    ("thread.interp", "thread_state.interp", ver("3.13")),
+    ("thread.current_frame", "thread_state.current_frame", ver("3.13")),
+    ("thread.base_frame", "thread_state.base_frame", ver("3.15")),
+    ("thread.thread_id", "thread_state.thread_id", ver("3.13")),
+    ("thread.native_thread_id", "thread_state.native_thread_id", ver("3.13")),
+    ("thread.status", "thread_state.status", ver("3.13")),
+    ("thread.holds_gil", "thread_state.holds_gil", ver("3.15")),
+    ("thread.datastack_chunk", "thread_state.datastack_chunk", ver("3.13")),
+    ("thread.size", "thread_state.size", ver("3.13")),
+
+    ("frame.previous", "interpreter_frame.previous", ver("3.13")),
+    ("frame.code", "interpreter_frame.executable", ver("3.13")),
+    ("frame.instr", "interpreter_frame.instr_ptr", ver("3.13")),
+    ("frame.owner", "interpreter_frame.owner", ver("3.13")),
+    ("frame.localsplus", "interpreter_frame.localsplus", ver("3.13")),
+    ("frame.stackpointer", "interpreter_frame.stackpointer", ver("3.14")),
+    # 0 (not an offset) in default builds: mapped only where the field exists.
+    ("frame.tlbc_index", "interpreter_frame.tlbc_index", both(ver("3.14"), FT)),
+    ("frame.size", "interpreter_frame.size", ver("3.13")),
+
+    ("code.firstlineno", "code_object.firstlineno", ver("3.13")),
+    ("code.filename", "code_object.filename", ver("3.13")),
+    ("code.name", "code_object.name", ver("3.13")),
+    ("code.qualname", "code_object.qualname", ver("3.13")),
+    ("code.linetable", "code_object.linetable", ver("3.13")),
+    ("code.code_adaptive", "code_object.co_code_adaptive", ver("3.13")),
+    ("code.tlbc", "code_object.co_tlbc", both(ver("3.14"), FT)),
+    ("code.size", "code_object.size", ver("3.13")),
+
+    ("object.ob_type", "pyobject.ob_type", ver("3.13")),
+    # offsetof(PyBytesObject, ob_base.ob_size): ob_base is the PyVarObject at offset 0,
+    # so this is PyVarObject.ob_size for every variable-size object.
+    ("object.ob_size", "bytes_object.ob_size", ver("3.13")),
+    ("object.size", "pyobject.size", ver("3.13")),
+
+    ("bytes.ob_sval", "bytes_object.ob_sval", ver("3.13")),
+
+    ("unicode.length", "unicode_object.length", ver("3.13")),
+    ("unicode.state", "unicode_object.state", ver("3.13")),
+    ("unicode.ascii_data", "unicode_object.asciiobject_size", ver("3.13")),
+    ("unicode.compact_data", "unicode_object.compactunicodeobject_size", ver("3.15")),
+
+    ("dict.keys", "dict_object.ma_keys", ver("3.13")),
+    ("dict.values", "dict_object.ma_values", ver("3.13")),
+
+    ("type.basicsize", "type_object.tp_basicsize", ver("3.15")),
+    ("type.flags", "type_object.tp_flags", ver("3.13")),
+    ("type.dictoffset", "type_object.tp_dictoffset", ver("3.15")),
+    ("type.cached_keys", "heap_type_object.ht_cached_keys", ver("3.15")),
+
+    ("long.digits", "long_object.ob_digit", ver("3.13")),
+    ("long.tag", "long_object.lv_tag", ver("3.13")),
+]
+
+# Plain keys of [debug_offsets] (no dot): facts about the struct itself.
+DEBUG_STRUCT_ROWS = [
+    ("size", "sizeof(_Py_DebugOffsets)", ver("3.13")),
+    ("version", "offsetof(_Py_DebugOffsets, version)", ver("3.13")),
+    ("free_threaded", "offsetof(_Py_DebugOffsets, free_threaded)", ver("3.13")),
+]
+
 
 C_PRELUDE = r"""
 /* Generated by python-offsets/generate.py; compiled and run, then thrown away. */
@@ -319,10 +431,17 @@ static long state_bit(uint32_t word, const char *field)
     })
 #endif
 
+@DEBUG_INIT@
 int main(void)
 {
     printf("version %s\n", PY_VERSION);
     printf("version_hex %ld\n", (long)PY_VERSION_HEX);
+#ifdef Py_DEBUG
+    printf("flag debug 1\n");
+#endif
+#ifdef Py_GIL_DISABLED
+    printf("flag free_threaded 1\n");
+#endif
 #if PY_VERSION_HEX >= 0x03030000
     if (sizeof(((PyASCIIObject *)0)->state) != 4) {
         fprintf(stderr, "PyASCIIObject.state is %d bytes, expected 4\n",
@@ -338,11 +457,58 @@ C_EPILOGUE = r"""
 """
 
 
-def c_program():
-    lines = [C_PRELUDE]
+def debug_init_c(include, minor_version):
+    """C definition of `debug_init`, a _Py_DebugOffsets filled by the headers' own
+    initializer (3.13+), so generate.py can check the [debug_offsets] mapping."""
+    if minor_version < (3, 13):
+        return ""
+    if minor_version >= (3, 14):
+        init = "_Py_DebugOffsets_INIT(_Py_Debug_Cookie)"
+    else:
+        # 3.13 has no separate initializer: the struct's is the `.debug_offsets = {...}`
+        # part of _PyRuntimeState_INIT in pycore_runtime_init.h. Cut it out.
+        path = os.path.join(include, "internal", "pycore_runtime_init.h")
+        with open(path) as f:
+            text = f.read()
+        start = text.find(".debug_offsets = {")
+        if start < 0:
+            sys.exit("generate.py: no .debug_offsets initializer in %s" % path)
+        i = text.index("{", start)
+        depth = 0
+        for j in range(i, len(text)):
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+        else:
+            sys.exit("generate.py: unbalanced .debug_offsets initializer in %s" % path)
+        init = text[i:j + 1].replace("\\\n", "\n")
+        init = re.sub(r"\bdebug_cookie\b", "_Py_Debug_Cookie", init)
+    return ("/* _Py_DebugOffsets as the headers initialise it (checked against the mapping). */\n"
+            "static const _Py_DebugOffsets debug_init = %s;\n" % init)
+
+
+def c_program(debug_init=""):
+    lines = [C_PRELUDE.replace("@DEBUG_INIT@", debug_init)]
     for section, key, expr, cond in ROWS:
         lines.append("#if %s\n" % cond)
         lines.append('    printf("%s %s %%ld\\n", (long)(%s));\n' % (section, key, expr))
+        lines.append("#endif\n")
+    for key, expr, cond in DEBUG_STRUCT_ROWS:
+        lines.append("#if %s\n" % cond)
+        lines.append('    printf("debug_offsets %s %%ld\\n", (long)(%s));\n' % (key, expr))
+        lines.append("#endif\n")
+    lines.append("#if %s\n" % ver("3.13"))
+    lines.append('    printf("debug_value version %ld\\n", (long)debug_init.version);\n')
+    lines.append('    printf("debug_value free_threaded %ld\\n", (long)debug_init.free_threaded);\n')
+    lines.append("#endif\n")
+    for key, member, cond in DEBUG_ROWS:
+        lines.append("#if %s\n" % cond)
+        lines.append('    printf("debug_offsets %s %%ld\\n", (long)offsetof(_Py_DebugOffsets, %s));\n'
+                     % (key, member))
+        lines.append('    printf("debug_value %s %%ld\\n", (long)debug_init.%s);\n' % (key, member))
         lines.append("#endif\n")
     lines.append(C_EPILOGUE)
     return "".join(lines)
@@ -367,19 +533,23 @@ def header_version(include):
     return (m.group(1) if m else "?"), (num("PY_MAJOR_VERSION"), num("PY_MINOR_VERSION"))
 
 
-def run_c(include, extra_includes, defines, keep=None):
+def run_c(program, include, extra_includes, defines, pyconfig=None, keep=None):
     with tempfile.TemporaryDirectory(prefix="pyoffsets-") as tmp:
         src = os.path.join(tmp, "offsets.c")
         exe = os.path.join(tmp, "offsets")
         with open(src, "w") as f:
-            f.write(c_program())
+            f.write(program)
         if keep:
             with open(keep, "w") as f:
-                f.write(c_program())
+                f.write(program)
         cmd = ["gcc", "-std=gnu11", "-O0", "-w", "-o", exe, src,
                "-I", include, "-I", os.path.join(include, "internal")]
         for d in extra_includes:
             cmd += ["-I", d]
+        if pyconfig:
+            # Read first: its include guard (Py_PYCONFIG_H) turns the headers' own
+            # pyconfig.h into a no-op.
+            cmd += ["-include", pyconfig]
         cmd += ["-D%s" % d for d in defines]
         comp = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               universal_newlines=True)
@@ -394,9 +564,15 @@ def run_c(include, extra_includes, defines, keep=None):
         return run.stdout
 
 
-def to_toml(output, flavour):
+def fail(message):
+    sys.exit("generate.py: " + message)
+
+
+def to_toml(output, flavour, source):
     version = None
     version_hex = None
+    flags = set()
+    debug_values = {}
     values = {s: {} for s in SECTIONS}
     for line in output.splitlines():
         words = line.split()
@@ -404,19 +580,55 @@ def to_toml(output, flavour):
             version = words[1]
         elif words[0] == "version_hex":
             version_hex = int(words[1])
+        elif words[0] == "flag":
+            flags.add(words[1])
+        elif words[0] == "debug_value":
+            debug_values[words[1]] = int(words[2])
         else:
             section, key, value = words
             if key in values[section]:
-                sys.exit("generate.py: [%s] %s printed twice; overlapping row conditions"
-                         % (section, key))
+                fail("[%s] %s printed twice; overlapping row conditions" % (section, key))
             values[section][key] = int(value)
+
+    # The headers' pyconfig.h must describe the flavour asked for.
+    want = {"default": set(), "debug": {"debug"}, "free-threaded": {"free_threaded"}}[flavour]
+    if flags != want:
+        fail("with these headers and --flavour %s, Py_DEBUG is %s and Py_GIL_DISABLED "
+             "is %s: the headers are not a %s build"
+             % (flavour, "debug" in flags and "defined" or "not defined",
+                "free_threaded" in flags and "defined" or "not defined", flavour))
+
+    # Every mapped _Py_DebugOffsets member must hold, in the headers' own initializer,
+    # exactly the value the table has for the key it is mapped to.
+    debug = values["debug_offsets"]
+    if debug:
+        if debug_values.get("version") != version_hex:
+            fail("_Py_DebugOffsets.version %r != PY_VERSION_HEX %r"
+                 % (debug_values.get("version"), version_hex))
+        if debug_values.get("free_threaded") != (1 if flavour == "free-threaded" else 0):
+            fail("_Py_DebugOffsets.free_threaded is %r in a %s build"
+                 % (debug_values.get("free_threaded"), flavour))
+        for key in debug:
+            if "." not in key:
+                continue
+            section, field = key.split(".", 1)
+            if field not in values.get(section, {}):
+                fail("[debug_offsets] maps %s, which the table does not have" % key)
+            if values[section][field] != debug_values[key]:
+                fail("_Py_DebugOffsets says %s = %d, the table has %d"
+                     % (key, debug_values[key], values[section][field]))
 
     key_order = {}
     for section, key, _, _ in ROWS:
         key_order.setdefault((section, key), len(key_order))
+    for key, _, _ in DEBUG_STRUCT_ROWS:
+        key_order.setdefault(("debug_offsets", key), len(key_order))
+    for key, _, _ in DEBUG_ROWS:
+        key_order.setdefault(("debug_offsets", key), len(key_order))
 
     out = ["# Generated by python-offsets/generate.py from CPython %s headers (%s). "
            "Do not edit." % (version, flavour),
+           "# Headers: %s" % source,
            "",
            "[python]",
            'version = "%s"' % version,
@@ -427,7 +639,8 @@ def to_toml(output, flavour):
             continue
         out += ["", "[%s]" % section]
         for key in sorted(values[section], key=lambda k: key_order[(section, k)]):
-            out.append("%s = %d" % (key, values[section][key]))
+            name = '"%s"' % key if "." in key else key
+            out.append("%s = %d" % (name, values[section][key]))
     return "\n".join(out) + "\n"
 
 
@@ -439,6 +652,13 @@ def main():
                     default="default")
     ap.add_argument("--extra-include", action="append", default=[], metavar="DIR",
                     help="additional -I directory (e.g. a multiarch pyconfig.h root)")
+    ap.add_argument("--pyconfig", metavar="FILE",
+                    help="pyconfig.h to use instead of the one the headers include "
+                         "(e.g. a Debian debug build's, whose other headers are the "
+                         "release ones)")
+    ap.add_argument("--source", metavar="TEXT",
+                    help="where the headers came from, for the file's comment "
+                         "(default: the --include directory)")
     ap.add_argument("--keep-c", metavar="FILE", help="also write the C program here")
     args = ap.parse_args()
 
@@ -453,8 +673,13 @@ def main():
                      % py_version)
         defines.append("Py_GIL_DISABLED")
 
-    output = run_c(args.include, args.extra_include, defines, args.keep_c)
-    sys.stdout.write(to_toml(output, args.flavour))
+    program = c_program(debug_init_c(args.include, (major, minor)))
+    output = run_c(program, args.include, args.extra_include, defines, args.pyconfig,
+                   args.keep_c)
+    source = args.source or args.include
+    if args.pyconfig and not args.source:
+        source += " with " + args.pyconfig
+    sys.stdout.write(to_toml(output, args.flavour, source))
 
 
 if __name__ == "__main__":
