@@ -1,18 +1,9 @@
 //! pyscry: a sampling profiler for CPython that reads a running interpreter from the
 //! outside. This file only parses the command line, dispatches, and turns errors into
-//! messages and exit codes.
-
-mod cli;
-mod commands;
-mod error;
-mod python;
-mod report;
-mod sampler;
-mod symbolize;
-mod target;
-mod ui;
+//! messages and exit codes; everything else is in the library (`src/lib.rs`).
 
 use clap::Parser;
+use pyscry::{cli, commands};
 
 fn main() {
     let cli = cli::Cli::parse();

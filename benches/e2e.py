@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""End-to-end comparison of pyscry and py-spy attached to live CPython targets.
+
+    python3 benches/e2e.py [--repeats 3] [--python PATH] [--no-pyspy]
+
+Builds pyscry in release mode, installs py-spy from PyPI into a throwaway venv under
+/tmp (its columns are skipped, with a note, when that fails; the project never depends
+on it), then, for each workload (benches/targets/deep.py: depth 30, depth 300, 21
+threads x depth 30, all spinning in the innermost frame), attaches each profiler
+(pyscry non-blocking; py-spy --nonblocking; py-spy's default, which pauses the target
+at each sample) at 100 Hz, 1 kHz and 10 kHz, and prints:
+
+- CPU us/tick: the profiler's CPU time (utime + stime of the child, from wait4) for a
+  LONG run minus that of a SHORT run, divided by the extra ticks: start-up cost
+  (symbol tables, attaching) cancels out;
+- achieved Hz: extra ticks of the long run over the short one / extra wall time (pyscry:
+  its own tick count; py-spy: samples / threads, sampled with --idle so that every
+  thread counts at every tick). py-spy is stopped with SIGINT after the run's wall
+  time: its --duration counts rate x duration samples, however long they take;
+- slowdown: the target's work rate (batches per second, read from a shared counter file
+  with no help from the target's GIL) while the profiler runs, against the second just
+  before it was started;
+- peak RSS: the profiler's VmHWM over the long run (polled every 20 ms);
+
+each the median of --repeats repeats, and the pyscry / py-spy ratios. A last section
+records 20 s at 1 kHz and reports the profilers' resident memory over time.
+
+Every child gets PR_SET_PDEATHSIG(SIGKILL) and is killed on exit or on a signal; the
+targets also exit by themselves after a while: no process is ever left behind.
+"""
+
+import argparse
+import ctypes
+import datetime
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_SCRIPT = ROOT / "benches" / "targets" / "deep.py"
+PYSCRY = ROOT / "target" / "release" / "pyscry"
+VENV = Path("/tmp/pyscry-e2e-pyspy")
+WORKLOADS = [("depth 30", 30, 1), ("depth 300", 300, 1), ("21 thr x depth 30", 30, 21)]
+RATES = [100, 1000, 10000]
+SHORT, LONG = 1, 3  # seconds (py-spy takes whole seconds)
+BASELINE = 1.0  # seconds of unprofiled target just before each long run
+MEMORY_RUN = 20  # seconds of the memory-over-time run
+TARGET_LIFETIME = 900  # seconds after which a target exits by itself
+
+children = []  # every Popen still possibly alive
+
+
+def die_with_parent():
+    """preexec_fn: have the kernel kill the child if this script dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def spawn(argv, **kwargs):
+    proc = subprocess.Popen(argv, preexec_fn=die_with_parent, **kwargs)
+    children.append(proc)
+    return proc
+
+
+def kill(proc):
+    if proc.returncode is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    if proc in children:
+        children.remove(proc)
+
+
+def kill_all(*_):
+    for proc in list(children):
+        kill(proc)
+
+
+def on_signal(signum, _frame):
+    kill_all()
+    sys.exit(128 + signum)
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# --- targets -------------------------------------------------------------------------
+
+
+class Target:
+    """A running deep.py with a counter file the profilers cannot disturb."""
+
+    def __init__(self, python, depth, threads, workdir):
+        self.threads = threads
+        self.counter = Path(workdir) / f"counter-{depth}-{threads}-{time.monotonic_ns()}"
+        self.proc = spawn(
+            [python, str(TARGET_SCRIPT), str(depth), str(threads), str(self.counter),
+             str(TARGET_LIFETIME)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            kill(self.proc)
+            raise RuntimeError(f"target did not start (said {line!r})")
+        self.pid = self.proc.pid
+        self.file = open(self.counter, "rb")
+
+    def count(self):
+        self.file.seek(0)
+        return sum(struct.unpack(f"{self.threads}Q", self.file.read(8 * self.threads)))
+
+    def rate_over(self, seconds):
+        """Work rate measured over the next `seconds`."""
+        t0, c0 = time.monotonic(), self.count()
+        time.sleep(seconds)
+        t1, c1 = time.monotonic(), self.count()
+        return (c1 - c0) / (t1 - t0)
+
+    def close(self):
+        self.file.close()
+        kill(self.proc)
+        self.counter.unlink(missing_ok=True)
+
+
+# --- profilers -----------------------------------------------------------------------
+
+
+class Profiler:
+    name = ""
+    # Stopped with SIGINT after the wall time asked for, rather than by --duration.
+    interrupt = False
+
+    def command(self, pid, rate, seconds, output):
+        raise NotImplementedError
+
+    def ticks(self, stderr, output, threads):
+        raise NotImplementedError
+
+
+class Pyscry(Profiler):
+    name = "pyscry"
+
+    def command(self, pid, rate, seconds, output):
+        return [str(PYSCRY), "record", "--pid", str(pid), "--rate", str(rate),
+                "--duration", str(seconds), "-f", "collapsed", "-o", output]
+
+    def ticks(self, stderr, output, threads):
+        found = re.search(r"\((\d+) ticks,", stderr)
+        if not found:
+            raise RuntimeError(f"no tick count in pyscry's output:\n{stderr}")
+        return int(found.group(1))
+
+
+class PySpy(Profiler):
+    def __init__(self, binary, blocking):
+        self.binary = binary
+        self.blocking = blocking
+        self.name = "py-spy" if blocking else "py-spy nb"
+        # py-spy's --duration means rate x duration samples, however long they take
+        # (minutes when it cannot keep up); on SIGINT it writes what it has and exits.
+        self.interrupt = True
+
+    def command(self, pid, rate, seconds, output):
+        argv = [self.binary, "record", "--pid", str(pid), "--rate", str(rate),
+                "--idle", "-f", "raw", "-o", output]
+        return argv if self.blocking else argv + ["--nonblocking"]
+
+    def ticks(self, stderr, output, threads):
+        # One line per distinct stack, its count last; every thread is in every sample.
+        total = 0
+        with open(output) as f:
+            for line in f:
+                total += int(line.rsplit(" ", 1)[1])
+        return total / threads
+
+
+def run_profiler(profiler, target, rate, seconds, workdir, watch_rss=False):
+    """Run one recording to its end: CPU seconds, ticks, peak RSS (KiB), the target's
+    work rate while sampling ran (runs of 2 s or more), and RSS over time if asked.
+
+    Peak RSS is polled from VmHWM every 20 ms: wait4's ru_maxrss cannot be used, as a
+    forked child inherits its parent's (this script's) high-water mark across exec."""
+    output = os.path.join(workdir, f"out-{profiler.name.replace(' ', '_')}")
+    err_path = os.path.join(workdir, "stderr")
+    with open(err_path, "w") as err:
+        start = time.monotonic()
+        proc = spawn(profiler.command(target.pid, rate, seconds, output),
+                     stdout=subprocess.DEVNULL, stderr=err)
+        hwm, series, first, last, interrupted = 0, [], None, None, False
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            now = time.monotonic()
+            if pid:
+                break
+            hwm = max(hwm, status_kb(proc.pid, "VmHWM") or 0)
+            if watch_rss and (not series or now - start - series[-1][0] >= 0.5):
+                series.append((now - start, status_kb(proc.pid, "VmRSS")))
+            # The target's rate while sampling runs: skip attaching, stop before the end.
+            if seconds >= 2 and first is None and now - start >= 0.5:
+                first = (now, target.count())
+            if seconds >= 2 and last is None and now - start >= seconds - 0.2:
+                last = (now, target.count())
+            if profiler.interrupt and not interrupted and now - start >= seconds:
+                proc.send_signal(signal.SIGINT)
+                interrupted = True
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        children.remove(proc)
+    stderr = Path(err_path).read_text()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{profiler.name} exited with {proc.returncode}:\n{stderr}")
+    return {
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "wall": now - start,
+        "ticks": profiler.ticks(stderr, output, target.threads),
+        "rss": hwm,
+        "work": (last[1] - first[1]) / (last[0] - first[0]) if first and last else None,
+        "rss_over_time": [(t, r) for t, r in series if r is not None],
+    }
+
+
+def status_kb(pid, field):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+# --- set-up --------------------------------------------------------------------------
+
+
+def find_python(requested):
+    candidates = [requested] if requested else [
+        "/root/.pyenv/versions/3.11.7/bin/python", "/usr/bin/python3.11",
+        shutil.which("python3.11"), shutil.which("python3")]
+    for candidate in candidates:
+        if candidate and os.path.exists(candidate):
+            return candidate
+    sys.exit("no Python found for the targets; pass --python")
+
+
+def python_version(python):
+    return subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def build_pyscry():
+    log("building pyscry (release)...")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+
+
+def install_pyspy():
+    """The py-spy binary in a throwaway venv, or None with the reason."""
+    binary = VENV / "bin" / "py-spy"
+    if binary.exists():
+        return str(binary), None
+    log(f"installing py-spy into {VENV}...")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True,
+                       capture_output=True)
+        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", "py-spy"],
+                       check=True, capture_output=True, timeout=300)
+    except (subprocess.SubprocessError, OSError) as e:
+        return None, f"py-spy could not be installed ({e}); its columns are skipped"
+    return str(binary), None
+
+
+def pyspy_version(binary):
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    return out.strip()
+
+
+# --- measuring -----------------------------------------------------------------------
+
+
+def measure(profilers, python, repeats, workdir):
+    """results[workload][profiler][rate] = dict of medians."""
+    results = {}
+    for label, depth, threads in WORKLOADS:
+        results[label] = {}
+        for profiler in profilers:
+            log(f"{label}: {profiler.name}")
+            target = Target(python, depth, threads, workdir)
+            try:
+                per_rate = {}
+                for rate in RATES:
+                    cpu_per_tick, achieved, slowdown, rss, cpu_total, wall = [], [], [], [], [], []
+                    for _ in range(repeats):
+                        short = run_profiler(profiler, target, rate, SHORT, workdir)
+                        base = target.rate_over(BASELINE)
+                        long = run_profiler(profiler, target, rate, LONG, workdir)
+                        extra = long["ticks"] - short["ticks"]
+                        if extra > 0:
+                            cpu_per_tick.append((long["cpu"] - short["cpu"]) / extra * 1e6)
+                        cpu_total.append(long["cpu"] / max(long["ticks"], 1) * 1e6)
+                        # Extra ticks over extra wall time: start-up cancels out.
+                        achieved.append(extra / (long["wall"] - short["wall"]))
+                        wall.append(long["wall"])
+                        if long["work"] is not None:
+                            slowdown.append(100.0 * (1.0 - long["work"] / base))
+                        rss.append(long["rss"])
+                    per_rate[rate] = {
+                        "cpu_per_tick": median(cpu_per_tick),
+                        "cpu_per_tick_all": median(cpu_total),
+                        "achieved": median(achieved),
+                        "slowdown": median(slowdown),
+                        "rss": median(rss),
+                        "wall": median(wall),
+                    }
+                    log(f"  {rate:>5} Hz: {fmt_row(per_rate[rate], threads)}")
+                results[label][profiler.name] = per_rate
+            finally:
+                target.close()
+    return results
+
+
+def memory_over_time(profilers, python, workdir):
+    """RSS of each profiler over a MEMORY_RUN-second recording at 1 kHz, depth 30."""
+    out = {}
+    for profiler in profilers:
+        log(f"memory over {MEMORY_RUN} s: {profiler.name}")
+        target = Target(python, 30, 1, workdir)
+        try:
+            run = run_profiler(profiler, target, 1000, MEMORY_RUN, workdir, watch_rss=True)
+        finally:
+            target.close()
+        series = run["rss_over_time"]
+
+        def at(seconds):
+            return min(series, key=lambda p: abs(p[0] - seconds))[1] if series else None
+
+        out[profiler.name] = {"2s": at(2), "10s": at(10), "end": at(MEMORY_RUN - 0.5),
+                              "peak": run["rss"], "ticks": run["ticks"]}
+    return out
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def fmt_row(r, threads):
+    return (f"{fmt(r['cpu_per_tick'], 1)} us/tick ({fmt(per_thread(r, threads), 1)} per "
+            f"thread), {fmt(r['achieved'], 0)} Hz, slowdown {fmt(r['slowdown'], 1)} %, "
+            f"RSS {r['rss'] / 1024:.1f} MiB")
+
+
+def per_thread(r, threads):
+    return None if r["cpu_per_tick"] is None else r["cpu_per_tick"] / threads
+
+
+def fmt(value, digits):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}"
+
+
+# --- report --------------------------------------------------------------------------
+
+
+def report(results, memory, names, header):
+    lines = header[:]
+    threads_of = {label: threads for label, _, threads in WORKLOADS}
+    lines += ["", "| workload | rate (Hz) | profiler | CPU µs/tick (marginal) | "
+              "µs/tick/thread | CPU µs/tick (whole run) | achieved Hz | target slowdown | "
+              f"peak RSS (MiB) | wall s of the {LONG} s run |",
+              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, by_profiler in results.items():
+        for rate in RATES:
+            for name in names:
+                r = by_profiler.get(name, {}).get(rate)
+                if r is None:
+                    continue
+                lines.append(
+                    f"| {label} | {rate} | {name} | {fmt(r['cpu_per_tick'], 1)} | "
+                    f"{fmt(per_thread(r, threads_of[label]), 2)} | "
+                    f"{fmt(r['cpu_per_tick_all'], 1)} | {fmt(r['achieved'], 0)} | "
+                    f"{fmt(r['slowdown'], 1)} % | {r['rss'] / 1024:.1f} | {r['wall']:.1f} |")
+    if "py-spy nb" in names:
+        lines += ["", "pyscry / py-spy ratios (below 1: pyscry uses less; slowdown is "
+                  "against py-spy --nonblocking and py-spy's default blocking mode):", "",
+                  "| workload | rate (Hz) | CPU/tick vs nb | achieved Hz vs nb | "
+                  "peak RSS vs nb | slowdown pyscry / nb / blocking |",
+                  "|---|---:|---:|---:|---:|---|"]
+        for label, by_profiler in results.items():
+            for rate in RATES:
+                a = by_profiler.get("pyscry", {}).get(rate)
+                b = by_profiler.get("py-spy nb", {}).get(rate)
+                c = by_profiler.get("py-spy", {}).get(rate)
+                if a is None or b is None:
+                    continue
+                blocking = fmt(c["slowdown"], 1) if c else "n/a"
+                lines.append(
+                    f"| {label} | {rate} | {ratio(a['cpu_per_tick'], b['cpu_per_tick'])} | "
+                    f"{ratio(a['achieved'], b['achieved'])} | {ratio(a['rss'], b['rss'])} | "
+                    f"{fmt(a['slowdown'], 1)} % / {fmt(b['slowdown'], 1)} % / {blocking} % |")
+    if memory:
+        lines += ["", f"Resident memory over a {MEMORY_RUN} s recording at 1 kHz, depth 30 "
+                  "(VmRSS, MiB):", "",
+                  "| profiler | at 2 s | at 10 s | at end | peak (VmHWM) | ticks |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for name, m in memory.items():
+            cells = [fmt(m[k] / 1024 if m[k] else None, 1) for k in ("2s", "10s", "end")]
+            lines.append(f"| {name} | {' | '.join(cells)} | {m['peak'] / 1024:.1f} | "
+                         f"{m['ticks']:.0f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--python", help="interpreter for the targets")
+    parser.add_argument("--no-pyspy", action="store_true", help="measure pyscry only")
+    parser.add_argument("--no-build", action="store_true", help="use the existing build")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: depth 30 at 1 kHz only, no memory run")
+    args = parser.parse_args()
+    global WORKLOADS, RATES, MEMORY_RUN
+    if args.quick:
+        WORKLOADS, RATES, MEMORY_RUN = WORKLOADS[:1], [1000], 0
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    started = time.monotonic()
+    python = find_python(args.python)
+    if not args.no_build:
+        build_pyscry()
+    profilers = [Pyscry()]
+    notes = []
+    pyspy = None
+    if args.no_pyspy:
+        notes.append("py-spy: not run (--no-pyspy)")
+    else:
+        pyspy, why = install_pyspy()
+        if pyspy:
+            profilers += [PySpy(pyspy, blocking=False), PySpy(pyspy, blocking=True)]
+        else:
+            notes.append(why)
+    with tempfile.TemporaryDirectory(prefix="pyscry-e2e-") as workdir:
+        try:
+            results = measure(profilers, python, args.repeats, workdir)
+            memory = memory_over_time(profilers[:2], python, workdir) if MEMORY_RUN else {}
+        finally:
+            kill_all()
+    load = os.getloadavg()
+    header = [
+        f"date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Linux {platform.release()}"
+        f", load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
+        f"target: CPython {python_version(python)} ({python})",
+        f"profilers: pyscry {PYSCRY.relative_to(ROOT)}"
+        + (f"; {pyspy_version(pyspy)} ({pyspy})" if pyspy else ""),
+        f"repeats: {args.repeats} (medians); short run {SHORT} s, long run {LONG} s; "
+        f"total time {time.monotonic() - started:.0f} s",
+    ] + [f"note: {n}" for n in notes]
+    print(report(results, memory, [p.name for p in profilers], header))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        kill_all()

@@ -1,0 +1,71 @@
+"""Benchmark target: THREADS threads (the main thread included), each with exactly DEPTH
+Python frames, spinning in the innermost one.
+
+    python deep.py DEPTH THREADS [COUNTER_FILE|-] [MAX_SECONDS]
+
+Prints "ready" once every thread is at its full depth and spinning. With COUNTER_FILE,
+thread i adds 1 to the i-th native-endian u64 of that file (which it creates, 8 bytes
+per thread) after each batch of work, so that another process can read the target's
+work rate at any moment, without waiting for the GIL: the rate with and without a
+profiler attached gives the slowdown the profiler causes.
+Exits by itself after MAX_SECONDS (default 900) so that it can never be left behind.
+"""
+
+import mmap
+import os
+import sys
+import threading
+import time
+
+DEPTH = int(sys.argv[1])
+THREADS = int(sys.argv[2])
+COUNTER_FILE = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
+MAX_SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 900.0
+
+if COUNTER_FILE:
+    with open(COUNTER_FILE, "wb") as f:
+        f.write(bytes(8 * THREADS))
+    with open(COUNTER_FILE, "r+b") as f:
+        shared = mmap.mmap(f.fileno(), 8 * THREADS)
+    counts = memoryview(shared).cast("Q")
+else:
+    counts = [0] * THREADS
+arrived = [False] * THREADS
+go = False
+deadline = time.monotonic() + MAX_SECONDS
+
+
+def spin(index):
+    global go
+    arrived[index] = True
+    if index == 0:
+        while not all(arrived):
+            time.sleep(0.001)
+        go = True
+        print("ready", flush=True)
+    else:
+        while not go:
+            time.sleep(0.001)
+    batches = 0
+    while True:
+        for _ in range(200):
+            pass
+        counts[index] += 1
+        batches += 1
+        if index == 0 and batches % 1000 == 0 and time.monotonic() > deadline:
+            os._exit(0)
+
+
+def descend(levels, index):
+    """Adds `levels` frames (this one included), then spins in the last."""
+    if levels > 1:
+        descend(levels - 1, index)
+    else:
+        spin(index)
+
+
+# Frames besides `descend`'s: spin adds 1; a worker thread has threading's _bootstrap,
+# _bootstrap_inner and run (3); the main thread has <module> (1).
+for i in range(1, THREADS):
+    threading.Thread(target=descend, args=(DEPTH - 4, i), daemon=True).start()
+descend(DEPTH - 2, 0)
