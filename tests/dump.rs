@@ -145,3 +145,31 @@ fn dump_three_threads(python: &Python) {
 }
 
 test_each_python!(three_threads, super::dump_three_threads);
+
+/// 3.13.18 (Debian sid) read with the table generated from 3.13.0's headers: its
+/// `_Py_DebugOffsets` correct what moved between the patch releases (the thread state
+/// grew), and the stacks are still exact.
+#[test]
+fn patch_release_drift_is_corrected_by_debug_offsets() {
+    let Some((_, Some(path))) = common::expected_pythons()
+        .into_iter()
+        .find(|(name, path)| name == "3.13-sid" && path.is_some())
+    else {
+        return common::skip("patch_release_drift", "interpreter 3.13-sid not found");
+    };
+    let python = Python {
+        name: "3.13-sid".into(),
+        path,
+    };
+    let mut target = Target::start(&python, &script("three_threads.py"), &[]);
+    target.wait_for_line("ready");
+    let out = run_pyscry(&["dump", "--pid", &target.pid().to_string(), "--json"]);
+    let dump: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let layout = dump["layout"].as_str().unwrap();
+    assert!(
+        layout.starts_with("python-offsets/3.13.toml, corrected by _Py_DebugOffsets"),
+        "{layout}"
+    );
+    assert!(layout.contains("thread.size 304->312"), "{layout}");
+    assert!(dump.to_string().contains("\"spin\""), "{dump:#}");
+}

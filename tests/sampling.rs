@@ -341,3 +341,59 @@ fn interrupting_blocking_mode_leaves_the_target_running() {
         );
     }
 }
+
+/// On free-threaded builds, threads run Python at the same time: in cpu mode both busy
+/// threads of the two-thread workload are sampled as running at nearly every tick.
+#[test]
+fn free_threaded_threads_run_at_the_same_time() {
+    let _serial = serial();
+    for name in ["3.13t", "3.14t"] {
+        let Some((_, Some(path))) = common::expected_pythons()
+            .into_iter()
+            .find(|(n, p)| n == name && p.is_some())
+        else {
+            common::skip(
+                "free_threaded_threads",
+                &format!("interpreter {name} not found"),
+            );
+            continue;
+        };
+        let python = Python {
+            name: name.into(),
+            path,
+        };
+        let (text, out) = record(
+            &python,
+            &["--mode", "cpu", "--threads"],
+            "two_threads.py",
+            &["0.1", "5"],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let summary = stderr
+            .lines()
+            .find(|l| l.contains(" ticks, "))
+            .expect("summary");
+        let ticks: f64 = summary
+            .split(" ticks, ")
+            .next()
+            .unwrap()
+            .rsplit('(')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        for thread in ["worker-a", "worker-b"] {
+            let prefix = format!("thread {thread} (");
+            let samples: u64 = text
+                .lines()
+                .filter(|l| l.starts_with(&prefix))
+                .map(|l| l.rsplit_once(' ').unwrap().1.parse::<u64>().unwrap())
+                .sum();
+            // The workload runs 3 s of the recording's ticks; both threads run all along.
+            assert!(
+                samples as f64 >= 0.7 * ticks * 3.0 / (3.0 + 0.3),
+                "{name}: {thread} running in {samples} of {ticks} ticks"
+            );
+        }
+    }
+}

@@ -8,6 +8,24 @@ use crate::target::binary::{Binary, BinaryError};
 use crate::target::maps::{read_maps, Mapping};
 use crate::target::memory::{Memory, ReadError};
 
+/// Every symbol pyscry looks up in the file holding the runtime. Only these are
+/// indexed (see [`Binary::open`]); a lookup of any other name finds nothing.
+pub const PYTHON_SYMBOLS: &[&str] = &[
+    "_PyRuntime",
+    "interp_head",
+    "_PyThreadState_Current",
+    "Py_Version",
+    "_Py_NegativeRefcount",
+    "PyCode_Type",
+    "PyUnicode_Type",
+    "PyBytes_Type",
+    "PyString_Type",
+    "PyDict_Type",
+    "PyModule_Type",
+    "PyLong_Type",
+    "PyInt_Type",
+];
+
 /// Symbols that mark the file holding the runtime, in order of preference.
 const RUNTIME_SYMBOLS: [&str; 3] = ["_PyRuntime", "interp_head", "_PyThreadState_Current"];
 
@@ -77,7 +95,7 @@ fn runtime_binary(pid: u32, maps: &[Mapping]) -> Result<Binary, DiscoveryError> 
         }
     }
     for path in candidates {
-        let binary = match Binary::open(pid, path, maps) {
+        let binary = match Binary::open(pid, path, maps, PYTHON_SYMBOLS) {
             Ok(binary) => binary,
             Err(BinaryError::NotElf { .. }) => continue,
             Err(e) => return Err(e.into()),

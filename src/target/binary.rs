@@ -58,9 +58,17 @@ pub enum BinaryError {
 }
 
 impl Binary {
-    /// Open the file mapped at `path` in process `pid` and resolve its load bias from
-    /// `maps`.
-    pub fn open(pid: u32, path: &str, maps: &[Mapping]) -> Result<Binary, BinaryError> {
+    /// Open the file mapped at `path` in process `pid`, resolve its load bias from
+    /// `maps`, and keep the symbols named in `wanted`.
+    ///
+    /// Only the wanted symbols are kept: an unstripped library has tens of thousands,
+    /// and indexing them all made attaching take hundreds of milliseconds.
+    pub fn open(
+        pid: u32,
+        path: &str,
+        maps: &[Mapping],
+        wanted: &[&str],
+    ) -> Result<Binary, BinaryError> {
         let io_error = |source| BinaryError::Io {
             path: path.to_string(),
             source,
@@ -91,7 +99,7 @@ impl Binary {
         let bias = base.wrapping_sub(lowest_vaddr);
         Ok(Binary {
             path: path.to_string(),
-            symbols: symbols(&elf, bias),
+            symbols: symbols(&elf, bias, wanted),
             sections: sections(&elf, bias),
         })
     }
@@ -107,12 +115,13 @@ impl Binary {
     }
 }
 
-fn symbols(elf: &Elf, bias: u64) -> HashMap<String, Symbol> {
+fn symbols(elf: &Elf, bias: u64, wanted: &[&str]) -> HashMap<String, Symbol> {
     let mut out = HashMap::new();
     let tables = [(&elf.dynsyms, &elf.dynstrtab), (&elf.syms, &elf.strtab)];
     for (syms, strtab) in tables {
         for sym in syms.iter().filter(|s| s.st_value != 0 && !s.is_import()) {
-            if let Some(name) = strtab.get_at(sym.st_name).filter(|n| !n.is_empty()) {
+            let name = strtab.get_at(sym.st_name);
+            if let Some(name) = name.filter(|n| wanted.contains(n)) {
                 out.entry(name.to_string()).or_insert(Symbol {
                     address: sym.st_value.wrapping_add(bias),
                     size: sym.st_size,
@@ -151,8 +160,9 @@ mod tests {
         let maps = read_maps(pid).unwrap();
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         let exe = exe.to_str().unwrap();
-        let binary = Binary::open(pid, exe, &maps).unwrap();
+        let binary = Binary::open(pid, exe, &maps, &["main"]).unwrap();
         let text = binary.section(".text").expect(".text section");
+        assert!(binary.symbol("main").is_some());
         assert!(maps
             .iter()
             .any(|m| m.start <= text.address && text.address < m.end));

@@ -45,6 +45,14 @@ pub fn expected_pythons() -> Vec<(String, Option<PathBuf>)> {
         "3.11-debian-static".to_string(),
         debian.exists().then_some(debian),
     ));
+    let provisioned = provisioned_pythons();
+    for name in PROVISIONED {
+        let path = provisioned
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.clone());
+        out.push((name.to_string(), path));
+    }
     if let Ok(extra) = std::env::var("PYSCRY_TEST_PYTHONS") {
         for entry in extra.split([',', ':']).filter(|e| !e.is_empty()) {
             let (name, path) = entry.split_once('=').unwrap_or((entry, entry));
@@ -52,6 +60,34 @@ pub fn expected_pythons() -> Vec<(String, Option<PathBuf>)> {
         }
     }
     out
+}
+
+/// Interpreters that `tests/pythons/provision.sh` obtains (Debian sid builds, debug
+/// builds, free-threaded builds), by the names it gives them.
+pub const PROVISIONED: [&str; 7] = [
+    "3.13-sid", "3.14", "3.15", "3.14d", "3.15d", "3.13t", "3.14t",
+];
+
+/// How many interpreters [`expected_pythons`] lists before the `PYSCRY_TEST_PYTHONS`
+/// extras: the pyenv builds, Debian's static 3.11 and the provisioned ones.
+const FIXED_PYTHONS: usize = 9 + 1 + PROVISIONED.len();
+
+/// The `name path` lines of the provisioning script's list, if it has run.
+fn provisioned_pythons() -> Vec<(String, PathBuf)> {
+    let cache = std::env::var("PYSCRY_PYTHONS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(&std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
+                .join(".cache/pyscry/pythons")
+        });
+    std::fs::read_to_string(cache.join("list.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let (name, path) = line.split_once(' ')?;
+            Some((name.to_string(), PathBuf::from(path.trim())))
+        })
+        .collect()
 }
 
 fn pyenv_python(root: &str, minor: &str) -> Option<PathBuf> {
@@ -272,8 +308,7 @@ pub fn run_on(name: &str, test: &str, check: fn(&Python)) {
 
 /// Run `check` on every interpreter named in `PYSCRY_TEST_PYTHONS` (none by default).
 pub fn run_on_extra(check: fn(&Python)) {
-    let builtin = 10; // the fixed list below, which has its own tests
-    for (name, path) in expected_pythons().into_iter().skip(builtin) {
+    for (name, path) in expected_pythons().into_iter().skip(FIXED_PYTHONS) {
         let path = path.expect("PYSCRY_TEST_PYTHONS entries have paths");
         assert!(
             path.exists(),
@@ -301,6 +336,13 @@ macro_rules! test_each_python {
             $crate::test_each_python!(@one $check, py3_12, "3.12");
             $crate::test_each_python!(@one $check, py3_13, "3.13");
             $crate::test_each_python!(@one $check, py3_11_debian_static, "3.11-debian-static");
+            $crate::test_each_python!(@one $check, py3_13_sid, "3.13-sid");
+            $crate::test_each_python!(@one $check, py3_14, "3.14");
+            $crate::test_each_python!(@one $check, py3_15, "3.15");
+            $crate::test_each_python!(@one $check, py3_14d, "3.14d");
+            $crate::test_each_python!(@one $check, py3_15d, "3.15d");
+            $crate::test_each_python!(@one $check, py3_13t, "3.13t");
+            $crate::test_each_python!(@one $check, py3_14t, "3.14t");
 
             #[test]
             fn extra_pythons() {
