@@ -433,10 +433,16 @@ pub fn read_stack<M: Memory>(
     new_frames: &mut Vec<(FrameId, Frame)>,
 ) -> Result<Vec<FrameId>, StackError> {
     process.frames.walk(&process.memory, innermost, raw)?;
+    let codes: Vec<u64> = raw.iter().map(|frame| frame.code).collect();
+    let headers = process
+        .code
+        .read_headers(&process.memory, &codes, &mut Vec::new())
+        .map_err(SymbolizeError::from)?;
     raw.iter()
-        .map(|&frame| {
+        .zip(headers)
+        .map(|(&frame, header)| {
             symbolizer
-                .symbolize(&process.memory, &process.code, frame, new_frames)
+                .symbolize(&process.memory, &process.code, frame, header, new_frames)
                 .map_err(StackError::from)
         })
         .collect()

@@ -70,16 +70,17 @@ impl Symbolizer {
         Symbolizer::default()
     }
 
-    /// The id of `raw`'s frame. A frame seen for the first time is appended to
+    /// The id of `raw`'s frame, whose code object's header (read from the target for
+    /// this sample) is `header`. A frame seen for the first time is appended to
     /// `new_frames`, so that consumers can build their own id → frame table.
     pub fn symbolize(
         &mut self,
         mem: &impl Memory,
         reader: &CodeReader,
         raw: RawFrame,
+        header: CodeHeader,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<FrameId, SymbolizeError> {
-        let header = reader.read_header(mem, raw.code)?;
         let cached = match self.codes.get_mut(&raw.code) {
             Some(cached) if cached.header == header => cached,
             _ => {

@@ -4,7 +4,7 @@ use super::layout::{require, Layout, MissingField};
 use super::linetable::{LineTable, LineTableFormat};
 use super::objects::{ObjectError, ObjectReader};
 use super::version::Semantics;
-use crate::target::memory::{FieldReader, Memory};
+use crate::target::memory::{FieldReader, Memory, ReadError};
 
 /// The fields of a code object that identify it, read in one go.
 ///
@@ -130,13 +130,31 @@ impl CodeReader {
         })
     }
 
-    /// Read the identifying fields of the code object at `address`, checking that it is
-    /// a code object at all.
-    pub fn read_header(&self, mem: &impl Memory, address: u64) -> Result<CodeHeader, ObjectError> {
-        let mut buf = [0u8; 256];
-        let buf = &mut buf[..self.header_len.min(256)];
-        mem.read_into(address, buf)?;
-        self.parse_header(address, buf)
+    /// Read the headers of the code objects at `addresses` in one go (one system call
+    /// for a live process), checking that each is a code object.
+    pub fn read_headers(
+        &self,
+        mem: &impl Memory,
+        addresses: &[u64],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Vec<CodeHeader>, ObjectError> {
+        let len = self.header_len.min(256);
+        scratch.clear();
+        scratch.resize(addresses.len() * len, 0);
+        let mut regions: Vec<(u64, &mut [u8])> = addresses
+            .iter()
+            .copied()
+            .zip(scratch.chunks_mut(len))
+            .collect();
+        let read = mem.read_regions(&mut regions);
+        if read < addresses.len() {
+            return Err(ObjectError::Read(ReadError::Unmapped(addresses[read])));
+        }
+        addresses
+            .iter()
+            .zip(scratch.chunks(len))
+            .map(|(&address, buf)| self.parse_header(address, buf))
+            .collect()
     }
 
     /// Parse a code object's header from bytes already read from `address`.

@@ -33,6 +33,20 @@ pub trait Memory {
     /// Fill `buf` with the bytes at `addr` in the target, or fail without partial data.
     fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError>;
 
+    /// Fill each `(address, buffer)` region, in order, as far as possible; returns how
+    /// many leading regions were read completely. A live process does this in one
+    /// system call, so the cost is that of one read, not of `regions.len()`.
+    fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
+        let mut done = 0;
+        for (addr, buf) in regions.iter_mut() {
+            if self.read_into(*addr, buf).is_err() {
+                break;
+            }
+            done += 1;
+        }
+        done
+    }
+
     /// Read `len` bytes at `addr` into a new vector.
     fn read_vec(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadError> {
         let mut buf = vec![0; len];
@@ -70,7 +84,43 @@ impl ProcessMemory {
     }
 }
 
+/// Most iovecs one `process_vm_readv` call takes (`IOV_MAX` on Linux).
+const MAX_IOVECS: usize = 1024;
+
 impl Memory for ProcessMemory {
+    fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
+        let mut done = 0;
+        for batch in regions.chunks_mut(MAX_IOVECS) {
+            let remote: Vec<RemoteIoVec> = batch
+                .iter()
+                .map(|(addr, buf)| RemoteIoVec {
+                    base: *addr as usize,
+                    len: buf.len(),
+                })
+                .collect();
+            let mut local: Vec<IoSliceMut> = batch
+                .iter_mut()
+                .map(|(_, buf)| IoSliceMut::new(buf))
+                .collect();
+            // The kernel stops at the first region it cannot read: count the regions
+            // the returned byte count covers completely.
+            let mut left = process_vm_readv(self.pid, &mut local, &remote).unwrap_or(0);
+            let complete = remote
+                .iter()
+                .take_while(|r| {
+                    let whole = left >= r.len;
+                    left = left.saturating_sub(r.len);
+                    whole
+                })
+                .count();
+            done += complete;
+            if complete < batch.len() {
+                break;
+            }
+        }
+        done
+    }
+
     fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         if buf.is_empty() {
             return Ok(());
@@ -131,6 +181,21 @@ mod tests {
         let value: u64 = 0x1122_3344_5566_7788;
         let mem = ProcessMemory::new(std::process::id());
         assert_eq!(mem.read_u64(&value as *const u64 as u64), Ok(value));
+    }
+
+    #[test]
+    fn regions_are_read_up_to_the_first_unreadable_one() {
+        let values: [u64; 3] = [1, 2, 3];
+        let mem = ProcessMemory::new(std::process::id());
+        let (mut a, mut b, mut c) = ([0u8; 8], [0u8; 8], [0u8; 8]);
+        let addr = |i: usize| &values[i] as *const u64 as u64;
+        let mut regions = [
+            (addr(0), &mut a[..]),
+            (addr(2), &mut b[..]),
+            (8, &mut c[..]),
+        ];
+        assert_eq!(mem.read_regions(&mut regions), 2);
+        assert_eq!((u64::from_le_bytes(a), u64::from_le_bytes(b)), (1, 3));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 # churn_K, lives in file "<churn-K>" and its loop is on lines K+2 and K+3; a profiler
 # whose code-object cache goes stale would report a function that no longer exists, or
 # a name that does not match its file and lines. Prints how many distinct code-object
-# addresses the N functions had (fewer than N means memory was reused).
+# addresses the N functions had (fewer than N means memory was reused), and how long
+# each function really ran ("ran K SECONDS"), since a loaded machine can stretch one.
 import gc
 import sys
 import time
@@ -16,7 +17,9 @@ for k in range(count):
     exec(compile(source, "<churn-%d>" % k, "exec"), namespace)
     function = namespace["churn_%d" % k]
     addresses.add(id(function.__code__))
-    function(time.time() + 0.02)
+    start = time.time()
+    function(start + 0.02)
+    sys.stdout.write("ran %d %f\n" % (k, time.time() - start))
     # The function and its globals form a cycle: collect it so its code is freed now.
     del function, namespace
     gc.collect()
