@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::version::{Flavour, PythonVersion};
 use crate::target::binary::{Binary, BinaryError};
-use crate::target::maps::{read_maps, Mapping};
+use crate::target::maps::{host_path, read_maps, Mapping};
 use crate::target::memory::{Memory, ReadError};
 
 /// Every symbol pyscry looks up in the file holding the runtime. Only these are
@@ -63,7 +63,7 @@ pub enum DiscoveryError {
 
 /// Find the runtime in process `pid`.
 pub fn discover(pid: u32, mem: &impl Memory) -> Result<Discovery, DiscoveryError> {
-    let maps = read_maps(pid).map_err(DiscoveryError::Maps)?;
+    let maps = target_paths(pid, read_maps(pid).map_err(DiscoveryError::Maps)?);
     let binary = runtime_binary(pid, &maps)?;
     let version = detect_version(mem, &binary)?;
     let flavour = detect_flavour(mem, &binary, version)?;
@@ -72,6 +72,43 @@ pub fn discover(pid: u32, mem: &impl Memory) -> Result<Discovery, DiscoveryError
         version,
         flavour,
     })
+}
+
+/// The mapped files' paths as the target sees them.
+///
+/// The kernel prints a path in `maps` relative to the reader's root. For a target in a
+/// container (its own mount namespace, after `pivot_root`) that is the path inside the
+/// container, which opens through `/proc/PID/root`. For a chrooted target (in our mount
+/// namespace or a private one) it is prefixed by the target's root directory, as
+/// `/proc/PID/root` reads, and opens through `/proc/PID/root` only without that prefix.
+/// A path is rewritten only when it does not open as it is and does without the prefix.
+fn target_paths(pid: u32, mut maps: Vec<Mapping>) -> Vec<Mapping> {
+    let Ok(root) = std::fs::read_link(format!("/proc/{pid}/root")) else {
+        return maps;
+    };
+    let Some(root) = root.to_str().map(|r| r.trim_end_matches('/')) else {
+        return maps;
+    };
+    if root.is_empty() {
+        return maps;
+    }
+    let mut verdicts: std::collections::HashMap<String, bool> = Default::default();
+    for mapping in &mut maps {
+        let Some(path) = mapping.file_path() else {
+            continue;
+        };
+        let rewrite = *verdicts.entry(path.to_string()).or_insert_with(|| {
+            path.strip_prefix(root).is_some_and(|inside| {
+                inside.starts_with('/')
+                    && !host_path(pid, path).exists()
+                    && host_path(pid, inside).exists()
+            })
+        });
+        if rewrite {
+            mapping.path = mapping.path.as_deref().map(|p| p[root.len()..].to_string());
+        }
+    }
+    maps
 }
 
 /// The first of {main executable, `*python*` libraries} that defines the runtime.
