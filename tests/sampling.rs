@@ -77,9 +77,14 @@ fn modes_split_sleep_and_cpu(python: &Python) {
                 if blocking { " --blocking" } else { "" }
             )
         };
+        let free_threaded = python.free_threaded();
         for mode in ["wall", "cpu", "gil"] {
             let mut options = vec!["--mode", mode];
             options.extend_from_slice(extra);
+            if mode == "gil" && free_threaded {
+                gil_mode_is_refused(python, &options);
+                continue;
+            }
             let (text, out) = record(python, &options, "sleep_burn.py", &["0.1", "8"]);
             let (counts, _) = collapsed_shares(&text, &["sleeper", "burner"]);
             let both = counts[0] + counts[1];
@@ -112,6 +117,30 @@ fn modes_split_sleep_and_cpu(python: &Python) {
 }
 
 test_each_python!(modes, super::modes_split_sleep_and_cpu);
+
+/// A free-threaded build has no GIL: `--mode gil` is refused with a clear message.
+fn gil_mode_is_refused(python: &Python, options: &[&str]) {
+    let out = pyscry()
+        .arg("record")
+        .args(options)
+        .args(["-o", "/dev/null", "--"])
+        .arg(&python.path)
+        .arg(script("sleep_burn.py"))
+        .args(["0.05", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{}: --mode gil accepted",
+        python.name
+    );
+    assert!(
+        stderr.contains("is free-threaded and has no GIL; use --mode cpu"),
+        "{}: {stderr}",
+        python.name
+    );
+}
 
 /// Periodic work every 10 ms, sampled at 100 Hz: jitter keeps its share right (30 %).
 fn jitter_defeats_aliasing(python: &Python) {

@@ -19,6 +19,18 @@ pub struct Python {
 }
 
 impl Python {
+    /// Whether this is a free-threaded build (no GIL), asked from the interpreter.
+    pub fn free_threaded(&self) -> bool {
+        let out = Command::new(&self.path)
+            .args([
+                "-c",
+                "import sysconfig; print(sysconfig.get_config_var('Py_GIL_DISABLED') or 0)",
+            ])
+            .output()
+            .expect("running the interpreter");
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
     /// `(major, minor)` of this interpreter, asked from the interpreter itself.
     pub fn version(&self) -> (u32, u32) {
         let out = Command::new(&self.path)

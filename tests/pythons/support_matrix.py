@@ -28,7 +28,8 @@ ASK = (
     "import sys, sysconfig, platform\n"
     "v = sysconfig.get_config_var\n"
     "flavour = 'free-threaded' if v('Py_GIL_DISABLED') else ('debug' if v('Py_DEBUG') else 'default')\n"
-    "build = 'shared libpython' if v('Py_ENABLE_SHARED') else 'static (libpython in the executable)'\n"
+    "maps = open('/proc/self/maps').read()\n"
+    "build = 'shared libpython' if 'libpython' in maps else 'libpython in the executable'\n"
     "print(platform.python_version()); print(flavour); print(build)\n"
 )
 
