@@ -1,6 +1,6 @@
 //! Which thread holds the GIL.
 
-use super::layout::{require, Layout, MissingField};
+use super::layout::{require, require_symbol, Layout, MissingField};
 use super::version::GilModel;
 use crate::target::binary::Binary;
 use crate::target::memory::{FieldReader, Memory, ReadError};
@@ -31,12 +31,7 @@ impl GilReader {
         model: GilModel,
         binary: &Binary,
     ) -> Result<GilReader, MissingField> {
-        let symbol = |name: &'static str| {
-            binary
-                .symbol(name)
-                .map(|s| s.address)
-                .ok_or(MissingField(name))
-        };
+        let symbol = |name| require_symbol(binary, name);
         let location = match model {
             GilModel::CurrentThreadSymbol => {
                 Location::CurrentThread(symbol("_PyThreadState_Current")?)

@@ -394,6 +394,17 @@ pub fn require(value: Option<u64>, name: &'static str) -> Result<u64, MissingFie
     value.ok_or(MissingField(name))
 }
 
+/// The runtime address of the symbol `name` in `binary`, naming it if it is absent.
+pub fn require_symbol(
+    binary: &crate::target::binary::Binary,
+    name: &'static str,
+) -> Result<u64, MissingField> {
+    binary
+        .symbol(name)
+        .map(|s| s.address)
+        .ok_or(MissingField(name))
+}
+
 impl Layout {
     /// The embedded table for `version` and `flavour`, if there is one, as raw TOML so
     /// that values read from the target can replace some before it becomes a

@@ -25,7 +25,7 @@ use code::CodeReader;
 use discover::{discover, DiscoveryError};
 use frames::FrameReader;
 use gil::GilReader;
-use layout::{Layout, MissingField};
+use layout::{require_symbol, Layout, MissingField};
 use objects::{ObjectReader, TypeAddresses};
 use thread_names::ThreadNameReader;
 use threads::{NativeIdResolver, ThreadReader, ThreadState};
@@ -107,13 +107,7 @@ impl PythonProcess<ProcessMemory> {
         let layout = Layout::from_table(table).map_err(|e| unsupported(format!(": {e}")))?;
         let layout_source = describe_layout_source(&found, debug_offsets);
         let setup = || -> Result<PythonProcess, MissingField> {
-            let symbol = |name: &'static str| {
-                found
-                    .binary
-                    .symbol(name)
-                    .map(|s| s.address)
-                    .ok_or(MissingField(name))
-            };
+            let symbol = |name| require_symbol(&found.binary, name);
             let types = match semantics.strings {
                 StringModel::Bytes => TypeAddresses {
                     code: symbol("PyCode_Type")?,

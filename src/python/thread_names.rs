@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::dict::{AttributeReader, DictReader, StrKey};
-use super::layout::{require, Layout, MissingField};
+use super::layout::{require, require_symbol, Layout, MissingField};
 use super::objects::{ObjectError, ObjectReader};
 use super::version::Semantics;
 use crate::target::binary::Binary;
@@ -185,12 +185,7 @@ impl ThreadNameReader {
         strings: ObjectReader,
         binary: &Binary,
     ) -> Result<ThreadNameReader, MissingField> {
-        let symbol = |name: &'static str| {
-            binary
-                .symbol(name)
-                .map(|s| s.address)
-                .ok_or(MissingField(name))
-        };
+        let symbol = |name| require_symbol(binary, name);
         let int_type = symbol(semantics.int_model.type_symbol())?;
         Ok(ThreadNameReader {
             strings,
