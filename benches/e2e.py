@@ -427,6 +427,7 @@ def report(results, memory, names, header):
 
 
 def main():
+    global WORKLOADS, RATES, MEMORY_RUN
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--python", help="interpreter for the targets")
@@ -434,10 +435,19 @@ def main():
     parser.add_argument("--no-build", action="store_true", help="use the existing build")
     parser.add_argument("--quick", action="store_true",
                         help="smoke test: depth 30 at 1 kHz only, no memory run")
+    parser.add_argument("--rates", help="comma-separated rates instead of 100,1000,10000")
+    parser.add_argument("--workloads", help="comma-separated indexes into "
+                        + ", ".join(f"{i}: {w[0]}" for i, w in enumerate(WORKLOADS)))
+    parser.add_argument("--memory-run", type=int, default=MEMORY_RUN,
+                        help="seconds of the memory-over-time run (0: none)")
     args = parser.parse_args()
-    global WORKLOADS, RATES, MEMORY_RUN
+    MEMORY_RUN = args.memory_run
     if args.quick:
         WORKLOADS, RATES, MEMORY_RUN = WORKLOADS[:1], [1000], 0
+    if args.rates:
+        RATES = [int(r) for r in args.rates.split(",")]
+    if args.workloads:
+        WORKLOADS = [WORKLOADS[int(i)] for i in args.workloads.split(",")]
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)

@@ -9,17 +9,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
-
 use crossbeam_channel::Sender;
 
+use crate::python::code::CodeHeader;
 use crate::python::frames::{RawFrame, WalkError};
 use crate::python::threads::ThreadState;
 use crate::python::PythonProcess;
 use crate::symbolize::{Frame, FrameId, SymbolizeError, Symbolizer};
 use crate::target::activity::ThreadActivity;
-use crate::target::memory::{Memory, ReadError};
+use crate::target::memory::{Memory, ProcessMemory, ReadError};
 use crate::target::pause::Pauser;
+use crate::target::prefetch::{Phase, Prefetcher, TickMemory};
 
 /// Which threads a tick records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -156,11 +156,74 @@ pub fn start(
 /// Longest sleep between checks of the stop flag.
 const STOP_POLL: Duration = Duration::from_millis(20);
 
+/// Sample until the end, then deliver what is still held back.
 fn run(
-    mut process: PythonProcess,
+    process: PythonProcess,
     config: SamplerConfig,
     stop: &AtomicBool,
     events: &Sender<SamplerEvent>,
+    stats: &SamplerStats,
+) -> EndReason {
+    // The kernel may otherwise delay each wake-up by up to 50 µs to batch timers, which
+    // at 10 kHz is half a tick.
+    // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
+    let mut outbox = Outbox::new(events);
+    let reason = sample(process, config, stop, &mut outbox, stats);
+    // A receiver that is gone has nothing left to be told.
+    let _ = outbox.flush();
+    reason
+}
+
+/// Events on their way to the aggregator, sent in bursts rather than one by one: each
+/// send to a waiting receiver wakes its thread, which at high rates costs more than
+/// reading the target.
+struct Outbox<'a> {
+    sender: &'a Sender<SamplerEvent>,
+    pending: Vec<SamplerEvent>,
+    flushed_at: Instant,
+}
+
+/// Longest time an event waits in the [`Outbox`].
+const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
+impl<'a> Outbox<'a> {
+    fn new(sender: &'a Sender<SamplerEvent>) -> Outbox<'a> {
+        Outbox {
+            sender,
+            pending: Vec::new(),
+            flushed_at: Instant::now(),
+        }
+    }
+
+    /// Queue a tick's events, sending everything queued when it is time. Fails when the
+    /// receiver is gone.
+    fn push(&mut self, events: Vec<SamplerEvent>) -> Result<(), Disconnected> {
+        self.pending.extend(events);
+        if self.flushed_at.elapsed() >= FLUSH_INTERVAL {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Send everything queued.
+    fn flush(&mut self) -> Result<(), Disconnected> {
+        self.flushed_at = Instant::now();
+        for event in self.pending.drain(..) {
+            self.sender.send(event).map_err(|_| Disconnected)?;
+        }
+        Ok(())
+    }
+}
+
+/// The receiving end of the event channel is gone.
+struct Disconnected;
+
+fn sample(
+    mut process: PythonProcess,
+    config: SamplerConfig,
+    stop: &AtomicBool,
+    outbox: &mut Outbox<'_>,
     stats: &SamplerStats,
 ) -> EndReason {
     let start = Instant::now();
@@ -196,10 +259,8 @@ fn run(
             Ok(tick) => {
                 stats.errors.fetch_add(tick.errors, Ordering::Relaxed);
                 stats.samples.fetch_add(tick.samples, Ordering::Relaxed);
-                for event in tick.events {
-                    if events.send(event).is_err() {
-                        return EndReason::Stopped;
-                    }
+                if outbox.push(tick.events).is_err() {
+                    return EndReason::Stopped;
                 }
             }
             Err(_) if !crate::target::process::is_running(process.pid) => {
@@ -269,9 +330,9 @@ pub struct Tick {
 pub struct StackReader {
     mode: Mode,
     activity: ThreadActivity,
-    symbolizer: Symbolizer,
-    raw: Vec<RawFrame>,
-    names: HashMap<u64, String>,
+    prefetcher: Prefetcher,
+    walker: StackWalker,
+    names: rustc_hash::FxHashMap<u64, String>,
     names_read_at: Option<Instant>,
 }
 
@@ -285,9 +346,9 @@ impl StackReader {
         StackReader {
             mode,
             activity: ThreadActivity::new(pid),
-            symbolizer: Symbolizer::new(),
-            raw: Vec::new(),
-            names: HashMap::new(),
+            prefetcher: Prefetcher::new(),
+            walker: StackWalker::new(),
+            names: Default::default(),
             names_read_at: None,
         }
     }
@@ -325,7 +386,9 @@ impl StackReader {
         process: &mut PythonProcess,
         elapsed: Duration,
     ) -> Result<Tick, ReadError> {
-        let threads = process.thread_states()?;
+        let live = process.memory;
+        let memory = self.prefetcher.begin(&live);
+        let threads = process.thread_states(&memory)?;
         let mut name_events = Vec::new();
         self.refresh_names(process, &threads, &mut name_events);
         let mut samples = Vec::new();
@@ -344,7 +407,7 @@ impl StackReader {
             if !wanted || thread.frame == 0 {
                 continue;
             }
-            match self.consistent_stack(process, thread, &mut new_frames) {
+            match self.consistent_stack(process, &memory, thread, &mut new_frames) {
                 Ok(frames) if frames.is_empty() => {}
                 Ok(frames) => samples.push(Sample {
                     elapsed,
@@ -360,6 +423,7 @@ impl StackReader {
             }
         }
         self.activity.end_tick();
+        self.prefetcher.finish(memory);
         let count = samples.len() as u64;
         let events = name_events
             .into_iter()
@@ -378,35 +442,43 @@ impl StackReader {
     }
 
     /// Read a thread's stack and check that the thread's innermost frame is still the one
-    /// the walk started from; if not, the stack changed under us: read it once more.
+    /// the walk started from; if not, the stack changed under us: read it once more,
+    /// from the process rather than the tick's batch.
     fn consistent_stack(
         &mut self,
         process: &PythonProcess,
+        memory: &TickMemory<'_, ProcessMemory>,
         thread: &ThreadState,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
-        let mut start = thread.frame;
-        for _ in 0..2 {
-            self.raw.clear();
-            let walked = read_stack(
-                process,
-                &mut self.symbolizer,
-                start,
-                &mut self.raw,
-                new_frames,
-            );
-            let now = process
-                .threads
-                .current_frame(&process.memory, thread.address)
-                .map_err(WalkError::from)?;
-            match walked {
-                Ok(frames) if now == start => return Ok(frames),
-                _ if now == 0 => return Ok(Vec::new()),
-                _ => start = now,
-            }
+        memory.set_phase(Phase::Stacks);
+        let walked = self.walker.read(process, memory, thread.frame, new_frames);
+        memory.set_phase(Phase::Recheck);
+        let start = match (walked, current_frame(process, memory, thread)?) {
+            (Ok(frames), now) if now == thread.frame => return Ok(frames),
+            (_, 0) => return Ok(Vec::new()),
+            (_, now) => now,
+        };
+        let live = memory.live();
+        let walked = self.walker.read(process, live, start, new_frames);
+        match (walked, current_frame(process, live, thread)?) {
+            (Ok(frames), now) if now == start => Ok(frames),
+            (_, 0) => Ok(Vec::new()),
+            _ => Err(StackError::Changed),
         }
-        Err(StackError::Changed)
     }
+}
+
+/// The thread's innermost frame, read again.
+fn current_frame(
+    process: &PythonProcess,
+    mem: &impl Memory,
+    thread: &ThreadState,
+) -> Result<u64, StackError> {
+    Ok(process
+        .threads
+        .current_frame(mem, thread.address)
+        .map_err(WalkError::from)?)
 }
 
 /// Why one thread's stack was dropped.
@@ -423,29 +495,52 @@ pub enum StackError {
     Changed,
 }
 
-/// Walk and symbolize the stack whose innermost frame is `innermost`: frame ids,
-/// innermost first.
-pub fn read_stack<M: Memory>(
-    process: &PythonProcess<M>,
-    symbolizer: &mut Symbolizer,
-    innermost: u64,
-    raw: &mut Vec<RawFrame>,
-    new_frames: &mut Vec<(FrameId, Frame)>,
-) -> Result<Vec<FrameId>, StackError> {
-    process.frames.walk(&process.memory, innermost, raw)?;
-    let codes: Vec<u64> = raw.iter().map(|frame| frame.code).collect();
-    let headers = process
-        .code
-        .read_headers(&process.memory, &codes, &mut Vec::new())
-        .map_err(SymbolizeError::from)?;
-    raw.iter()
-        .zip(headers)
-        .map(|(&frame, header)| {
-            symbolizer
-                .symbolize(&process.memory, &process.code, frame, header, new_frames)
-                .map_err(StackError::from)
-        })
-        .collect()
+/// Walks stacks and symbolizes their frames, keeping the code cache and its buffers
+/// from one stack to the next.
+#[derive(Default)]
+pub struct StackWalker {
+    symbolizer: Symbolizer,
+    raw: Vec<RawFrame>,
+    codes: Vec<u64>,
+    headers: Vec<CodeHeader>,
+    scratch: Vec<u8>,
+}
+
+impl StackWalker {
+    /// A walker with an empty code cache.
+    pub fn new() -> StackWalker {
+        StackWalker::default()
+    }
+
+    /// Walk and symbolize the stack whose innermost frame is `innermost`: frame ids,
+    /// innermost first. Frames and code headers are read through `mem`; what
+    /// symbolizing a new code object needs (names, line table) is read from the process
+    /// directly. Frames seen for the first time are appended to `new_frames`.
+    pub fn read<M: Memory>(
+        &mut self,
+        process: &PythonProcess<M>,
+        mem: &impl Memory,
+        innermost: u64,
+        new_frames: &mut Vec<(FrameId, Frame)>,
+    ) -> Result<Vec<FrameId>, StackError> {
+        self.raw.clear();
+        process.frames.walk(mem, innermost, &mut self.raw)?;
+        self.codes.clear();
+        self.codes.extend(self.raw.iter().map(|frame| frame.code));
+        process
+            .code
+            .read_headers(mem, &self.codes, &mut self.scratch, &mut self.headers)
+            .map_err(SymbolizeError::from)?;
+        self.raw
+            .iter()
+            .zip(&self.headers)
+            .map(|(&frame, &header)| {
+                self.symbolizer
+                    .symbolize(&process.memory, &process.code, frame, header, new_frames)
+                    .map_err(StackError::from)
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

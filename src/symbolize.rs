@@ -4,9 +4,9 @@
 //! header and compares it with the cached one, so a freed code object whose memory now
 //! holds a different function is never shown under the old name.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::python::code::{CodeHeader, CodeInfo, CodeReader};
@@ -58,8 +58,8 @@ pub enum SymbolizeError {
 /// Resolves raw frames to interned frame ids, remembering code objects and frames.
 #[derive(Default)]
 pub struct Symbolizer {
-    codes: HashMap<u64, CachedCode>,
-    frame_ids: HashMap<(u64, u32), FrameId>,
+    codes: FxHashMap<u64, CachedCode>,
+    frame_ids: FxHashMap<(u64, u32), FrameId>,
     next_serial: u64,
     next_frame: FrameId,
 }

@@ -9,8 +9,8 @@ use super::attach::{open_python, Opened};
 use crate::cli::DumpArgs;
 use crate::error::{Error, Result};
 use crate::python::{read_error, PythonProcess};
-use crate::sampler::read_stack;
-use crate::symbolize::{Frame, Symbolizer};
+use crate::sampler::StackWalker;
+use crate::symbolize::Frame;
 use crate::target::activity::thread_state;
 use crate::target::process;
 
@@ -70,11 +70,13 @@ pub fn run(args: DumpArgs) -> Result<i32> {
 
 fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
     let pid = python.pid;
-    let threads = python.thread_states().map_err(|e| read_error(pid, e))?;
+    let memory = python.memory;
+    let threads = python
+        .thread_states(&memory)
+        .map_err(|e| read_error(pid, e))?;
     let names = python.thread_names();
-    let mut symbolizer = Symbolizer::new();
+    let mut walker = StackWalker::new();
     let mut frames = Vec::new();
-    let mut raw = Vec::new();
     let mut dumps = Vec::new();
     for thread in &threads {
         let mut result = Ok(Vec::new());
@@ -82,8 +84,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
             if thread.frame == 0 {
                 break;
             }
-            raw.clear();
-            result = read_stack(python, &mut symbolizer, thread.frame, &mut raw, &mut frames);
+            result = walker.read(python, &memory, thread.frame, &mut frames);
             if result.is_ok() {
                 break;
             }

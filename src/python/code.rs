@@ -131,13 +131,15 @@ impl CodeReader {
     }
 
     /// Read the headers of the code objects at `addresses` in one go (one system call
-    /// for a live process), checking that each is a code object.
+    /// for a live process) into `out`, checking that each is a code object. `scratch`
+    /// is a buffer kept between calls.
     pub fn read_headers(
         &self,
         mem: &impl Memory,
         addresses: &[u64],
         scratch: &mut Vec<u8>,
-    ) -> Result<Vec<CodeHeader>, ObjectError> {
+        out: &mut Vec<CodeHeader>,
+    ) -> Result<(), ObjectError> {
         let len = self.header_len.min(256);
         scratch.clear();
         scratch.resize(addresses.len() * len, 0);
@@ -150,11 +152,11 @@ impl CodeReader {
         if read < addresses.len() {
             return Err(ObjectError::Read(ReadError::Unmapped(addresses[read])));
         }
-        addresses
-            .iter()
-            .zip(scratch.chunks(len))
-            .map(|(&address, buf)| self.parse_header(address, buf))
-            .collect()
+        out.clear();
+        for (&address, buf) in addresses.iter().zip(scratch.chunks(len)) {
+            out.push(self.parse_header(address, buf)?);
+        }
+        Ok(())
     }
 
     /// Parse a code object's header from bytes already read from `address`.

@@ -147,25 +147,21 @@ impl PythonProcess<ProcessMemory> {
 
 impl<M: Memory> PythonProcess<M> {
     /// Every thread of every interpreter, with OS thread ids filled in where they can
-    /// be found.
-    pub fn thread_states(&mut self) -> Result<Vec<ThreadState>, ReadError> {
+    /// be found, read through `mem` (the process's memory, or a tick's view of it).
+    pub fn thread_states(&mut self, mem: &impl Memory) -> Result<Vec<ThreadState>, ReadError> {
         let mut threads = Vec::new();
-        for interp in self.threads.interpreters(&self.memory)? {
+        for interp in self.threads.interpreters(mem)? {
             let start = threads.len();
-            threads.extend(self.threads.threads(&self.memory, interp)?);
+            threads.extend(self.threads.threads(mem, interp)?);
             if let Some(gil) = &self.gil {
-                if let Some(holder) = gil.holder(&self.memory, interp)? {
+                if let Some(holder) = gil.holder(mem, interp)? {
                     for thread in &mut threads[start..] {
                         thread.holds_gil = thread.address == holder;
                     }
                 }
             }
         }
-        if threads.iter().any(|t| t.native_id.is_none()) {
-            let tids = crate::target::process::thread_ids(self.pid);
-            self.native_ids
-                .resolve(&self.memory, self.pid, &tids, &mut threads);
-        }
+        self.native_ids.resolve(mem, self.pid, &mut threads);
         Ok(threads)
     }
 

@@ -500,39 +500,41 @@ impl InterpCheck {
 /// On glibc (and musl) a `pthread_t` is the address of the thread's control block,
 /// which stores the kernel TID at a fixed offset. The offset is found once, by looking
 /// for the process's own PID in the main thread's block and checking that the same
-/// offset gives a live TID for every other thread.
+/// offset gives a live TID for every other thread. After that, each tick reads the TID
+/// from the block and checks it against the process's threads, which are listed again
+/// only when a TID not seen before turns up.
 #[derive(Debug, Clone, Default)]
 pub struct NativeIdResolver {
     tid_offset: Option<u64>,
+    /// The process's threads as last listed from `/proc/PID/task`.
+    live_tids: Vec<u32>,
 }
 
 /// How far into a thread control block to look for the TID.
 const TCB_SCAN_LEN: usize = 2048;
 
 impl NativeIdResolver {
-    /// Fill in `native_id` for threads that lack it. `pid` is the process, `live_tids`
-    /// its current OS threads. Threads that cannot be mapped keep `None`.
-    pub fn resolve(
-        &mut self,
-        mem: &impl Memory,
-        pid: u32,
-        live_tids: &[u32],
-        threads: &mut [ThreadState],
-    ) {
+    /// Fill in `native_id` for threads that lack it. `pid` is the process. Threads that
+    /// cannot be mapped keep `None`.
+    pub fn resolve(&mut self, mem: &impl Memory, pid: u32, threads: &mut [ThreadState]) {
         if threads.iter().all(|t| t.native_id.is_some()) {
             return;
         }
         if self.tid_offset.is_none() {
-            self.tid_offset = find_tid_offset(mem, pid, live_tids, threads);
+            self.live_tids = crate::target::process::thread_ids(pid);
+            self.tid_offset = find_tid_offset(mem, pid, &self.live_tids, threads);
         }
         let Some(offset) = self.tid_offset else {
             return;
         };
         for thread in threads.iter_mut().filter(|t| t.native_id.is_none()) {
-            thread.native_id = mem
-                .read_u32(thread.thread_id.wrapping_add(offset))
-                .ok()
-                .filter(|tid| live_tids.contains(tid));
+            let Ok(tid) = mem.read_u32(thread.thread_id.wrapping_add(offset)) else {
+                continue;
+            };
+            if !self.live_tids.contains(&tid) {
+                self.live_tids = crate::target::process::thread_ids(pid);
+            }
+            thread.native_id = Some(tid).filter(|tid| self.live_tids.contains(tid));
         }
     }
 }

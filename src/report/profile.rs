@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use crate::sampler::{Sample, SamplerEvent, ThreadKey};
 use crate::symbolize::{Frame, FrameId};
 
@@ -49,7 +51,7 @@ pub struct Profile {
     /// Frame table, indexed by [`FrameId`].
     pub frames: Vec<Frame>,
     /// Sample count per stack.
-    pub stacks: HashMap<StackKey, u64>,
+    pub stacks: FxHashMap<StackKey, u64>,
     /// Thread names by Python thread id, where known.
     pub thread_names: HashMap<u64, String>,
     /// Whether stack outputs start each stack with a `thread NAME (tid)` frame.
@@ -75,7 +77,7 @@ impl Profile {
                 }
                 self.frames[index] = frame;
             }
-            SamplerEvent::Sample(sample) => self.add_sample(&sample),
+            SamplerEvent::Sample(sample) => self.add_sample(sample),
             SamplerEvent::ThreadName { python_id, name } => {
                 self.thread_names.insert(python_id, name);
             }
@@ -83,11 +85,13 @@ impl Profile {
     }
 
     /// Count one stack.
-    pub fn add_sample(&mut self, sample: &Sample) {
+    pub fn add_sample(&mut self, sample: Sample) {
+        let mut frames = sample.frames;
+        frames.reverse();
         let key = StackKey {
             thread: sample.thread,
             idle: sample.idle,
-            frames: sample.frames.iter().rev().copied().collect(),
+            frames,
         };
         *self.stacks.entry(key).or_default() += 1;
     }

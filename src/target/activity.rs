@@ -11,7 +11,6 @@
 //! Sampling the state is unbiased: each thread is counted running in proportion to the
 //! time it spends runnable.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -19,7 +18,7 @@ use std::os::unix::fs::FileExt;
 #[derive(Debug)]
 pub struct ThreadActivity {
     pid: u32,
-    threads: HashMap<u32, StatFile>,
+    threads: rustc_hash::FxHashMap<u32, StatFile>,
 }
 
 #[derive(Debug)]
@@ -35,7 +34,7 @@ impl ThreadActivity {
     pub fn new(pid: u32) -> ThreadActivity {
         ThreadActivity {
             pid,
-            threads: HashMap::new(),
+            threads: Default::default(),
         }
     }
 

@@ -7,4 +7,5 @@ pub mod binary;
 pub mod maps;
 pub mod memory;
 pub mod pause;
+pub mod prefetch;
 pub mod process;

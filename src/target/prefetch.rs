@@ -1,0 +1,432 @@
+//! Reading what a tick needs from the target in one system call.
+//!
+//! Successive ticks read mostly the same places: the interpreter and thread states, the
+//! frames of stacks that changed little, the headers of the code objects those frames
+//! run. A [`Prefetcher`] remembers which regions one tick read and, at the start of the
+//! next, reads them all again with one batched `process_vm_readv`. During the tick a
+//! [`TickMemory`] answers reads that fall inside those regions from that copy, sends
+//! the others to the process, and remembers both for the next tick.
+//!
+//! Reads are tagged with the [`Phase`] of the tick they belong to, and the batch reads
+//! the phases in order: what the thread list needs, then the stacks, then the re-checks
+//! of each thread's innermost frame. The copy thus keeps the order that makes the
+//! sampler's consistency check sound (a frame is read after the link that led to it,
+//! the re-check after the frames), and [`TickMemory`] stops serving a phase from the copy
+//! as soon as something it depends on had to be read live, i.e. later than the copy.
+
+use std::cell::{Cell, RefCell};
+
+use super::memory::{Memory, ReadError};
+
+/// Which part of a tick a read belongs to. The batch reads the phases in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The interpreter and thread lists, the GIL holder, each thread's innermost frame.
+    Threads = 0,
+    /// Frames and code object headers.
+    Stacks = 1,
+    /// Each thread's innermost frame, read again after its stack.
+    Recheck = 2,
+}
+
+const PHASES: usize = 3;
+
+/// Regions of one phase closer than this are read as one: fewer, larger pieces cost the
+/// kernel less than many small ones on the same pages.
+const MERGE_GAP: u64 = 256;
+
+/// Most bytes one tick prefetches; regions past this are read when asked for.
+const MAX_PREFETCH: usize = 1 << 20;
+
+/// A tick that read nothing live keeps the plan as it is, except every this many ticks,
+/// when the plan is rebuilt from what the tick read, so that regions no longer needed
+/// (a thread that ended, a stack that got shallower) stop being read.
+const REPLAN_EVERY: u32 = 64;
+
+/// How many regions that have become unreadable the batch skips (one extra system call
+/// each) before giving up on the rest of it.
+const MAX_SKIPS: usize = 4;
+
+/// A region of the target read in the batch, and where its bytes are in the copy.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    address: u64,
+    len: usize,
+    offset: usize,
+    readable: bool,
+}
+
+/// What to read at the start of each tick, learnt from the tick before.
+#[derive(Debug, Default)]
+pub struct Prefetcher {
+    /// Per phase: regions sorted by address, not overlapping.
+    plan: [Vec<(u64, usize)>; PHASES],
+    /// Ticks since the plan was last rebuilt.
+    age: u32,
+    /// The previous tick's buffers, kept to reuse their allocations.
+    spare: Buffers,
+}
+
+/// The allocations a tick needs, handed from one tick to the next.
+#[derive(Debug, Default)]
+struct Buffers {
+    bytes: Vec<u8>,
+    spans: [Vec<Span>; PHASES],
+    used: [Vec<(u64, usize)>; PHASES],
+}
+
+impl Prefetcher {
+    /// A prefetcher with nothing planned: the first tick reads everything live.
+    pub fn new() -> Prefetcher {
+        Prefetcher::default()
+    }
+
+    /// Read the planned regions from `live` in one batch and start a tick.
+    pub fn begin<'a, M: Memory>(&mut self, live: &'a M) -> TickMemory<'a, M> {
+        let Buffers {
+            mut bytes,
+            mut spans,
+            mut used,
+        } = std::mem::take(&mut self.spare);
+        let total = self.plan.iter().flatten().map(|&(_, len)| len).sum();
+        bytes.resize(total, 0);
+        spans.iter_mut().for_each(Vec::clear);
+        used.iter_mut().for_each(Vec::clear);
+        let mut offset = 0;
+        for (phase, plan) in self.plan.iter().enumerate() {
+            for &(address, len) in plan {
+                spans[phase].push(Span {
+                    address,
+                    len,
+                    offset,
+                    readable: true,
+                });
+                offset += len;
+            }
+        }
+        read_batch(live, &mut bytes, &mut spans);
+        TickMemory {
+            live,
+            bytes,
+            spans,
+            phase: Cell::new(Phase::Threads),
+            used: RefCell::new(used),
+            misses: Cell::new([0; PHASES]),
+            misses_at_stacks: Cell::new(0),
+        }
+    }
+
+    /// End a tick: if it had to read anything live, or the plan is due for renewal, the
+    /// regions it read become the next tick's plan.
+    pub fn finish<M: Memory>(&mut self, tick: TickMemory<'_, M>) {
+        self.age += 1;
+        let replan = tick.total_misses() > 0 || self.age >= REPLAN_EVERY;
+        let mut used = tick.used.into_inner();
+        if replan {
+            self.age = 0;
+            let mut budget = MAX_PREFETCH;
+            for (plan, used) in self.plan.iter_mut().zip(&mut used) {
+                used.sort_unstable();
+                plan.clear();
+                merge_into(plan, used, &mut budget);
+            }
+        }
+        self.spare = Buffers {
+            bytes: tick.bytes,
+            spans: tick.spans,
+            used,
+        };
+    }
+}
+
+/// Append the sorted `regions` to `plan`, merging those less than [`MERGE_GAP`] apart,
+/// while the total stays within `budget` bytes.
+fn merge_into(plan: &mut Vec<(u64, usize)>, regions: &[(u64, usize)], budget: &mut usize) {
+    for &(address, len) in regions {
+        let end = address + len as u64;
+        match plan.last_mut() {
+            Some((start, span_len)) if address <= *start + *span_len as u64 + MERGE_GAP => {
+                let grown = (end.max(*start + *span_len as u64) - *start) as usize;
+                *budget = budget.saturating_sub(grown - *span_len);
+                *span_len = grown;
+            }
+            _ if len <= *budget => {
+                *budget -= len;
+                plan.push((address, len));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Fill `spans` from `live`, in order, in as few calls as possible: a region that can no
+/// longer be read (freed memory) is marked and skipped, up to [`MAX_SKIPS`] times.
+fn read_batch<M: Memory>(live: &M, bytes: &mut [u8], spans: &mut [Vec<Span>; PHASES]) {
+    let mut regions: Vec<(u64, &mut [u8])> = Vec::new();
+    let mut rest = bytes;
+    for span in spans.iter().flatten() {
+        let (head, tail) = rest.split_at_mut(span.len);
+        regions.push((span.address, head));
+        rest = tail;
+    }
+    let mut unreadable = Vec::new();
+    let mut done = 0;
+    while done < regions.len() {
+        done += live.read_regions(&mut regions[done..]);
+        if done < regions.len() {
+            unreadable.push(done);
+            done += 1;
+            if unreadable.len() > MAX_SKIPS {
+                unreadable.extend(done..regions.len());
+                break;
+            }
+        }
+    }
+    for (index, span) in spans.iter_mut().flatten().enumerate() {
+        span.readable = !unreadable.contains(&index);
+    }
+}
+
+/// The target's memory during one tick: reads inside the regions prefetched for their
+/// phase come from the batch, the others from the process.
+pub struct TickMemory<'a, M: Memory> {
+    live: &'a M,
+    bytes: Vec<u8>,
+    spans: [Vec<Span>; PHASES],
+    phase: Cell<Phase>,
+    /// Successful reads of this tick, per phase: `(address, length)`.
+    used: RefCell<[Vec<(u64, usize)>; PHASES]>,
+    /// Reads that went to the process, per phase.
+    misses: Cell<[u64; PHASES]>,
+    /// Total misses when the current stack's phase began.
+    misses_at_stacks: Cell<u64>,
+}
+
+impl<'a, M: Memory> TickMemory<'a, M> {
+    /// The process itself, for reads that must be fresh or are not worth prefetching.
+    pub fn live(&self) -> &'a M {
+        self.live
+    }
+
+    /// Tag the reads that follow with `phase`. Call with [`Phase::Stacks`] before each
+    /// stack and with [`Phase::Recheck`] before its re-check.
+    pub fn set_phase(&self, phase: Phase) {
+        if phase == Phase::Stacks {
+            self.misses_at_stacks.set(self.total_misses());
+        }
+        self.phase.set(phase);
+    }
+
+    /// Whether reads of the current phase may come from the copy. The copy of a phase
+    /// is older than anything read live in an earlier phase, so it is trusted only while
+    /// what it depends on came from the copy too: stacks need the thread list to have
+    /// been served entirely from it, a re-check also needs its own stack to have been.
+    fn copy_usable(&self) -> bool {
+        let misses = self.misses.get();
+        match self.phase.get() {
+            Phase::Threads => true,
+            Phase::Stacks => misses[Phase::Threads as usize] == 0,
+            Phase::Recheck => {
+                misses[Phase::Threads as usize] == 0
+                    && self.total_misses() == self.misses_at_stacks.get()
+            }
+        }
+    }
+
+    fn total_misses(&self) -> u64 {
+        self.misses.get().iter().sum()
+    }
+
+    /// The copy of `len` bytes at `address`, if the current phase's batch holds them.
+    fn cached(&self, address: u64, len: usize) -> Option<&[u8]> {
+        if !self.copy_usable() {
+            return None;
+        }
+        let spans = &self.spans[self.phase.get() as usize];
+        let index = spans
+            .partition_point(|s| s.address <= address)
+            .checked_sub(1)?;
+        let span = spans[index];
+        let skip = (address - span.address) as usize;
+        (span.readable && skip + len <= span.len)
+            .then(|| &self.bytes[span.offset + skip..span.offset + skip + len])
+    }
+
+    fn record(&self, address: u64, len: usize) {
+        self.used.borrow_mut()[self.phase.get() as usize].push((address, len));
+    }
+
+    fn count_miss(&self) {
+        let mut misses = self.misses.get();
+        misses[self.phase.get() as usize] += 1;
+        self.misses.set(misses);
+    }
+}
+
+impl<M: Memory> Memory for TickMemory<'_, M> {
+    fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        if let Some(copy) = self.cached(addr, buf.len()) {
+            buf.copy_from_slice(copy);
+        } else {
+            self.count_miss();
+            self.live.read_into(addr, buf)?;
+        }
+        self.record(addr, buf.len());
+        Ok(())
+    }
+
+    fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
+        let mut missed = Vec::new();
+        for (index, (address, buf)) in regions.iter_mut().enumerate() {
+            match self.cached(*address, buf.len()) {
+                Some(copy) => buf.copy_from_slice(copy),
+                None => missed.push(index),
+            }
+        }
+        let mut done = regions.len();
+        if !missed.is_empty() {
+            self.count_miss();
+            let mut live: Vec<(u64, &mut [u8])> = regions
+                .iter_mut()
+                .enumerate()
+                .filter(|(index, _)| missed.contains(index))
+                .map(|(_, (address, buf))| (*address, &mut **buf))
+                .collect();
+            let read = self.live.read_regions(&mut live);
+            if let Some(&first_failed) = missed.get(read) {
+                done = first_failed;
+            }
+        }
+        for (address, buf) in &regions[..done] {
+            self.record(*address, buf.len());
+        }
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Own memory, counting the calls that reach it.
+    struct Counting {
+        calls: Cell<u32>,
+    }
+
+    impl Memory for Counting {
+        fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+            self.calls.set(self.calls.get() + 1);
+            crate::target::memory::ProcessMemory::new(std::process::id()).read_into(addr, buf)
+        }
+
+        fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
+            self.calls.set(self.calls.get() + 1);
+            crate::target::memory::ProcessMemory::new(std::process::id()).read_regions(regions)
+        }
+    }
+
+    fn addr<T>(value: &T) -> u64 {
+        value as *const T as u64
+    }
+
+    #[test]
+    fn a_second_tick_reads_the_same_regions_in_one_call() {
+        let values = Box::new([7u64, 8, 9]);
+        let other = Box::new(11u64);
+        let live = Counting {
+            calls: Cell::new(0),
+        };
+        let mut prefetcher = Prefetcher::new();
+        for round in 0..3 {
+            live.calls.set(0);
+            let tick = prefetcher.begin(&live);
+            assert_eq!(tick.read_u64(addr(&values[0])), Ok(7));
+            tick.set_phase(Phase::Stacks);
+            assert_eq!(tick.read_u64(addr(&values[2])), Ok(9));
+            assert_eq!(tick.read_u64(addr(&*other)), Ok(11));
+            prefetcher.finish(tick);
+            // First tick: three live reads. Then: the batch only.
+            assert_eq!(live.calls.get(), if round == 0 { 3 } else { 1 });
+        }
+    }
+
+    #[test]
+    fn values_come_from_the_batch_and_new_regions_from_the_process() {
+        let mut value = Box::new(1u64);
+        let fresh = Box::new(2u64);
+        let live = Counting {
+            calls: Cell::new(0),
+        };
+        let mut prefetcher = Prefetcher::new();
+        let tick = prefetcher.begin(&live);
+        tick.set_phase(Phase::Stacks);
+        tick.read_u64(addr(&*value)).unwrap();
+        prefetcher.finish(tick);
+        *value = 5;
+        let tick = prefetcher.begin(&live);
+        tick.set_phase(Phase::Stacks);
+        // The batch was read after the change; a region not in it is read live.
+        assert_eq!(tick.read_u64(addr(&*value)), Ok(5));
+        assert_eq!(tick.read_u64(addr(&*fresh)), Ok(2));
+        assert_eq!(tick.misses.get()[Phase::Stacks as usize], 1);
+    }
+
+    #[test]
+    fn a_live_read_of_the_thread_list_makes_the_stacks_be_read_live() {
+        let thread = Box::new(1u64);
+        let frame = Box::new(2u64);
+        let new_thread = Box::new(3u64);
+        let live = Counting {
+            calls: Cell::new(0),
+        };
+        let mut prefetcher = Prefetcher::new();
+        let tick = prefetcher.begin(&live);
+        tick.read_u64(addr(&*thread)).unwrap();
+        tick.set_phase(Phase::Stacks);
+        tick.read_u64(addr(&*frame)).unwrap();
+        prefetcher.finish(tick);
+        let tick = prefetcher.begin(&live);
+        tick.read_u64(addr(&*new_thread)).unwrap();
+        tick.set_phase(Phase::Stacks);
+        live.calls.set(0);
+        tick.read_u64(addr(&*frame)).unwrap();
+        assert_eq!(
+            live.calls.get(),
+            1,
+            "the frame's copy predates the thread read"
+        );
+    }
+
+    #[test]
+    fn a_region_that_became_unreadable_is_skipped_and_the_rest_still_served() {
+        let before = Box::new(1u64);
+        let after = Box::new(2u64);
+        let live = Counting {
+            calls: Cell::new(0),
+        };
+        let mut prefetcher = Prefetcher::new();
+        prefetcher.plan[0] = vec![(addr(&*before), 8), (8, 8), (addr(&*after), 8)];
+        prefetcher.plan[0].sort_unstable();
+        let tick = prefetcher.begin(&live);
+        live.calls.set(0);
+        assert_eq!(tick.read_u64(addr(&*before)), Ok(1));
+        assert_eq!(tick.read_u64(addr(&*after)), Ok(2));
+        assert_eq!(live.calls.get(), 0);
+        assert!(tick.read_u64(8).is_err());
+    }
+
+    #[test]
+    fn nearby_regions_are_merged_in_the_plan() {
+        let values = Box::new([0u64; 8]);
+        let live = Counting {
+            calls: Cell::new(0),
+        };
+        let mut prefetcher = Prefetcher::new();
+        let tick = prefetcher.begin(&live);
+        tick.read_u64(addr(&values[5])).unwrap();
+        tick.read_u64(addr(&values[1])).unwrap();
+        tick.read_u64(addr(&values[2])).unwrap();
+        prefetcher.finish(tick);
+        assert_eq!(prefetcher.plan[0], vec![(addr(&values[1]), 40)]);
+    }
+}
