@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+use rustc_hash::FxHashMap;
 
 use crate::python::code::CodeHeader;
 use crate::python::frames::{RawFrame, WalkError};
@@ -332,7 +333,7 @@ pub struct StackReader {
     activity: ThreadActivity,
     prefetcher: Prefetcher,
     walker: StackWalker,
-    names: rustc_hash::FxHashMap<u64, String>,
+    names: FxHashMap<u64, String>,
     names_read_at: Option<Instant>,
 }
 
@@ -423,6 +424,7 @@ impl StackReader {
             }
         }
         self.activity.end_tick();
+        self.walker.forget_unseen();
         self.prefetcher.finish(memory);
         let count = samples.len() as u64;
         let events = name_events
@@ -452,7 +454,9 @@ impl StackReader {
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
         memory.set_phase(Phase::Stacks);
-        let walked = self.walker.read(process, memory, thread.frame, new_frames);
+        let walked = self
+            .walker
+            .read(process, memory, thread.address, thread.frame, new_frames);
         memory.set_phase(Phase::Recheck);
         let start = match (walked, current_frame(process, memory, thread)?) {
             (Ok(frames), now) if now == thread.frame => return Ok(frames),
@@ -460,7 +464,9 @@ impl StackReader {
             (_, now) => now,
         };
         let live = memory.live();
-        let walked = self.walker.read(process, live, start, new_frames);
+        let walked = self
+            .walker
+            .read(process, live, thread.address, start, new_frames);
         match (walked, current_frame(process, live, thread)?) {
             (Ok(frames), now) if now == start => Ok(frames),
             (_, 0) => Ok(Vec::new()),
@@ -497,6 +503,12 @@ pub enum StackError {
 
 /// Walks stacks and symbolizes their frames, keeping the code cache and its buffers
 /// from one stack to the next.
+///
+/// It also keeps each thread's previous stack: the frames at the root end of a stack
+/// that are byte for byte what they were (same code address and position, same code
+/// header) get the frame ids they had, without being symbolized again. Equal headers
+/// mean the same function (see [`CodeHeader`]), so this is as safe as the code cache,
+/// and on a deep stack whose top moves it saves almost all of the work.
 #[derive(Default)]
 pub struct StackWalker {
     symbolizer: Symbolizer,
@@ -504,6 +516,17 @@ pub struct StackWalker {
     codes: Vec<u64>,
     headers: Vec<CodeHeader>,
     scratch: Vec<u8>,
+    previous: FxHashMap<u64, PreviousStack>,
+}
+
+/// A thread's last stack as read and symbolized, innermost first.
+#[derive(Default)]
+struct PreviousStack {
+    raw: Vec<RawFrame>,
+    headers: Vec<CodeHeader>,
+    ids: Vec<FrameId>,
+    /// Read since the last [`StackWalker::forget_unseen`].
+    seen: bool,
 }
 
 impl StackWalker {
@@ -512,14 +535,16 @@ impl StackWalker {
         StackWalker::default()
     }
 
-    /// Walk and symbolize the stack whose innermost frame is `innermost`: frame ids,
-    /// innermost first. Frames and code headers are read through `mem`; what
-    /// symbolizing a new code object needs (names, line table) is read from the process
-    /// directly. Frames seen for the first time are appended to `new_frames`.
+    /// Walk and symbolize the stack of thread `thread` (any value that identifies it)
+    /// whose innermost frame is `innermost`: frame ids, innermost first. Frames and code
+    /// headers are read through `mem`; what symbolizing a new code object needs (names,
+    /// line table) is read from the process directly. Frames seen for the first time
+    /// are appended to `new_frames`.
     pub fn read<M: Memory>(
         &mut self,
         process: &PythonProcess<M>,
         mem: &impl Memory,
+        thread: u64,
         innermost: u64,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
@@ -531,15 +556,39 @@ impl StackWalker {
             .code
             .read_headers(mem, &self.codes, &mut self.scratch, &mut self.headers)
             .map_err(SymbolizeError::from)?;
-        self.raw
+        let previous = self.previous.entry(thread).or_default();
+        previous.seen = true;
+        let unchanged = self
+            .raw
             .iter()
             .zip(&self.headers)
-            .map(|(&frame, &header)| {
-                self.symbolizer
-                    .symbolize(&process.memory, &process.code, frame, header, new_frames)
-                    .map_err(StackError::from)
-            })
-            .collect()
+            .rev()
+            .zip(previous.raw.iter().zip(&previous.headers).rev())
+            .take_while(|(now, before)| now == before)
+            .count();
+        let changed = self.raw.len() - unchanged;
+        let mut ids = Vec::with_capacity(self.raw.len());
+        for (&frame, &header) in self.raw.iter().zip(&self.headers).take(changed) {
+            let id = self.symbolizer.symbolize(
+                &process.memory,
+                &process.code,
+                frame,
+                header,
+                new_frames,
+            )?;
+            ids.push(id);
+        }
+        ids.extend_from_slice(&previous.ids[previous.ids.len() - unchanged..]);
+        std::mem::swap(&mut previous.raw, &mut self.raw);
+        std::mem::swap(&mut previous.headers, &mut self.headers);
+        previous.ids.clone_from(&ids);
+        Ok(ids)
+    }
+
+    /// Drop the previous stacks of threads not read since the last call.
+    pub fn forget_unseen(&mut self) {
+        self.previous
+            .retain(|_, previous| std::mem::take(&mut previous.seen));
     }
 }
 

@@ -113,6 +113,7 @@ impl Prefetcher {
             used: RefCell::new(used),
             misses: Cell::new([0; PHASES]),
             misses_at_stacks: Cell::new(0),
+            hints: Cell::new([0; PHASES]),
         }
     }
 
@@ -200,6 +201,8 @@ pub struct TickMemory<'a, M: Memory> {
     misses: Cell<[u64; PHASES]>,
     /// Total misses when the current stack's phase began.
     misses_at_stacks: Cell<u64>,
+    /// Per phase, the index of the span that served the last read.
+    hints: Cell<[usize; PHASES]>,
 }
 
 impl<'a, M: Memory> TickMemory<'a, M> {
@@ -242,10 +245,22 @@ impl<'a, M: Memory> TickMemory<'a, M> {
         if !self.copy_usable() {
             return None;
         }
-        let spans = &self.spans[self.phase.get() as usize];
-        let index = spans
-            .partition_point(|s| s.address <= address)
-            .checked_sub(1)?;
+        let phase = self.phase.get() as usize;
+        let spans = &self.spans[phase];
+        // Reads come in runs over the same span (the frames of one stack): try the span
+        // of the previous hit first.
+        let mut hints = self.hints.get();
+        let index = match spans.get(hints[phase]) {
+            Some(s) if s.address <= address && address < s.address + s.len as u64 => hints[phase],
+            _ => {
+                let index = spans
+                    .partition_point(|s| s.address <= address)
+                    .checked_sub(1)?;
+                hints[phase] = index;
+                self.hints.set(hints);
+                index
+            }
+        };
         let span = spans[index];
         let skip = (address - span.address) as usize;
         (span.readable && skip + len <= span.len)
