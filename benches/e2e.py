@@ -6,7 +6,8 @@
 Builds pyscry in release mode, installs py-spy from PyPI into a throwaway venv under
 /tmp (its columns are skipped, with a note, when that fails; the project never depends
 on it), then, for each workload (benches/targets/deep.py: depth 30, depth 300, 21
-threads x depth 30, all spinning in the innermost frame), attaches each profiler
+threads x depth 30, all spinning in the innermost frame; and depth 30 whose top 0 to 4
+frames change all the time), attaches each profiler
 (pyscry non-blocking; py-spy --nonblocking; py-spy's default, which pauses the target
 at each sample) at 100 Hz, 1 kHz and 10 kHz, and prints:
 
@@ -49,7 +50,13 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_SCRIPT = ROOT / "benches" / "targets" / "deep.py"
 PYSCRY = ROOT / "target" / "release" / "pyscry"
 VENV = Path("/tmp/pyscry-e2e-pyspy")
-WORKLOADS = [("depth 30", 30, 1), ("depth 300", 300, 1), ("21 thr x depth 30", 30, 21)]
+# (label, depth, threads, vary): see benches/targets/deep.py.
+WORKLOADS = [
+    ("depth 30", 30, 1, 0),
+    ("depth 300", 300, 1, 0),
+    ("21 thr x depth 30", 30, 21, 0),
+    ("depth 30, top 0-4 changing", 30, 1, 4),
+]
 RATES = [100, 1000, 10000]
 SHORT, LONG = 1, 3  # seconds (py-spy takes whole seconds)
 BASELINE = 1.0  # seconds of unprofiled target just before each long run
@@ -102,12 +109,12 @@ def log(*args):
 class Target:
     """A running deep.py with a counter file the profilers cannot disturb."""
 
-    def __init__(self, python, depth, threads, workdir):
+    def __init__(self, python, depth, threads, workdir, vary=0):
         self.threads = threads
         self.counter = Path(workdir) / f"counter-{depth}-{threads}-{time.monotonic_ns()}"
         self.proc = spawn(
             [python, str(TARGET_SCRIPT), str(depth), str(threads), str(self.counter),
-             str(TARGET_LIFETIME)],
+             str(TARGET_LIFETIME), str(vary)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -293,11 +300,11 @@ def pyspy_version(binary):
 def measure(profilers, python, repeats, workdir):
     """results[workload][profiler][rate] = dict of medians."""
     results = {}
-    for label, depth, threads in WORKLOADS:
+    for label, depth, threads, vary in WORKLOADS:
         results[label] = {}
         for profiler in profilers:
             log(f"{label}: {profiler.name}")
-            target = Target(python, depth, threads, workdir)
+            target = Target(python, depth, threads, workdir, vary)
             try:
                 per_rate = {}
                 for rate in RATES:
@@ -380,7 +387,7 @@ def ratio(a, b):
 
 def report(results, memory, names, header):
     lines = header[:]
-    threads_of = {label: threads for label, _, threads in WORKLOADS}
+    threads_of = {label: threads for label, _, threads, _ in WORKLOADS}
     lines += ["", "| workload | rate (Hz) | profiler | CPU µs/tick (marginal) | "
               "µs/tick/thread | CPU µs/tick (whole run) | achieved Hz | target slowdown | "
               f"peak RSS (MiB) | wall s of the {LONG} s run |",

@@ -90,7 +90,7 @@ fn open(pid: u32) -> PythonProcess {
 fn bench_target(c: &mut Criterion, name: &str, depth: usize, threads: usize) {
     let target = start_target(depth, threads);
     let mut process = open(target.child.id());
-    let mut reader = StackReader::new(process.pid, Mode::Wall);
+    let mut reader = StackReader::new(&process, Mode::Wall);
     // Check that the reads see what the target was built to have, and warm the caches.
     let mut good = 0;
     for _ in 0..200 {

@@ -229,7 +229,7 @@ fn sample(
 ) -> EndReason {
     let start = Instant::now();
     let mut schedule = Schedule::new(start, config.rate_hz);
-    let mut reader = StackReader::new(process.pid, config.mode);
+    let mut reader = StackReader::new(&process, config.mode);
     let mut pauser = config.blocking.then(|| Pauser::new(process.pid));
     loop {
         let tick_at = schedule.next_tick();
@@ -333,6 +333,8 @@ pub struct StackReader {
     activity: ThreadActivity,
     prefetcher: Prefetcher,
     walker: StackWalker,
+    /// The frames of the second read of a stack, by [`StackReader::checked`].
+    again: Vec<RawFrame>,
     names: FxHashMap<u64, String>,
     names_read_at: Option<Instant>,
 }
@@ -342,13 +344,19 @@ pub struct StackReader {
 const NAME_REFRESH: Duration = Duration::from_millis(250);
 
 impl StackReader {
-    /// A reader for process `pid` in `mode`.
-    pub fn new(pid: u32, mode: Mode) -> StackReader {
+    /// A reader for `process` in `mode`.
+    pub fn new(process: &PythonProcess, mode: Mode) -> StackReader {
+        let prefetcher = if process.frames.stacked() {
+            Prefetcher::new().with_frames_to_page_end()
+        } else {
+            Prefetcher::new()
+        };
         StackReader {
             mode,
-            activity: ThreadActivity::new(pid),
-            prefetcher: Prefetcher::new(),
+            activity: ThreadActivity::new(process.pid),
+            prefetcher,
             walker: StackWalker::new(),
+            again: Vec::new(),
             names: Default::default(),
             names_read_at: None,
         }
@@ -443,9 +451,14 @@ impl StackReader {
         })
     }
 
-    /// Read a thread's stack and check that the thread's innermost frame is still the one
-    /// the walk started from; if not, the stack changed under us: read it once more,
-    /// from the process rather than the tick's batch.
+    /// Read a thread's stack consistently.
+    ///
+    /// A stack read entirely from the tick's batch was read within one system call, in
+    /// link order: it stands as read. A stack that needed reads from the process (new
+    /// frames, or the first tick) was read over a longer time, while its top may have
+    /// changed: it is read a second time and kept only if both reads agree (see
+    /// [`StackReader::checked`]); if not, it is read and checked once more, from the
+    /// process, and dropped if that fails too.
     fn consistent_stack(
         &mut self,
         process: &PythonProcess,
@@ -453,26 +466,64 @@ impl StackReader {
         thread: &ThreadState,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
-        memory.set_phase(Phase::Stacks);
         let walked = self
             .walker
             .read(process, memory, thread.address, thread.frame, new_frames);
-        memory.set_phase(Phase::Recheck);
-        let start = match (walked, current_frame(process, memory, thread)?) {
-            (Ok(frames), now) if now == thread.frame => return Ok(frames),
-            (_, 0) => return Ok(Vec::new()),
-            (_, now) => now,
-        };
+        if walked.is_ok() && memory.stack_from_copy() {
+            return walked;
+        }
         let live = memory.live();
+        let (checked, now) = self.checked(process, live, thread, walked)?;
+        if let Some(frames) = checked {
+            return Ok(frames);
+        }
         let walked = self
             .walker
-            .read(process, live, thread.address, start, new_frames);
-        match (walked, current_frame(process, live, thread)?) {
-            (Ok(frames), now) if now == start => Ok(frames),
-            (_, 0) => Ok(Vec::new()),
-            _ => Err(StackError::Changed),
-        }
+            .read(process, live, thread.address, now, new_frames);
+        self.checked(process, live, thread, walked)?
+            .0
+            .ok_or(StackError::Changed)
     }
+
+    /// A walked stack, if reading the thread's innermost frame and walking the frames
+    /// again through `mem` gives the same frames; also the innermost frame as read again.
+    ///
+    /// Frames are compared by address, code and position (but for the innermost one's
+    /// position, which moves while it runs). Comparing the innermost frame's address
+    /// alone is not enough: 3.11+ frames live in a stack of slots, and a call that
+    /// returns and another that takes its slot leave the address the same; a stack read
+    /// while that happens can mix frames of different moments. Two reads that agree
+    /// frame by frame show a stack that held still between them.
+    fn checked(
+        &mut self,
+        process: &PythonProcess,
+        mem: &impl Memory,
+        thread: &ThreadState,
+        walked: Result<Vec<FrameId>, StackError>,
+    ) -> Result<(Option<Vec<FrameId>>, u64), StackError> {
+        let now = current_frame(process, mem, thread)?;
+        if now == 0 {
+            return Ok((Some(Vec::new()), now));
+        }
+        let Ok(frames) = walked else {
+            return Ok((None, now));
+        };
+        self.again.clear();
+        if process.frames.walk(mem, now, &mut self.again).is_err() {
+            return Ok((None, now));
+        }
+        let first = self.walker.last_stack(thread.address).unwrap_or_default();
+        Ok((same_frames(first, &self.again).then_some(frames), now))
+    }
+}
+
+/// Whether two reads of a stack found the same frames, the innermost one's position
+/// aside.
+fn same_frames(first: &[RawFrame], second: &[RawFrame]) -> bool {
+    first.len() == second.len()
+        && first.iter().zip(second).enumerate().all(|(i, (a, b))| {
+            a.address == b.address && a.code == b.code && (i == 0 || a.position == b.position)
+        })
 }
 
 /// The thread's innermost frame, read again.
@@ -549,7 +600,9 @@ impl StackWalker {
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
         self.raw.clear();
+        mem.set_phase(Phase::Frames);
         process.frames.walk(mem, innermost, &mut self.raw)?;
+        mem.set_phase(Phase::Code);
         self.codes.clear();
         self.codes.extend(self.raw.iter().map(|frame| frame.code));
         process
@@ -583,6 +636,11 @@ impl StackWalker {
         std::mem::swap(&mut previous.headers, &mut self.headers);
         previous.ids.clone_from(&ids);
         Ok(ids)
+    }
+
+    /// The raw frames of the last stack read for `thread`, innermost first.
+    pub fn last_stack(&self, thread: u64) -> Option<&[RawFrame]> {
+        self.previous.get(&thread).map(|p| p.raw.as_slice())
     }
 
     /// Drop the previous stacks of threads not read since the last call.

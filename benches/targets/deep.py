@@ -1,7 +1,7 @@
 """Benchmark target: THREADS threads (the main thread included), each with exactly DEPTH
 Python frames, spinning in the innermost one.
 
-    python deep.py DEPTH THREADS [COUNTER_FILE|-] [MAX_SECONDS]
+    python deep.py DEPTH THREADS [COUNTER_FILE|-] [MAX_SECONDS] [VARY]
 
 Prints "ready" once every thread is at its full depth and spinning. With COUNTER_FILE,
 thread i adds 1 to the i-th native-endian u64 of that file (which it creates, 8 bytes
@@ -9,6 +9,9 @@ per thread) after each batch of work, so that another process can read the targe
 work rate at any moment, without waiting for the GIL: the rate with and without a
 profiler attached gives the slowdown the profiler causes.
 Exits by itself after MAX_SECONDS (default 900) so that it can never be left behind.
+With VARY > 0 (at most 4), each batch of work runs in a chain of 0 to VARY further
+functions, a different length from one batch to the next: the top of every stack keeps
+changing, as in a real program, instead of spinning in place.
 """
 
 import mmap
@@ -21,6 +24,7 @@ DEPTH = int(sys.argv[1])
 THREADS = int(sys.argv[2])
 COUNTER_FILE = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
 MAX_SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 900.0
+VARY = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 
 if COUNTER_FILE:
     with open(COUNTER_FILE, "wb") as f:
@@ -33,6 +37,27 @@ else:
 arrived = [False] * THREADS
 go = False
 deadline = time.monotonic() + MAX_SECONDS
+
+
+def work(n):
+    for _ in range(n):
+        pass
+
+
+def work_b(n):
+    work(n)
+
+
+def work_c(n):
+    work_b(n)
+
+
+def work_d(n):
+    work_c(n)
+
+
+# Chains of 1 to 4 frames, each ending in `work`.
+CHAINS = [work, work_b, work_c, work_d]
 
 
 def spin(index):
@@ -48,8 +73,18 @@ def spin(index):
             time.sleep(0.001)
     batches = 0
     while True:
-        for _ in range(200):
-            pass
+        if VARY:
+            # 0 to VARY extra frames, in an order that is not periodic at any small
+            # period.
+            extra = (batches * 7 + batches // 5) % (VARY + 1)
+            if extra:
+                CHAINS[extra - 1](200)
+            else:
+                for _ in range(200):
+                    pass
+        else:
+            for _ in range(200):
+                pass
         counts[index] += 1
         batches += 1
         if index == 0 and batches % 1000 == 0 and time.monotonic() > deadline:

@@ -10,6 +10,8 @@ pub const MAX_DEPTH: usize = 8192;
 /// One Python frame as found in memory: which code runs and where in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RawFrame {
+    /// Address of the frame itself (`PyFrameObject` or `_PyInterpreterFrame`).
+    pub address: u64,
     /// Address of the code object (not yet checked to be one).
     pub code: u64,
     /// Where in the code the frame is.
@@ -93,6 +95,12 @@ impl FrameReader {
         })
     }
 
+    /// Whether frames sit in per-thread stacks that grow upwards (3.11+), so that a new
+    /// call's frame lands just above its caller's, rather than anywhere in the heap.
+    pub fn stacked(&self) -> bool {
+        matches!(self.model, FrameModel::InterpreterFrames { .. })
+    }
+
     /// Walk from `innermost` outwards, appending the Python frames to `out` (innermost
     /// first). Shim frames that run no Python code are skipped.
     pub fn walk(
@@ -111,7 +119,7 @@ impl FrameReader {
                 return Err(WalkError::TooDeep);
             }
             mem.read_into(address, buf)?;
-            if let Some(frame) = self.decode(buf) {
+            if let Some(frame) = self.decode(address, buf) {
                 out.push(frame);
             }
             address = buf.u64_at(self.previous);
@@ -119,10 +127,12 @@ impl FrameReader {
         Ok(())
     }
 
-    /// The Python frame described by one frame struct, or `None` for a shim frame.
-    fn decode(&self, buf: &[u8]) -> Option<RawFrame> {
+    /// The Python frame described by the frame struct at `address`, read into `buf`,
+    /// or `None` for a shim frame.
+    fn decode(&self, address: u64, buf: &[u8]) -> Option<RawFrame> {
         match self.model {
             FrameModel::FrameObjects { lasti_unit } => Some(RawFrame {
+                address,
                 code: buf.u64_at(self.code),
                 position: Position::ByteOffset(
                     i64::from(buf.u32_at(self.position) as i32) * lasti_unit,
@@ -138,6 +148,7 @@ impl FrameReader {
                     }
                 }
                 Some(RawFrame {
+                    address,
                     code: buf.u64_at(self.code) & code_tag_mask,
                     position: Position::Instruction {
                         pointer: buf.u64_at(self.position),

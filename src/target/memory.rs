@@ -8,6 +8,8 @@ use std::io::IoSliceMut;
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::unistd::Pid;
 
+use super::prefetch::Phase;
+
 /// Why a remote read failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
@@ -46,6 +48,10 @@ pub trait Memory {
         }
         done
     }
+
+    /// Say which part of a sampling tick the reads that follow belong to. Only a
+    /// [`TickMemory`](super::prefetch::TickMemory) cares; other memories ignore it.
+    fn set_phase(&self, _phase: Phase) {}
 
     /// Read `len` bytes at `addr` into a new vector.
     fn read_vec(&self, addr: u64, len: usize) -> Result<Vec<u8>, ReadError> {

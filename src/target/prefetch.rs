@@ -8,11 +8,13 @@
 //! the others to the process, and remembers both for the next tick.
 //!
 //! Reads are tagged with the [`Phase`] of the tick they belong to, and the batch reads
-//! the phases in order: what the thread list needs, then the stacks, then the re-checks
-//! of each thread's innermost frame. The copy thus keeps the order that makes the
-//! sampler's consistency check sound (a frame is read after the link that led to it,
-//! the re-check after the frames), and [`TickMemory`] stops serving a phase from the copy
-//! as soon as something it depends on had to be read live, i.e. later than the copy.
+//! the phases in order: what the thread list needs, then the frames, then the code
+//! object headers. The copy thus keeps the order of dependent reads (a frame is read
+//! after the link that led to it, a code header after the frame that holds the code),
+//! and [`TickMemory`] stops serving a phase from the copy as soon as something it
+//! depends on had to be read live, i.e. later than the copy. A stack read entirely from
+//! the copy was read within one system call: [`TickMemory::stack_from_copy`] tells the
+//! sampler so.
 
 use std::cell::{Cell, RefCell};
 
@@ -23,13 +25,16 @@ use super::memory::{Memory, ReadError};
 pub enum Phase {
     /// The interpreter and thread lists, the GIL holder, each thread's innermost frame.
     Threads = 0,
-    /// Frames and code object headers.
-    Stacks = 1,
-    /// Each thread's innermost frame, read again after its stack.
-    Recheck = 2,
+    /// The frames of a stack.
+    Frames = 1,
+    /// The headers of the code objects those frames run.
+    Code = 2,
 }
 
 const PHASES: usize = 3;
+
+/// The size of a page: reading more of a page that is read anyway costs only the copy.
+const PAGE: u64 = 4096;
 
 /// Regions of one phase closer than this are read as one: fewer, larger pieces cost the
 /// kernel less than many small ones on the same pages.
@@ -63,6 +68,8 @@ pub struct Prefetcher {
     plan: [Vec<(u64, usize)>; PHASES],
     /// Ticks since the plan was last rebuilt.
     age: u32,
+    /// Per phase: whether its regions are extended to the end of their page.
+    to_page_end: [bool; PHASES],
     /// The previous tick's buffers, kept to reuse their allocations.
     spare: Buffers,
 }
@@ -79,6 +86,15 @@ impl Prefetcher {
     /// A prefetcher with nothing planned: the first tick reads everything live.
     pub fn new() -> Prefetcher {
         Prefetcher::default()
+    }
+
+    /// Read the rest of the page after each region of the frame phase, where frames
+    /// sit in a stack that grows upwards (3.11+): a call made since the plan was made
+    /// then usually lands in the copy as well, so that a stack whose top keeps changing
+    /// is still read in the one batch.
+    pub fn with_frames_to_page_end(mut self) -> Prefetcher {
+        self.to_page_end[Phase::Frames as usize] = true;
+        self
     }
 
     /// Read the planned regions from `live` in one batch and start a tick.
@@ -112,7 +128,7 @@ impl Prefetcher {
             phase: Cell::new(Phase::Threads),
             used: RefCell::new(used),
             misses: Cell::new([0; PHASES]),
-            misses_at_stacks: Cell::new(0),
+            misses_at_stack: Cell::new([0; PHASES]),
             hints: Cell::new([0; PHASES]),
         }
     }
@@ -126,7 +142,15 @@ impl Prefetcher {
         if replan {
             self.age = 0;
             let mut budget = MAX_PREFETCH;
-            for (plan, used) in self.plan.iter_mut().zip(&mut used) {
+            for ((plan, used), &to_page_end) in
+                self.plan.iter_mut().zip(&mut used).zip(&self.to_page_end)
+            {
+                if to_page_end {
+                    for (address, len) in used.iter_mut() {
+                        let end = *address + *len as u64;
+                        *len = (end.next_multiple_of(PAGE) - *address) as usize;
+                    }
+                }
                 used.sort_unstable();
                 plan.clear();
                 merge_into(plan, used, &mut budget);
@@ -199,8 +223,8 @@ pub struct TickMemory<'a, M: Memory> {
     used: RefCell<[Vec<(u64, usize)>; PHASES]>,
     /// Reads that went to the process, per phase.
     misses: Cell<[u64; PHASES]>,
-    /// Total misses when the current stack's phase began.
-    misses_at_stacks: Cell<u64>,
+    /// Misses per phase when the current stack's first phase began.
+    misses_at_stack: Cell<[u64; PHASES]>,
     /// Per phase, the index of the span that served the last read.
     hints: Cell<[usize; PHASES]>,
 }
@@ -211,28 +235,24 @@ impl<'a, M: Memory> TickMemory<'a, M> {
         self.live
     }
 
-    /// Tag the reads that follow with `phase`. Call with [`Phase::Stacks`] before each
-    /// stack and with [`Phase::Recheck`] before its re-check.
-    pub fn set_phase(&self, phase: Phase) {
-        if phase == Phase::Stacks {
-            self.misses_at_stacks.set(self.total_misses());
-        }
-        self.phase.set(phase);
+    /// Whether the current stack's thread state and frames all came from the copy, so
+    /// that they were read within one system call, in the order they link up.
+    pub fn stack_from_copy(&self) -> bool {
+        let misses = self.misses.get();
+        let frames = Phase::Frames as usize;
+        misses[Phase::Threads as usize] == 0 && misses[frames] == self.misses_at_stack.get()[frames]
     }
 
     /// Whether reads of the current phase may come from the copy. The copy of a phase
     /// is older than anything read live in an earlier phase, so it is trusted only while
-    /// what it depends on came from the copy too: stacks need the thread list to have
-    /// been served entirely from it, a re-check also needs its own stack to have been.
+    /// what it depends on came from the copy too: the thread list for the frames, and the
+    /// current stack's frames as well for the code headers (a header from before its
+    /// frame was read may describe a code object freed since).
     fn copy_usable(&self) -> bool {
-        let misses = self.misses.get();
         match self.phase.get() {
             Phase::Threads => true,
-            Phase::Stacks => misses[Phase::Threads as usize] == 0,
-            Phase::Recheck => {
-                misses[Phase::Threads as usize] == 0
-                    && self.total_misses() == self.misses_at_stacks.get()
-            }
+            Phase::Frames => self.misses.get()[Phase::Threads as usize] == 0,
+            Phase::Code => self.stack_from_copy(),
         }
     }
 
@@ -279,6 +299,15 @@ impl<'a, M: Memory> TickMemory<'a, M> {
 }
 
 impl<M: Memory> Memory for TickMemory<'_, M> {
+    /// Tag the reads that follow with `phase`. Call with [`Phase::Frames`] at the start
+    /// of each stack, then with the later phases in order.
+    fn set_phase(&self, phase: Phase) {
+        if phase == Phase::Frames {
+            self.misses_at_stack.set(self.misses.get());
+        }
+        self.phase.set(phase);
+    }
+
     fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         if let Some(copy) = self.cached(addr, buf.len()) {
             buf.copy_from_slice(copy);
@@ -356,7 +385,7 @@ mod tests {
             live.calls.set(0);
             let tick = prefetcher.begin(&live);
             assert_eq!(tick.read_u64(addr(&values[0])), Ok(7));
-            tick.set_phase(Phase::Stacks);
+            tick.set_phase(Phase::Frames);
             assert_eq!(tick.read_u64(addr(&values[2])), Ok(9));
             assert_eq!(tick.read_u64(addr(&*other)), Ok(11));
             prefetcher.finish(tick);
@@ -374,16 +403,16 @@ mod tests {
         };
         let mut prefetcher = Prefetcher::new();
         let tick = prefetcher.begin(&live);
-        tick.set_phase(Phase::Stacks);
+        tick.set_phase(Phase::Frames);
         tick.read_u64(addr(&*value)).unwrap();
         prefetcher.finish(tick);
         *value = 5;
         let tick = prefetcher.begin(&live);
-        tick.set_phase(Phase::Stacks);
+        tick.set_phase(Phase::Frames);
         // The batch was read after the change; a region not in it is read live.
         assert_eq!(tick.read_u64(addr(&*value)), Ok(5));
         assert_eq!(tick.read_u64(addr(&*fresh)), Ok(2));
-        assert_eq!(tick.misses.get()[Phase::Stacks as usize], 1);
+        assert_eq!(tick.misses.get()[Phase::Frames as usize], 1);
     }
 
     #[test]
@@ -397,12 +426,12 @@ mod tests {
         let mut prefetcher = Prefetcher::new();
         let tick = prefetcher.begin(&live);
         tick.read_u64(addr(&*thread)).unwrap();
-        tick.set_phase(Phase::Stacks);
+        tick.set_phase(Phase::Frames);
         tick.read_u64(addr(&*frame)).unwrap();
         prefetcher.finish(tick);
         let tick = prefetcher.begin(&live);
         tick.read_u64(addr(&*new_thread)).unwrap();
-        tick.set_phase(Phase::Stacks);
+        tick.set_phase(Phase::Frames);
         live.calls.set(0);
         tick.read_u64(addr(&*frame)).unwrap();
         assert_eq!(
@@ -410,6 +439,40 @@ mod tests {
             1,
             "the frame's copy predates the thread read"
         );
+    }
+
+    #[test]
+    fn a_header_is_read_live_after_its_frame_was() {
+        let frame = Box::new(1u64);
+        let new_frame = Box::new(2u64);
+        let header = Box::new(3u64);
+        let live = Counting {
+            calls: Cell::new(0),
+        };
+        let mut prefetcher = Prefetcher::new();
+        let tick = prefetcher.begin(&live);
+        tick.set_phase(Phase::Frames);
+        tick.read_u64(addr(&*frame)).unwrap();
+        tick.set_phase(Phase::Code);
+        tick.read_u64(addr(&*header)).unwrap();
+        prefetcher.finish(tick);
+        let tick = prefetcher.begin(&live);
+        tick.set_phase(Phase::Frames);
+        tick.read_u64(addr(&*frame)).unwrap();
+        assert!(tick.stack_from_copy());
+        tick.read_u64(addr(&*new_frame)).unwrap();
+        assert!(!tick.stack_from_copy());
+        tick.set_phase(Phase::Code);
+        live.calls.set(0);
+        tick.read_u64(addr(&*header)).unwrap();
+        assert_eq!(
+            live.calls.get(),
+            1,
+            "the header's copy predates the new frame"
+        );
+        // The next stack starts clean.
+        tick.set_phase(Phase::Frames);
+        assert!(tick.stack_from_copy());
     }
 
     #[test]
