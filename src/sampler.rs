@@ -396,7 +396,7 @@ impl StackReader {
         elapsed: Duration,
     ) -> Result<Tick, ReadError> {
         let live = process.memory;
-        let memory = self.prefetcher.begin(&live);
+        let mut memory = self.prefetcher.begin(&live);
         let threads = process.thread_states(&memory)?;
         let mut name_events = Vec::new();
         self.refresh_names(process, &threads, &mut name_events);
@@ -416,7 +416,7 @@ impl StackReader {
             if !wanted || thread.frame == 0 {
                 continue;
             }
-            match self.consistent_stack(process, &memory, thread, &mut new_frames) {
+            match self.consistent_stack(process, &mut memory, thread, &mut new_frames) {
                 Ok(frames) if frames.is_empty() => {}
                 Ok(frames) => samples.push(Sample {
                     elapsed,
@@ -454,21 +454,40 @@ impl StackReader {
     /// Read a thread's stack consistently.
     ///
     /// A stack read entirely from the tick's batch was read within one system call, in
-    /// link order: it stands as read. A stack that needed reads from the process (new
-    /// frames, or the first tick) was read over a longer time, while its top may have
-    /// changed: it is read a second time and kept only if both reads agree (see
-    /// [`StackReader::checked`]); if not, it is read and checked once more, from the
-    /// process, and dropped if that fails too.
+    /// link order: it stands as read. If that read was torn (a frame that is not one,
+    /// because the top of the stack moved between the link and the frames), the batch
+    /// is read again and the stack with it, up to [`BATCH_RETRIES`] times. A stack that
+    /// needed reads from the process (new frames, or the first tick) was read over a
+    /// longer time, while its top may have changed: it is read a second time and kept
+    /// only if both reads agree (see [`StackReader::checked`]); if not, it is read and
+    /// checked once more, from the process, and dropped if that fails too.
     fn consistent_stack(
         &mut self,
         process: &PythonProcess,
-        memory: &TickMemory<'_, ProcessMemory>,
+        memory: &mut TickMemory<'_, ProcessMemory>,
         thread: &ThreadState,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
-        let walked = self
-            .walker
-            .read(process, memory, thread.address, thread.frame, new_frames);
+        let mut walked =
+            self.walker
+                .read(process, &*memory, thread.address, thread.frame, new_frames);
+        for _ in 0..BATCH_RETRIES {
+            if !memory.stack_from_copy() {
+                break;
+            }
+            if walked.is_ok() {
+                return walked;
+            }
+            memory.refresh();
+            memory.set_phase(Phase::Threads);
+            let start = current_frame(process, &*memory, thread)?;
+            if start == 0 {
+                return Ok(Vec::new());
+            }
+            walked = self
+                .walker
+                .read(process, &*memory, thread.address, start, new_frames);
+        }
         if walked.is_ok() && memory.stack_from_copy() {
             return walked;
         }
@@ -525,6 +544,9 @@ fn same_frames(first: &[RawFrame], second: &[RawFrame]) -> bool {
             a.address == b.address && a.code == b.code && (i == 0 || a.position == b.position)
         })
 }
+
+/// How many times a stack torn in the tick's batch is read again from a fresh batch.
+const BATCH_RETRIES: usize = 2;
 
 /// The thread's innermost frame, read again.
 fn current_frame(

@@ -166,6 +166,51 @@ fn jitter_defeats_aliasing(python: &Python) {
 
 test_each_python!(jitter, super::jitter_defeats_aliasing);
 
+/// Code that calls small functions all the time, non-blocking at 1 kHz. With a call
+/// about every microsecond, samples are not dropped as torn (a re-check of the
+/// innermost frame once dropped most of them). With a call every few tens of
+/// microseconds, the function doing the work gets the share that `--blocking` (threads
+/// paused while read: exact) gives it.
+fn call_churn_keeps_samples(python: &Python) {
+    let _serial = serial();
+    let (_, out) = record(python, &["--rate", "1000"], "call_churn.py", &["2", "100"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let count = |what: &str| -> u64 {
+        stderr
+            .split(['(', ','])
+            .find_map(|part| part.trim().strip_suffix(what)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}: no '{what}' in {stderr}", python.name))
+    };
+    let (ticks, errors) = (count(" ticks"), count(" errors"));
+    assert!(
+        ticks >= 500 && percent(errors, ticks) <= 15.0,
+        "{}: {errors} of {ticks} stacks dropped",
+        python.name
+    );
+    let leaf_share = |options: &[&str]| {
+        let (text, _) = record(python, options, "call_churn.py", &["2", "3000"]);
+        let (mut leaf, mut total) = (0, 0);
+        for line in text.lines() {
+            let (stack, n) = line.rsplit_once(' ').unwrap();
+            let n: u64 = n.parse().unwrap();
+            total += n;
+            if stack.rsplit(';').next().unwrap().starts_with("leaf ") {
+                leaf += n;
+            }
+        }
+        percent(leaf, total)
+    };
+    let read_live = leaf_share(&["--rate", "1000"]);
+    let paused = leaf_share(&["--rate", "1000", "--blocking"]);
+    assert!(
+        (read_live - paused).abs() <= 8.0,
+        "{}: leaf has {read_live:.1}% of samples, {paused:.1}% with --blocking",
+        python.name
+    );
+}
+
+test_each_python!(churn, super::call_churn_keeps_samples);
+
 /// The 1:2:3 workload in two named threads: `--threads` shows each thread by name, and
 /// each thread's shares are right.
 fn per_thread_shares(python: &Python) {

@@ -235,6 +235,16 @@ impl<'a, M: Memory> TickMemory<'a, M> {
         self.live
     }
 
+    /// Read the planned regions again, now, in one batch as at the start of the tick:
+    /// for a stack whose read from the copy was torn, another look at the same places
+    /// within one system call.
+    pub fn refresh(&mut self) {
+        for span in self.spans.iter_mut().flatten() {
+            span.readable = true;
+        }
+        read_batch(self.live, &mut self.bytes, &mut self.spans);
+    }
+
     /// Whether the current stack's thread state and frames all came from the copy, so
     /// that they were read within one system call, in the order they link up.
     pub fn stack_from_copy(&self) -> bool {
