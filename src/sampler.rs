@@ -404,6 +404,10 @@ impl StackReader {
         let mut errors = 0;
         let mut new_frames = Vec::new();
         for thread in &threads {
+            if thread.frame == 0 {
+                // No Python code running: nothing to sample, so no need for its state.
+                continue;
+            }
             let idle = match (self.mode, thread.native_id) {
                 (Mode::Gil, _) | (_, None) => false,
                 (_, Some(tid)) => !self.activity.is_running(tid).unwrap_or(true),
@@ -413,7 +417,7 @@ impl StackReader {
                 Mode::Cpu => !idle,
                 Mode::Gil => thread.holds_gil,
             };
-            if !wanted || thread.frame == 0 {
+            if !wanted {
                 continue;
             }
             match self.consistent_stack(process, &mut memory, thread, &mut new_frames) {
@@ -471,13 +475,15 @@ impl StackReader {
         let mut walked =
             self.walker
                 .read(process, &*memory, thread.address, thread.frame, new_frames);
-        for _ in 0..BATCH_RETRIES {
-            if !memory.stack_from_copy() {
-                break;
-            }
+        let mut retries = 0;
+        while memory.stack_from_copy() {
             if walked.is_ok() {
                 return walked;
             }
+            if retries == BATCH_RETRIES {
+                break;
+            }
+            retries += 1;
             memory.refresh();
             memory.set_phase(Phase::Threads);
             let start = current_frame(process, &*memory, thread)?;
@@ -487,9 +493,6 @@ impl StackReader {
             walked = self
                 .walker
                 .read(process, &*memory, thread.address, start, new_frames);
-        }
-        if walked.is_ok() && memory.stack_from_copy() {
-            return walked;
         }
         let live = memory.live();
         let (checked, now) = self.checked(process, live, thread, walked)?;

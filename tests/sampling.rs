@@ -44,6 +44,26 @@ fn record(python: &Python, options: &[&str], script_name: &str, args: &[&str]) -
     (std::fs::read_to_string(&out_path).unwrap(), out)
 }
 
+/// A number from the summary pyscry prints at the end of a recording, `pyscry: wrote
+/// PATH (T ticks, S samples, E errors, D dropped ticks, effective rate R Hz)`: the one
+/// just before `label` (e.g. `" ticks"`).
+fn summary_number(stderr: &str, label: &str) -> f64 {
+    let summary = stderr
+        .lines()
+        .find(|l| l.contains("effective rate"))
+        .unwrap_or_else(|| panic!("no summary line in {stderr}"));
+    summary
+        .split(label)
+        .next()
+        .unwrap()
+        .trim_end()
+        .rsplit([' ', '('])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before '{label}' in {summary}"))
+}
+
 fn percent(part: u64, whole: u64) -> f64 {
     100.0 * part as f64 / whole.max(1) as f64
 }
@@ -180,13 +200,8 @@ fn call_churn_keeps_samples(python: &Python) {
     let _serial = serial();
     let (_, out) = record(python, &["--rate", "1000"], "call_churn.py", &["2", "100"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let count = |what: &str| -> u64 {
-        stderr
-            .split(['(', ','])
-            .find_map(|part| part.trim().strip_suffix(what)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{}: no '{what}' in {stderr}", python.name))
-    };
-    let (ticks, errors) = (count(" ticks"), count(" errors"));
+    let ticks = summary_number(&stderr, " ticks") as u64;
+    let errors = summary_number(&stderr, " errors") as u64;
     assert!(
         ticks >= 500 && percent(errors, ticks) <= 15.0,
         "{}: {errors} of {ticks} stacks dropped",
@@ -194,16 +209,9 @@ fn call_churn_keeps_samples(python: &Python) {
     );
     let leaf_share = |options: &[&str]| {
         let (text, _) = record(python, options, "call_churn.py", &["2", "3000"]);
-        let (mut leaf, mut total) = (0, 0);
-        for line in text.lines() {
-            let (stack, n) = line.rsplit_once(' ').unwrap();
-            let n: u64 = n.parse().unwrap();
-            total += n;
-            if stack.rsplit(';').next().unwrap().starts_with("leaf ") {
-                leaf += n;
-            }
-        }
-        percent(leaf, total)
+        // `leaf` calls no Python function: the stacks holding it are those it tops.
+        let (counts, total) = collapsed_shares(&text, &["leaf"]);
+        percent(counts[0], total)
     };
     let read_live = leaf_share(&["--rate", "1000"]);
     let paused = leaf_share(&["--rate", "1000", "--blocking"]);
@@ -316,20 +324,10 @@ fn effective_rate_and_dropped_ticks_are_reported() {
         .lines()
         .find(|l| l.contains("effective rate"))
         .expect("summary line");
-    let number = |label: &str| -> f64 {
-        let before = summary.split(label).next().unwrap();
-        before
-            .trim_end()
-            .rsplit([' ', '('])
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     let (ticks, samples, dropped) = (
-        number(" ticks"),
-        number(" samples"),
-        number(" dropped ticks"),
+        summary_number(&stderr, " ticks"),
+        summary_number(&stderr, " samples"),
+        summary_number(&stderr, " dropped ticks"),
     );
     let rate: f64 = summary
         .rsplit("effective rate ")
@@ -447,20 +445,7 @@ fn free_threaded_threads_run_at_the_same_time() {
             "two_threads.py",
             &["0.1", "5"],
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let summary = stderr
-            .lines()
-            .find(|l| l.contains(" ticks, "))
-            .expect("summary");
-        let ticks: f64 = summary
-            .split(" ticks, ")
-            .next()
-            .unwrap()
-            .rsplit('(')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let ticks = summary_number(&String::from_utf8_lossy(&out.stderr), " ticks");
         for thread in ["worker-a", "worker-b"] {
             let prefix = format!("thread {thread} (");
             let samples: u64 = text

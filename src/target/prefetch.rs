@@ -330,22 +330,22 @@ impl<M: Memory> Memory for TickMemory<'_, M> {
     }
 
     fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
+        // Serve what the copy holds; read the rest from the process in one call.
+        let count = regions.len();
         let mut missed = Vec::new();
+        let mut live: Vec<(u64, &mut [u8])> = Vec::new();
         for (index, (address, buf)) in regions.iter_mut().enumerate() {
             match self.cached(*address, buf.len()) {
                 Some(copy) => buf.copy_from_slice(copy),
-                None => missed.push(index),
+                None => {
+                    missed.push(index);
+                    live.push((*address, &mut **buf));
+                }
             }
         }
-        let mut done = regions.len();
-        if !missed.is_empty() {
+        let mut done = count;
+        if !live.is_empty() {
             self.count_miss();
-            let mut live: Vec<(u64, &mut [u8])> = regions
-                .iter_mut()
-                .enumerate()
-                .filter(|(index, _)| missed.contains(index))
-                .map(|(_, (address, buf))| (*address, &mut **buf))
-                .collect();
             let read = self.live.read_regions(&mut live);
             if let Some(&first_failed) = missed.get(read) {
                 done = first_failed;
@@ -365,6 +365,14 @@ mod tests {
     /// Own memory, counting the calls that reach it.
     struct Counting {
         calls: Cell<u32>,
+    }
+
+    impl Counting {
+        fn new() -> Counting {
+            Counting {
+                calls: Cell::new(0),
+            }
+        }
     }
 
     impl Memory for Counting {
@@ -387,9 +395,7 @@ mod tests {
     fn a_second_tick_reads_the_same_regions_in_one_call() {
         let values = Box::new([7u64, 8, 9]);
         let other = Box::new(11u64);
-        let live = Counting {
-            calls: Cell::new(0),
-        };
+        let live = Counting::new();
         let mut prefetcher = Prefetcher::new();
         for round in 0..3 {
             live.calls.set(0);
@@ -408,9 +414,7 @@ mod tests {
     fn values_come_from_the_batch_and_new_regions_from_the_process() {
         let mut value = Box::new(1u64);
         let fresh = Box::new(2u64);
-        let live = Counting {
-            calls: Cell::new(0),
-        };
+        let live = Counting::new();
         let mut prefetcher = Prefetcher::new();
         let tick = prefetcher.begin(&live);
         tick.set_phase(Phase::Frames);
@@ -430,9 +434,7 @@ mod tests {
         let thread = Box::new(1u64);
         let frame = Box::new(2u64);
         let new_thread = Box::new(3u64);
-        let live = Counting {
-            calls: Cell::new(0),
-        };
+        let live = Counting::new();
         let mut prefetcher = Prefetcher::new();
         let tick = prefetcher.begin(&live);
         tick.read_u64(addr(&*thread)).unwrap();
@@ -456,9 +458,7 @@ mod tests {
         let frame = Box::new(1u64);
         let new_frame = Box::new(2u64);
         let header = Box::new(3u64);
-        let live = Counting {
-            calls: Cell::new(0),
-        };
+        let live = Counting::new();
         let mut prefetcher = Prefetcher::new();
         let tick = prefetcher.begin(&live);
         tick.set_phase(Phase::Frames);
@@ -489,9 +489,7 @@ mod tests {
     fn a_region_that_became_unreadable_is_skipped_and_the_rest_still_served() {
         let before = Box::new(1u64);
         let after = Box::new(2u64);
-        let live = Counting {
-            calls: Cell::new(0),
-        };
+        let live = Counting::new();
         let mut prefetcher = Prefetcher::new();
         prefetcher.plan[0] = vec![(addr(&*before), 8), (8, 8), (addr(&*after), 8)];
         prefetcher.plan[0].sort_unstable();
@@ -506,9 +504,7 @@ mod tests {
     #[test]
     fn nearby_regions_are_merged_in_the_plan() {
         let values = Box::new([0u64; 8]);
-        let live = Counting {
-            calls: Cell::new(0),
-        };
+        let live = Counting::new();
         let mut prefetcher = Prefetcher::new();
         let tick = prefetcher.begin(&live);
         tick.read_u64(addr(&values[5])).unwrap();
