@@ -410,6 +410,9 @@ impl StackReader {
             }
             let idle = match (self.mode, thread.native_id) {
                 (Mode::Gil, _) | (_, None) => false,
+                // The GIL holder runs Python code, or C code called from it, which releases
+                // the GIL before it blocks: no need to ask the kernel.
+                _ if thread.holds_gil => false,
                 (_, Some(tid)) => !self.activity.is_running(tid).unwrap_or(true),
             };
             let wanted = match self.mode {
@@ -588,9 +591,15 @@ pub enum StackError {
 #[derive(Default)]
 pub struct StackWalker {
     symbolizer: Symbolizer,
+    /// The stack being read: its frames, innermost first, and for each the index of
+    /// its code object in `codes`.
     raw: Vec<RawFrame>,
+    slots: Vec<u32>,
+    /// The distinct code objects of the stack being read, and their headers.
     codes: Vec<u64>,
     headers: Vec<CodeHeader>,
+    /// Index in `codes` of each code address.
+    code_slot: FxHashMap<u64, u32>,
     scratch: Vec<u8>,
     previous: FxHashMap<u64, PreviousStack>,
 }
@@ -599,6 +608,7 @@ pub struct StackWalker {
 #[derive(Default)]
 struct PreviousStack {
     raw: Vec<RawFrame>,
+    slots: Vec<u32>,
     headers: Vec<CodeHeader>,
     ids: Vec<FrameId>,
     /// Read since the last [`StackWalker::forget_unseen`].
@@ -628,8 +638,7 @@ impl StackWalker {
         mem.set_phase(Phase::Frames);
         process.frames.walk(mem, innermost, &mut self.raw)?;
         mem.set_phase(Phase::Code);
-        self.codes.clear();
-        self.codes.extend(self.raw.iter().map(|frame| frame.code));
+        self.index_codes();
         process
             .code
             .read_headers(mem, &self.codes, &mut self.scratch, &mut self.headers)
@@ -639,28 +648,52 @@ impl StackWalker {
         let unchanged = self
             .raw
             .iter()
-            .zip(&self.headers)
+            .zip(&self.slots)
             .rev()
-            .zip(previous.raw.iter().zip(&previous.headers).rev())
-            .take_while(|(now, before)| now == before)
+            .zip(previous.raw.iter().zip(&previous.slots).rev())
+            .take_while(|((now, &slot), (before, &before_slot))| {
+                now == before
+                    && self.headers[slot as usize] == previous.headers[before_slot as usize]
+            })
             .count();
         let changed = self.raw.len() - unchanged;
         let mut ids = Vec::with_capacity(self.raw.len());
-        for (&frame, &header) in self.raw.iter().zip(&self.headers).take(changed) {
+        for (&frame, &slot) in self.raw.iter().zip(&self.slots).take(changed) {
             let id = self.symbolizer.symbolize(
                 &process.memory,
                 &process.code,
                 frame,
-                header,
+                self.headers[slot as usize],
                 new_frames,
             )?;
             ids.push(id);
         }
         ids.extend_from_slice(&previous.ids[previous.ids.len() - unchanged..]);
         std::mem::swap(&mut previous.raw, &mut self.raw);
+        std::mem::swap(&mut previous.slots, &mut self.slots);
         std::mem::swap(&mut previous.headers, &mut self.headers);
         previous.ids.clone_from(&ids);
         Ok(ids)
+    }
+
+    /// List the distinct code objects of `raw` in `codes`, and the index there of each
+    /// frame's in `slots`: each header is then read once, however many frames run it
+    /// (recursion).
+    fn index_codes(&mut self) {
+        self.codes.clear();
+        self.slots.clear();
+        self.code_slot.clear();
+        for frame in &self.raw {
+            // Frames next to each other often run the same code: skip the lookup.
+            let slot = match self.slots.last() {
+                Some(&last) if self.codes[last as usize] == frame.code => last,
+                _ => *self.code_slot.entry(frame.code).or_insert_with(|| {
+                    self.codes.push(frame.code);
+                    self.codes.len() as u32 - 1
+                }),
+            };
+            self.slots.push(slot);
+        }
     }
 
     /// The raw frames of the last stack read for `thread`, innermost first.
