@@ -24,7 +24,9 @@ at each sample) at 100 Hz, 1 kHz and 10 kHz, and prints:
 - peak RSS: the profiler's VmHWM over the long run (polled every 20 ms);
 
 each the median of --repeats repeats, and the pyscry / py-spy ratios. A last section
-records 20 s at 1 kHz and reports the profilers' resident memory over time.
+records 20 s (--memory-run S) at 1 kHz of depth 30 whose top changes and reports the
+profilers' resident memory over time; its target runs at nice 19, so that a long run
+(--memory-only --memory-run 3600 --no-pyspy: an hour) can share the machine.
 
 Every child gets PR_SET_PDEATHSIG(SIGKILL) and is killed on exit or on a signal; the
 targets also exit by themselves after a while: no process is ever left behind.
@@ -109,12 +111,12 @@ def log(*args):
 class Target:
     """A running deep.py with a counter file the profilers cannot disturb."""
 
-    def __init__(self, python, depth, threads, workdir, vary=0):
+    def __init__(self, python, depth, threads, workdir, vary=0, nice=0, lifetime=None):
         self.threads = threads
         self.counter = Path(workdir) / f"counter-{depth}-{threads}-{time.monotonic_ns()}"
         self.proc = spawn(
-            [python, str(TARGET_SCRIPT), str(depth), str(threads), str(self.counter),
-             str(TARGET_LIFETIME), str(vary)],
+            ["nice", "-n", str(nice), python, str(TARGET_SCRIPT), str(depth), str(threads),
+             str(self.counter), str(lifetime or TARGET_LIFETIME), str(vary)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -338,12 +340,16 @@ def measure(profilers, python, repeats, workdir):
     return results
 
 
+MEMORY_POINTS = [2, 10, 60, 600]  # seconds at which the memory run reports VmRSS
+
+
 def memory_over_time(profilers, python, workdir):
-    """RSS of each profiler over a MEMORY_RUN-second recording at 1 kHz, depth 30."""
+    """RSS of each profiler over a MEMORY_RUN-second recording at 1 kHz, depth 30 with a
+    changing top (more distinct stacks than a still one)."""
     out = {}
     for profiler in profilers:
         log(f"memory over {MEMORY_RUN} s: {profiler.name}")
-        target = Target(python, 30, 1, workdir)
+        target = Target(python, 30, 1, workdir, vary=4, nice=19, lifetime=MEMORY_RUN + 120)
         try:
             run = run_profiler(profiler, target, 1000, MEMORY_RUN, workdir, watch_rss=True)
         finally:
@@ -353,8 +359,9 @@ def memory_over_time(profilers, python, workdir):
         def at(seconds):
             return min(series, key=lambda p: abs(p[0] - seconds))[1] if series else None
 
-        out[profiler.name] = {"2s": at(2), "10s": at(10), "end": at(MEMORY_RUN - 0.5),
-                              "peak": run["rss"], "ticks": run["ticks"]}
+        points = {f"{s} s": at(s) for s in MEMORY_POINTS if s < MEMORY_RUN}
+        out[profiler.name] = {**points, "end": at(MEMORY_RUN - 0.5), "peak": run["rss"],
+                              "ticks": run["ticks"]}
     return out
 
 
@@ -385,13 +392,12 @@ def ratio(a, b):
 # --- report --------------------------------------------------------------------------
 
 
-def report(results, memory, names, header):
-    lines = header[:]
-    threads_of = {label: threads for label, _, threads, _ in WORKLOADS}
-    lines += ["", "| workload | rate (Hz) | profiler | CPU µs/tick (marginal) | "
-              "µs/tick/thread | CPU µs/tick (whole run) | achieved Hz | target slowdown | "
-              f"peak RSS (MiB) | wall s of the {LONG} s run |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+def cpu_tables(results, names, threads_of):
+    """The per-tick table and, with py-spy, the ratio table."""
+    lines = ["", "| workload | rate (Hz) | profiler | CPU µs/tick (marginal) | "
+             "µs/tick/thread | CPU µs/tick (whole run) | achieved Hz | target slowdown | "
+             f"peak RSS (MiB) | wall s of the {LONG} s run |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, by_profiler in results.items():
         for rate in RATES:
             for name in names:
@@ -421,13 +427,23 @@ def report(results, memory, names, header):
                     f"| {label} | {rate} | {ratio(a['cpu_per_tick'], b['cpu_per_tick'])} | "
                     f"{ratio(a['achieved'], b['achieved'])} | {ratio(a['rss'], b['rss'])} | "
                     f"{fmt(a['slowdown'], 1)} % / {fmt(b['slowdown'], 1)} % / {blocking} % |")
+    return lines
+
+
+def report(results, memory, names, header):
+    lines = header[:]
+    threads_of = {label: threads for label, _, threads, _ in WORKLOADS}
+    if results:
+        lines += cpu_tables(results, names, threads_of)
     if memory:
+        points = [k for k in next(iter(memory.values())) if k not in ("peak", "ticks")]
         lines += ["", f"Resident memory over a {MEMORY_RUN} s recording at 1 kHz, depth 30 "
-                  "(VmRSS, MiB):", "",
-                  "| profiler | at 2 s | at 10 s | at end | peak (VmHWM) | ticks |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "with a changing top (VmRSS, MiB):", "",
+                  "| profiler | " + " | ".join(f"at {k}" for k in points)
+                  + " | peak (VmHWM) | ticks |",
+                  "|---|" + "---:|" * (len(points) + 2)]
         for name, m in memory.items():
-            cells = [fmt(m[k] / 1024 if m[k] else None, 1) for k in ("2s", "10s", "end")]
+            cells = [fmt(m[k] / 1024 if m[k] else None, 1) for k in points]
             lines.append(f"| {name} | {' | '.join(cells)} | {m['peak'] / 1024:.1f} | "
                          f"{m['ticks']:.0f} |")
     return "\n".join(lines)
@@ -447,8 +463,12 @@ def main():
                         + ", ".join(f"{i}: {w[0]}" for i, w in enumerate(WORKLOADS)))
     parser.add_argument("--memory-run", type=int, default=MEMORY_RUN,
                         help="seconds of the memory-over-time run (0: none)")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the memory-over-time run")
     args = parser.parse_args()
     MEMORY_RUN = args.memory_run
+    if args.memory_only:
+        WORKLOADS = []
     if args.quick:
         WORKLOADS, RATES, MEMORY_RUN = WORKLOADS[:1], [1000], 0
     if args.rates:
