@@ -25,8 +25,9 @@ at each sample) at 100 Hz, 1 kHz and 10 kHz, and prints:
 
 each the median of --repeats repeats, and the pyscry / py-spy ratios. A last section
 records 20 s (--memory-run S) at 1 kHz of depth 30 whose top changes and reports the
-profilers' resident memory over time; its target runs at nice 19, so that a long run
-(--memory-only --memory-run 3600 --no-pyspy: an hour) can share the machine.
+profilers' resident memory over time; its target sleeps 1 ms after each batch of work
+(mostly idle, so that a long run, --memory-only --memory-run 3600 --no-pyspy for an
+hour, leaves the machine to other measurements; wall mode samples it all the same).
 
 Every child gets PR_SET_PDEATHSIG(SIGKILL) and is killed on exit or on a signal; the
 targets also exit by themselves after a while: no process is ever left behind.
@@ -111,12 +112,12 @@ def log(*args):
 class Target:
     """A running deep.py with a counter file the profilers cannot disturb."""
 
-    def __init__(self, python, depth, threads, workdir, vary=0, nice=0, lifetime=None):
+    def __init__(self, python, depth, threads, workdir, vary=0, pause_ms=0, lifetime=None):
         self.threads = threads
         self.counter = Path(workdir) / f"counter-{depth}-{threads}-{time.monotonic_ns()}"
         self.proc = spawn(
-            ["nice", "-n", str(nice), python, str(TARGET_SCRIPT), str(depth), str(threads),
-             str(self.counter), str(lifetime or TARGET_LIFETIME), str(vary)],
+            [python, str(TARGET_SCRIPT), str(depth), str(threads), str(self.counter),
+             str(lifetime or TARGET_LIFETIME), str(vary), str(pause_ms)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -345,11 +346,11 @@ MEMORY_POINTS = [2, 10, 60, 600]  # seconds at which the memory run reports VmRS
 
 def memory_over_time(profilers, python, workdir):
     """RSS of each profiler over a MEMORY_RUN-second recording at 1 kHz, depth 30 with a
-    changing top (more distinct stacks than a still one)."""
+    changing top (more distinct stacks than a still one), mostly idle."""
     out = {}
     for profiler in profilers:
         log(f"memory over {MEMORY_RUN} s: {profiler.name}")
-        target = Target(python, 30, 1, workdir, vary=4, nice=19, lifetime=MEMORY_RUN + 120)
+        target = Target(python, 30, 1, workdir, vary=4, pause_ms=1, lifetime=MEMORY_RUN + 120)
         try:
             run = run_profiler(profiler, target, 1000, MEMORY_RUN, workdir, watch_rss=True)
         finally:
@@ -438,7 +439,7 @@ def report(results, memory, names, header):
     if memory:
         points = [k for k in next(iter(memory.values())) if k not in ("peak", "ticks")]
         lines += ["", f"Resident memory over a {MEMORY_RUN} s recording at 1 kHz, depth 30 "
-                  "with a changing top (VmRSS, MiB):", "",
+                  "with a changing top, sleeping 1 ms between batches (VmRSS, MiB):", "",
                   "| profiler | " + " | ".join(f"at {k}" for k in points)
                   + " | peak (VmHWM) | ticks |",
                   "|---|" + "---:|" * (len(points) + 2)]

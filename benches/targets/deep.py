@@ -1,7 +1,7 @@
 """Benchmark target: THREADS threads (the main thread included), each with exactly DEPTH
 Python frames, spinning in the innermost one.
 
-    python deep.py DEPTH THREADS [COUNTER_FILE|-] [MAX_SECONDS] [VARY]
+    python deep.py DEPTH THREADS [COUNTER_FILE|-] [MAX_SECONDS] [VARY] [PAUSE_MS]
 
 Prints "ready" once every thread is at its full depth and spinning. With COUNTER_FILE,
 thread i adds 1 to the i-th native-endian u64 of that file (which it creates, 8 bytes
@@ -11,7 +11,9 @@ profiler attached gives the slowdown the profiler causes.
 Exits by itself after MAX_SECONDS (default 900) so that it can never be left behind.
 With VARY > 0 (at most 4), each batch of work runs in a chain of 0 to VARY further
 functions, a different length from one batch to the next: the top of every stack keeps
-changing, as in a real program, instead of spinning in place.
+changing, as in a real program, instead of spinning in place. With PAUSE_MS > 0, each
+batch ends with a sleep of that many milliseconds in its innermost frame: a mostly idle
+target, for long runs that share the machine with other measurements.
 """
 
 import mmap
@@ -25,6 +27,7 @@ THREADS = int(sys.argv[2])
 COUNTER_FILE = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
 MAX_SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 900.0
 VARY = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+PAUSE = float(sys.argv[6]) / 1000 if len(sys.argv) > 6 else 0.0
 
 if COUNTER_FILE:
     with open(COUNTER_FILE, "wb") as f:
@@ -42,6 +45,8 @@ deadline = time.monotonic() + MAX_SECONDS
 def work(n):
     for _ in range(n):
         pass
+    if PAUSE:
+        time.sleep(PAUSE)
 
 
 def work_b(n):
@@ -82,9 +87,13 @@ def spin(index):
             else:
                 for _ in range(200):
                     pass
+                if PAUSE:
+                    time.sleep(PAUSE)
         else:
             for _ in range(200):
                 pass
+            if PAUSE:
+                time.sleep(PAUSE)
         counts[index] += 1
         batches += 1
         if index == 0 and batches % 1000 == 0 and time.monotonic() > deadline:

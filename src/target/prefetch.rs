@@ -36,10 +36,11 @@ const PHASES: usize = 3;
 /// The size of a page: reading more of a page that is read anyway costs only the copy.
 const PAGE: u64 = 4096;
 
-/// Regions of one phase closer than this are read as one. The kernel's cost is mostly
-/// per piece (it looks up and pins the pages of each piece separately: about 0.45 µs a
-/// piece here, whether the pieces share a page or not) and then per page (about 0.35 µs);
-/// a gap shorter than a page adds at most one page to the read and saves a piece.
+/// Regions of one phase closer than this are read as one. The kernel charges per piece
+/// (it looks up and pins the pages of each piece separately, whether pieces share a
+/// page or not) about as much as per page (about half a microsecond each here, see
+/// `benches/syscalls.c`); a gap shorter than a page adds at most one page to the read
+/// and saves a piece.
 const MERGE_GAP: u64 = PAGE;
 
 /// Most bytes one tick prefetches; regions past this are read when asked for.
