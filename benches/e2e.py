@@ -28,6 +28,8 @@ records 20 s (--memory-run S) at 1 kHz of depth 30 whose top changes and reports
 profilers' resident memory over time; its target sleeps 1 ms after each batch of work
 (mostly idle, so that a long run, --memory-only --memory-run 3600 --no-pyspy for an
 hour, leaves the machine to other measurements; wall mode samples it all the same).
+--paired-slowdown N measures only the target's slowdown, finer than single runs can:
+N pairs of 5 s windows with and without each profiler, at each rate.
 
 Every child gets PR_SET_PDEATHSIG(SIGKILL) and is killed on exit or on a signal; the
 targets also exit by themselves after a while: no process is ever left behind.
@@ -38,6 +40,7 @@ import ctypes
 import datetime
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -341,6 +344,41 @@ def measure(profilers, python, repeats, workdir):
     return results
 
 
+PAIRED_WINDOW = 5  # seconds of each window of the paired slowdown run
+
+
+def paired_slowdown(profiler, python, pairs, workdir):
+    """The target's slowdown under `profiler` at each rate, resolved below the noise of
+    single runs: PAIRS pairs of windows, one with the profiler attached and one without,
+    in random order within each pair (so that drift in the machine's speed cancels).
+    Per rate: mean, median and standard error of the per-pair slowdowns (percent)."""
+    out = {}
+    order = random.Random(0)
+    target = Target(python, 30, 1, workdir)
+    try:
+        for rate in RATES:
+            log(f"paired slowdown, {pairs} pairs of {PAIRED_WINDOW} s: {profiler.name} "
+                f"at {rate} Hz")
+            slowdowns = []
+            for _ in range(pairs):
+                rates = {}
+                for attached in order.sample([False, True], 2):
+                    if attached:
+                        run = run_profiler(profiler, target, rate, PAIRED_WINDOW, workdir)
+                        rates[True] = run["work"]
+                    else:
+                        time.sleep(0.5)
+                        rates[False] = target.rate_over(PAIRED_WINDOW - 0.7)
+                slowdowns.append(100 * (1 - rates[True] / rates[False]))
+            out[rate] = {"mean": statistics.mean(slowdowns),
+                         "median": statistics.median(slowdowns),
+                         "stderr": statistics.stdev(slowdowns) / len(slowdowns) ** 0.5,
+                         "pairs": len(slowdowns)}
+    finally:
+        target.close()
+    return out
+
+
 MEMORY_POINTS = [2, 10, 60, 600]  # seconds at which the memory run reports VmRSS
 
 
@@ -431,11 +469,20 @@ def cpu_tables(results, names, threads_of):
     return lines
 
 
-def report(results, memory, names, header):
+def report(results, memory, paired, names, header):
     lines = header[:]
     threads_of = {label: threads for label, _, threads, _ in WORKLOADS}
     if results:
         lines += cpu_tables(results, names, threads_of)
+    if paired:
+        lines += ["", f"Target slowdown, depth 30, from pairs of {PAIRED_WINDOW} s windows "
+                  "with and without the profiler (percent; ± one standard error):", "",
+                  "| profiler | rate (Hz) | mean | median | pairs |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, by_rate in paired.items():
+            for rate, r in by_rate.items():
+                lines.append(f"| {name} | {rate} | {r['mean']:.2f} ± {r['stderr']:.2f} | "
+                             f"{r['median']:.2f} | {r['pairs']} |")
     if memory:
         points = [k for k in next(iter(memory.values())) if k not in ("peak", "ticks")]
         lines += ["", f"Resident memory over a {MEMORY_RUN} s recording at 1 kHz, depth 30 "
@@ -466,10 +513,15 @@ def main():
                         help="seconds of the memory-over-time run (0: none)")
     parser.add_argument("--memory-only", action="store_true",
                         help="only the memory-over-time run")
+    parser.add_argument("--paired-slowdown", type=int, default=0, metavar="PAIRS",
+                        help="instead of the tables, measure the target's slowdown from "
+                        "PAIRS pairs of windows with and without each profiler")
     args = parser.parse_args()
     MEMORY_RUN = args.memory_run
-    if args.memory_only:
+    if args.memory_only or args.paired_slowdown:
         WORKLOADS = []
+    if args.paired_slowdown:
+        MEMORY_RUN = 0
     if args.quick:
         WORKLOADS, RATES, MEMORY_RUN = WORKLOADS[:1], [1000], 0
     if args.rates:
@@ -499,6 +551,8 @@ def main():
         try:
             results = measure(profilers, python, args.repeats, workdir)
             memory = memory_over_time(profilers[:2], python, workdir) if MEMORY_RUN else {}
+            paired = {p.name: paired_slowdown(p, python, args.paired_slowdown, workdir)
+                      for p in profilers[:2]} if args.paired_slowdown else {}
         finally:
             kill_all()
     load = os.getloadavg()
@@ -512,7 +566,7 @@ def main():
         f"repeats: {args.repeats} (medians); short run {SHORT} s, long run {LONG} s; "
         f"total time {time.monotonic() - started:.0f} s",
     ] + [f"note: {n}" for n in notes]
-    print(report(results, memory, [p.name for p in profilers], header))
+    print(report(results, memory, paired, [p.name for p in profilers], header))
 
 
 if __name__ == "__main__":

@@ -410,8 +410,8 @@ impl StackReader {
             }
             let idle = match (self.mode, thread.native_id) {
                 (Mode::Gil, _) | (_, None) => false,
-                // The GIL holder runs Python code, or C code called from it, which releases
-                // the GIL before it blocks: no need to ask the kernel.
+                // The GIL holder runs Python code, or C code called from it, which by
+                // convention releases the GIL before it blocks: no need to ask the kernel.
                 _ if thread.holds_gil => false,
                 (_, Some(tid)) => !self.activity.is_running(tid).unwrap_or(true),
             };
