@@ -1,8 +1,8 @@
 # Many short-lived functions, each compiled fresh and freed after running for 20 ms, so
 # new code objects keep landing at addresses freed ones used. Function K is called
-# churn_K, lives in file "<churn-K>" and its loop is on lines K+2 and K+3; a profiler
-# whose code-object cache goes stale would report a function that no longer exists, or
-# a name that does not match its file and lines. Prints how many distinct code-object
+# churn_K, lives in file "<churn-K>", starts on line K+1 and loops on lines K+2 and K+3;
+# a profiler whose code-object cache goes stale would report a function that no longer
+# exists, or a name that does not match its file and lines. Prints how many distinct code-object
 # addresses the N functions had (fewer than N means memory was reused), and how long
 # each function really ran ("ran K SECONDS"), since a loaded machine can stretch one.
 import gc
