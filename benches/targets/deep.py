@@ -78,17 +78,10 @@ def spin(index):
             time.sleep(0.001)
     batches = 0
     while True:
-        if VARY:
-            # 0 to VARY extra frames, in an order that is not periodic at any small
-            # period.
-            extra = (batches * 7 + batches // 5) % (VARY + 1)
-            if extra:
-                CHAINS[extra - 1](200)
-            else:
-                for _ in range(200):
-                    pass
-                if PAUSE:
-                    time.sleep(PAUSE)
+        # 0 to VARY extra frames, in an order that is not periodic at any small period.
+        extra = (batches * 7 + batches // 5) % (VARY + 1) if VARY else 0
+        if extra:
+            CHAINS[extra - 1](200)
         else:
             for _ in range(200):
                 pass

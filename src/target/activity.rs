@@ -25,7 +25,7 @@ use std::os::unix::fs::FileExt;
 pub struct ThreadActivity {
     pid: u32,
     source: StateSource,
-    threads: rustc_hash::FxHashMap<u32, StatFile>,
+    threads: rustc_hash::FxHashMap<u32, StateFile>,
 }
 
 /// Which `/proc` file gives a thread's state.
@@ -89,7 +89,7 @@ fn wchan_names_a_sleeping_thread() -> bool {
                 return false;
             }
             std::fs::read(format!("/proc/{pid}/task/{tid}/wchan"))
-                .is_ok_and(|w| !w.is_empty() && w != b"0")
+                .is_ok_and(|w| StateSource::Wchan.says_running(&w) == Some(false))
         })
     });
     let _ = release_tx.send(());
@@ -98,7 +98,7 @@ fn wchan_names_a_sleeping_thread() -> bool {
 }
 
 #[derive(Debug)]
-struct StatFile {
+struct StateFile {
     file: File,
     seen: bool,
     /// State read by [`ThreadActivity::snapshot`] for the current tick.
@@ -119,8 +119,8 @@ impl ThreadActivity {
     /// [`ThreadActivity::is_running`] to answer from. Used before pausing the target,
     /// which would make every thread look stopped.
     pub fn snapshot(&mut self) {
-        for stat in self.threads.values_mut() {
-            stat.snapshot = read_running(self.source, &stat.file);
+        for state in self.threads.values_mut() {
+            state.snapshot = read_running(self.source, &state.file);
         }
     }
 
@@ -128,27 +128,28 @@ impl ThreadActivity {
     /// else now); `None` when its state cannot be read (it exited).
     pub fn is_running(&mut self, tid: u32) -> Option<bool> {
         let (pid, source) = (self.pid, self.source);
-        let stat = match self.threads.entry(tid) {
+        let state = match self.threads.entry(tid) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(StatFile {
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(StateFile {
                 file: File::open(format!("/proc/{pid}/task/{tid}/{}", source.file_name())).ok()?,
                 seen: false,
                 snapshot: None,
             }),
         };
-        stat.seen = true;
-        stat.snapshot
+        state.seen = true;
+        state
+            .snapshot
             .take()
-            .or_else(|| read_running(source, &stat.file))
+            .or_else(|| read_running(source, &state.file))
     }
 
     /// Forget threads not asked about since the previous call (they have exited), so
     /// their files are closed, and drop any snapshot. Call once per tick, after the
     /// queries.
     pub fn end_tick(&mut self) {
-        self.threads.retain(|_, stat| {
-            stat.snapshot = None;
-            std::mem::take(&mut stat.seen)
+        self.threads.retain(|_, state| {
+            state.snapshot = None;
+            std::mem::take(&mut state.seen)
         });
     }
 }
