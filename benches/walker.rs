@@ -93,12 +93,13 @@ fn bench_target(c: &mut Criterion, name: &str, depth: usize, threads: usize) {
     let mut reader = StackReader::new(&process, Mode::Wall);
     // Check that the reads see what the target was built to have, and warm the caches.
     let mut good = 0;
+    let mut events = Vec::new();
     for _ in 0..200 {
-        let tick = reader
-            .read(&mut process, Duration::ZERO)
+        events.clear();
+        reader
+            .read(&mut process, Duration::ZERO, &mut events)
             .expect("reading the target");
-        let depths: Vec<usize> = tick
-            .events
+        let depths: Vec<usize> = events
             .iter()
             .filter_map(|e| match e {
                 SamplerEvent::Sample(s) => Some(s.frames.len()),
@@ -115,8 +116,9 @@ fn bench_target(c: &mut Criterion, name: &str, depth: usize, threads: usize) {
     );
     c.bench_function(name, |b| {
         b.iter(|| {
+            events.clear();
             reader
-                .read(&mut process, Duration::ZERO)
+                .read(&mut process, Duration::ZERO, &mut events)
                 .expect("reading the target")
         })
     });

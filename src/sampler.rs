@@ -197,11 +197,15 @@ impl<'a> Outbox<'a> {
         }
     }
 
-    /// Queue a tick's events, sending everything queued when it is time. Fails when the
-    /// receiver is gone.
-    fn push(&mut self, events: Vec<SamplerEvent>) -> Result<(), Disconnected> {
-        self.pending.extend(events);
-        if self.flushed_at.elapsed() >= FLUSH_INTERVAL {
+    /// Where a tick queues its events.
+    fn pending(&mut self) -> &mut Vec<SamplerEvent> {
+        &mut self.pending
+    }
+
+    /// Send everything queued if it is time to, `now`. Fails when the receiver is gone.
+    fn flush_if_due(&mut self, now: Instant) -> Result<(), Disconnected> {
+        if now - self.flushed_at >= FLUSH_INTERVAL {
+            self.flushed_at = now;
             self.flush()?;
         }
         Ok(())
@@ -209,7 +213,6 @@ impl<'a> Outbox<'a> {
 
     /// Send everything queued.
     fn flush(&mut self) -> Result<(), Disconnected> {
-        self.flushed_at = Instant::now();
         for event in self.pending.drain(..) {
             self.sender.send(event).map_err(|_| Disconnected)?;
         }
@@ -233,7 +236,7 @@ fn sample(
     let mut pauser = config.blocking.then(|| Pauser::new(process.pid));
     loop {
         let tick_at = schedule.next_tick();
-        loop {
+        let woken = loop {
             if stop.load(Ordering::Relaxed) {
                 return EndReason::Stopped;
             }
@@ -242,10 +245,10 @@ fn sample(
                 return EndReason::DurationElapsed;
             }
             if now >= tick_at {
-                break;
+                break now;
             }
             std::thread::sleep((tick_at - now).min(STOP_POLL));
-        }
+        };
         stats.ticks.fetch_add(1, Ordering::Relaxed);
         if pauser.is_some() {
             reader.activity.snapshot();
@@ -254,13 +257,14 @@ fn sample(
             Ok(paused) => paused,
             Err(e) => return EndReason::PauseFailed(e.to_string()),
         };
-        let tick = reader.read(&mut process, start.elapsed());
+        let tick = reader.read(&mut process, woken - start, outbox.pending());
         drop(paused);
+        let now = Instant::now();
         match tick {
             Ok(tick) => {
                 stats.errors.fetch_add(tick.errors, Ordering::Relaxed);
                 stats.samples.fetch_add(tick.samples, Ordering::Relaxed);
-                if outbox.push(tick.events).is_err() {
+                if outbox.flush_if_due(now).is_err() {
                     return EndReason::Stopped;
                 }
             }
@@ -271,7 +275,7 @@ fn sample(
                 stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let dropped = schedule.advance(Instant::now());
+        let dropped = schedule.advance(now);
         stats.dropped_ticks.fetch_add(dropped, Ordering::Relaxed);
     }
 }
@@ -319,9 +323,7 @@ impl Schedule {
 
 /// The result of reading the target once.
 pub struct Tick {
-    /// Events to send: new frames, then samples.
-    pub events: Vec<SamplerEvent>,
-    /// How many samples `events` holds.
+    /// How many samples the tick queued.
     pub samples: u64,
     /// Threads whose stack could not be read consistently.
     pub errors: u64,
@@ -335,6 +337,10 @@ pub struct StackReader {
     walker: StackWalker,
     /// The frames of the second read of a stack, by [`StackReader::checked`].
     again: Vec<RawFrame>,
+    /// The thread list of the tick being read, kept to reuse its allocation.
+    threads: Vec<ThreadState>,
+    /// Frames seen for the first time while reading the current stack.
+    new_frames: Vec<(FrameId, Frame)>,
     names: FxHashMap<u64, String>,
     names_read_at: Option<Instant>,
 }
@@ -357,6 +363,8 @@ impl StackReader {
             prefetcher,
             walker: StackWalker::new(),
             again: Vec::new(),
+            threads: Vec::new(),
+            new_frames: Vec::new(),
             names: Default::default(),
             names_read_at: None,
         }
@@ -373,10 +381,11 @@ impl StackReader {
         let unknown = threads
             .iter()
             .any(|t| !self.names.contains_key(&t.thread_id));
-        let due = self
-            .names_read_at
-            .is_none_or(|at| at.elapsed() >= NAME_REFRESH);
-        if !(unknown && due) {
+        if !unknown
+            || self
+                .names_read_at
+                .is_some_and(|at| at.elapsed() < NAME_REFRESH)
+        {
             return;
         }
         self.names_read_at = Some(Instant::now());
@@ -388,21 +397,23 @@ impl StackReader {
         }
     }
 
-    /// Read every thread the mode selects, once. Fails only when the thread list itself
-    /// cannot be read (typically: the target exited).
+    /// Read every thread the mode selects, once, appending to `events` the stacks
+    /// (`elapsed` is their time), each after the frames seen for the first time in it,
+    /// and the thread names learnt. Fails only when the thread list itself cannot be
+    /// read (typically: the target exited).
     pub fn read(
         &mut self,
         process: &mut PythonProcess,
         elapsed: Duration,
+        events: &mut Vec<SamplerEvent>,
     ) -> Result<Tick, ReadError> {
         let live = process.memory;
         let mut memory = self.prefetcher.begin(&live);
-        let threads = process.thread_states(&memory)?;
-        let mut name_events = Vec::new();
-        self.refresh_names(process, &threads, &mut name_events);
-        let mut samples = Vec::new();
+        let mut threads = std::mem::take(&mut self.threads);
+        process.thread_states(&memory, &mut threads)?;
+        self.refresh_names(process, &threads, events);
+        let mut samples = 0;
         let mut errors = 0;
-        let mut new_frames = Vec::new();
         for thread in &threads {
             if thread.frame == 0 {
                 // No Python code running: nothing to sample, so no need for its state.
@@ -423,39 +434,37 @@ impl StackReader {
             if !wanted {
                 continue;
             }
-            match self.consistent_stack(process, &mut memory, thread, &mut new_frames) {
+            let mut new_frames = std::mem::take(&mut self.new_frames);
+            let stack = self.consistent_stack(process, &mut memory, thread, &mut new_frames);
+            events.extend(
+                new_frames
+                    .drain(..)
+                    .map(|(id, frame)| SamplerEvent::NewFrame(id, frame)),
+            );
+            self.new_frames = new_frames;
+            match stack {
                 Ok(frames) if frames.is_empty() => {}
-                Ok(frames) => samples.push(Sample {
-                    elapsed,
-                    thread: ThreadKey {
-                        python_id: thread.thread_id,
-                        os_id: thread.native_id,
-                    },
-                    frames,
-                    idle,
-                    holds_gil: thread.holds_gil,
-                }),
+                Ok(frames) => {
+                    samples += 1;
+                    events.push(SamplerEvent::Sample(Sample {
+                        elapsed,
+                        thread: ThreadKey {
+                            python_id: thread.thread_id,
+                            os_id: thread.native_id,
+                        },
+                        frames,
+                        idle,
+                        holds_gil: thread.holds_gil,
+                    }));
+                }
                 Err(_) => errors += 1,
             }
         }
+        self.threads = threads;
         self.activity.end_tick();
         self.walker.forget_unseen();
         self.prefetcher.finish(memory);
-        let count = samples.len() as u64;
-        let events = name_events
-            .into_iter()
-            .chain(
-                new_frames
-                    .into_iter()
-                    .map(|(id, f)| SamplerEvent::NewFrame(id, f)),
-            )
-            .chain(samples.into_iter().map(SamplerEvent::Sample))
-            .collect();
-        Ok(Tick {
-            events,
-            samples: count,
-            errors,
-        })
+        Ok(Tick { samples, errors })
     }
 
     /// Read a thread's stack consistently.

@@ -71,8 +71,9 @@ pub fn run(args: DumpArgs) -> Result<i32> {
 fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
     let pid = python.pid;
     let memory = python.memory;
-    let threads = python
-        .thread_states(&memory)
+    let mut threads = Vec::new();
+    python
+        .thread_states(&memory, &mut threads)
         .map_err(|e| read_error(pid, e))?;
     let names = python.thread_names();
     let mut walker = StackWalker::new();

@@ -4,7 +4,7 @@ use super::layout::{require, Layout, MissingField};
 use super::linetable::{LineTable, LineTableFormat};
 use super::objects::{ObjectError, ObjectReader};
 use super::version::Semantics;
-use crate::target::memory::{FieldReader, Memory, ReadError};
+use crate::target::memory::{FieldReader, Memory, ReadError, Regions};
 
 /// The fields of a code object that identify it, read in one go.
 ///
@@ -143,12 +143,13 @@ impl CodeReader {
         let len = self.header_len.min(256);
         scratch.clear();
         scratch.resize(addresses.len() * len, 0);
-        let mut regions: Vec<(u64, &mut [u8])> = addresses
+        let mut regions: Regions = addresses
             .iter()
             .copied()
             .zip(scratch.chunks_mut(len))
             .collect();
         let read = mem.read_regions(&mut regions);
+        drop(regions);
         if read < addresses.len() {
             return Err(ObjectError::Read(ReadError::Unmapped(addresses[read])));
         }

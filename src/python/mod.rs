@@ -146,13 +146,18 @@ impl PythonProcess<ProcessMemory> {
 }
 
 impl<M: Memory> PythonProcess<M> {
-    /// Every thread of every interpreter, with OS thread ids filled in where they can
-    /// be found, read through `mem` (the process's memory, or a tick's view of it).
-    pub fn thread_states(&mut self, mem: &impl Memory) -> Result<Vec<ThreadState>, ReadError> {
-        let mut threads = Vec::new();
+    /// Every thread of every interpreter into `threads` (emptied first), with OS thread
+    /// ids filled in where they can be found, read through `mem` (the process's memory,
+    /// or a tick's view of it).
+    pub fn thread_states(
+        &mut self,
+        mem: &impl Memory,
+        threads: &mut Vec<ThreadState>,
+    ) -> Result<(), ReadError> {
+        threads.clear();
         for interp in self.threads.interpreters(mem)? {
             let start = threads.len();
-            threads.extend(self.threads.threads(mem, interp)?);
+            self.threads.threads(mem, interp, threads)?;
             if let Some(gil) = &self.gil {
                 if let Some(holder) = gil.holder(mem, interp)? {
                     for thread in &mut threads[start..] {
@@ -161,8 +166,8 @@ impl<M: Memory> PythonProcess<M> {
                 }
             }
         }
-        self.native_ids.resolve(mem, self.pid, &mut threads);
-        Ok(threads)
+        self.native_ids.resolve(mem, self.pid, threads);
+        Ok(())
     }
 
     /// The names of the threads the `threading` module knows, by `thread_id`. Names

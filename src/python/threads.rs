@@ -7,10 +7,18 @@ use std::time::{Duration, Instant};
 use super::layout::{require, Layout, MissingField};
 use super::version::InterpreterRoot;
 use crate::target::binary::{Binary, Region};
+use smallvec::SmallVec;
+
 use crate::target::memory::{FieldReader, Memory, ReadError};
 
 /// Upper bound on threads per interpreter and on interpreters, against looping lists.
 const MAX_LIST_LEN: usize = 65_536;
+
+/// The addresses of a process's interpreters: almost always one, so kept inline.
+pub type Interpreters = SmallVec<[u64; 4]>;
+
+/// Bytes of a thread state read without allocating: more than any version needs.
+const INLINE_THREAD_STATE: usize = 512;
 
 /// One Python thread, as read from its `PyThreadState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +144,7 @@ impl ThreadReader {
 
     /// Addresses of every interpreter (the main one first). Empty while the runtime is
     /// not initialised.
-    pub fn interpreters(&self, mem: &impl Memory) -> Result<Vec<u64>, ReadError> {
+    pub fn interpreters(&self, mem: &impl Memory) -> Result<Interpreters, ReadError> {
         let first = match &self.root {
             RootAddress::Pointer(addr) => mem.read_u64(*addr)?,
             RootAddress::CurrentThread(addr) => self.current_interpreter(mem, *addr)?,
@@ -145,7 +153,7 @@ impl ThreadReader {
                 None => self.current_interpreter(mem, scan.current_thread)?,
             },
         };
-        let mut out = Vec::new();
+        let mut out = Interpreters::new();
         let mut interp = first;
         while interp != 0 && out.len() < MAX_LIST_LEN && !out.contains(&interp) {
             out.push(interp);
@@ -163,15 +171,22 @@ impl ThreadReader {
         }
     }
 
-    /// Every thread of interpreter `interp`, newest first (the main thread is last).
+    /// Append every thread of interpreter `interp` to `out`, newest first (the main
+    /// thread is last).
     ///
     /// Each thread state is read in one call. A thread whose `interp` field does not
     /// point back at `interp` ends the walk: the list changed under us.
-    pub fn threads(&self, mem: &impl Memory, interp: u64) -> Result<Vec<ThreadState>, ReadError> {
-        let mut out = Vec::new();
+    pub fn threads(
+        &self,
+        mem: &impl Memory,
+        interp: u64,
+        out: &mut Vec<ThreadState>,
+    ) -> Result<(), ReadError> {
         let mut address = mem.read_u64(interp + self.threads_head)?;
-        let mut buf = vec![0u8; self.read_len];
-        while address != 0 && out.len() < MAX_LIST_LEN {
+        let mut buf = SmallVec::<[u8; INLINE_THREAD_STATE]>::from_elem(0, self.read_len);
+        let mut count = 0;
+        while address != 0 && count < MAX_LIST_LEN {
+            count += 1;
             mem.read_into(address, &mut buf)?;
             if buf.u64_at(self.thread_interp) != interp {
                 break;
@@ -185,7 +200,7 @@ impl ThreadReader {
             });
             address = buf.u64_at(self.thread_next);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The innermost frame of the thread state at `tstate`, read afresh: comparing it

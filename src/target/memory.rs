@@ -7,6 +7,7 @@ use std::io::IoSliceMut;
 
 use nix::sys::uio::{process_vm_readv, RemoteIoVec};
 use nix::unistd::Pid;
+use smallvec::SmallVec;
 
 use super::prefetch::Phase;
 
@@ -26,6 +27,14 @@ pub enum ReadError {
     #[error("short read at {0:#x}")]
     Short(u64),
 }
+
+/// How many regions a batched read keeps inline, without allocating: more than one tick
+/// of a few threads reads.
+pub const INLINE_REGIONS: usize = 64;
+
+/// The regions of one batched read, `(address, buffer)` each: a tick gathers them
+/// anew for every batch, so they live on the stack unless there are very many.
+pub type Regions<'a> = SmallVec<[(u64, &'a mut [u8]); INLINE_REGIONS]>;
 
 /// Read access to the memory of some process.
 ///
@@ -97,20 +106,21 @@ impl Memory for ProcessMemory {
     fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
         let mut done = 0;
         for batch in regions.chunks_mut(MAX_IOVECS) {
-            let remote: Vec<RemoteIoVec> = batch
+            let remote: SmallVec<[RemoteIoVec; INLINE_REGIONS]> = batch
                 .iter()
                 .map(|(addr, buf)| RemoteIoVec {
                     base: *addr as usize,
                     len: buf.len(),
                 })
                 .collect();
-            let mut local: Vec<IoSliceMut> = batch
+            let mut local: SmallVec<[IoSliceMut; INLINE_REGIONS]> = batch
                 .iter_mut()
                 .map(|(_, buf)| IoSliceMut::new(buf))
                 .collect();
             // The kernel stops at the first region it cannot read: count the regions
             // the returned byte count covers completely.
             let mut left = process_vm_readv(self.pid, &mut local, &remote).unwrap_or(0);
+            drop(local);
             let complete = remote
                 .iter()
                 .take_while(|r| {

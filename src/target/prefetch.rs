@@ -18,7 +18,9 @@
 
 use std::cell::{Cell, RefCell};
 
-use super::memory::{Memory, ReadError};
+use smallvec::SmallVec;
+
+use super::memory::{Memory, ReadError, Regions};
 
 /// Which part of a tick a read belongs to. The batch reads the phases in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +58,10 @@ const REPLAN_EVERY: u32 = 64;
 /// How many regions that have become unreadable the batch skips (one extra system call
 /// each) before giving up on the rest of it.
 const MAX_SKIPS: usize = 4;
+
+/// How many regions of one [`TickMemory::read_regions`] call may miss the copy before
+/// their list is moved to the heap.
+const INLINE_MISSES: usize = 16;
 
 /// A region of the target read in the batch, and where its bytes are in the copy.
 #[derive(Debug, Clone)]
@@ -203,28 +209,30 @@ fn merge_into(plan: &mut Vec<(u64, usize)>, regions: &[(u64, usize)], budget: &m
 /// Fill `spans` from `live`, in order, in as few calls as possible: a region that can no
 /// longer be read (freed memory) is marked and skipped, up to [`MAX_SKIPS`] times.
 fn read_batch<M: Memory>(live: &M, bytes: &mut [u8], spans: &mut [Vec<Span>; PHASES]) {
-    let mut regions: Vec<(u64, &mut [u8])> = Vec::new();
+    let mut regions = Regions::new();
     let mut rest = bytes;
     for span in spans.iter().flatten() {
         let (head, tail) = rest.split_at_mut(span.len);
         regions.push((span.address, head));
         rest = tail;
     }
-    let mut unreadable = Vec::new();
+    // The regions skipped, and where the batch gave up on the rest, if it did.
+    let mut skipped = SmallVec::<[usize; MAX_SKIPS]>::new();
+    let mut gave_up_at = regions.len();
     let mut done = 0;
     while done < regions.len() {
         done += live.read_regions(&mut regions[done..]);
         if done < regions.len() {
-            unreadable.push(done);
-            done += 1;
-            if unreadable.len() > MAX_SKIPS {
-                unreadable.extend(done..regions.len());
+            if skipped.len() == MAX_SKIPS {
+                gave_up_at = done;
                 break;
             }
+            skipped.push(done);
+            done += 1;
         }
     }
     for (index, span) in spans.iter_mut().flatten().enumerate() {
-        span.readable = !unreadable.contains(&index);
+        span.readable = index < gave_up_at && !skipped.contains(&index);
     }
 }
 
@@ -361,8 +369,8 @@ impl<M: Memory> Memory for TickMemory<'_, M> {
     fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
         // Serve what the copy holds; read the rest from the process in one call.
         let count = regions.len();
-        let mut missed = Vec::new();
-        let mut live: Vec<(u64, &mut [u8])> = Vec::new();
+        let mut missed = SmallVec::<[usize; INLINE_MISSES]>::new();
+        let mut live = Regions::new();
         for (index, (address, buf)) in regions.iter_mut().enumerate() {
             match self.cached(*address, buf.len()) {
                 Some(copy) => buf.copy_from_slice(copy),
@@ -380,6 +388,7 @@ impl<M: Memory> Memory for TickMemory<'_, M> {
                 done = first_failed;
             }
         }
+        drop(live);
         let mut missed = missed.iter().peekable();
         for (index, (address, buf)) in regions[..done].iter().enumerate() {
             let live = missed.next_if_eq(&&index).is_some();
