@@ -13,6 +13,7 @@ use crossbeam_channel::Sender;
 use rustc_hash::FxHashMap;
 
 use crate::python::code::CodeHeader;
+use crate::python::code_headers::{CodeEpoch, CodeHeaders};
 use crate::python::frames::{RawFrame, WalkError};
 use crate::python::threads::ThreadState;
 use crate::python::PythonProcess;
@@ -410,7 +411,8 @@ impl StackReader {
         let live = process.memory;
         let mut memory = self.prefetcher.begin(&live);
         let mut threads = std::mem::take(&mut self.threads);
-        process.thread_states(&memory, &mut threads)?;
+        let interpreters = process.thread_states(&memory, &mut threads)?;
+        let epoch = process.code_epoch(&memory, &interpreters)?;
         self.refresh_names(process, &threads, events);
         let mut samples = 0;
         let mut errors = 0;
@@ -435,7 +437,7 @@ impl StackReader {
                 continue;
             }
             let mut new_frames = std::mem::take(&mut self.new_frames);
-            let stack = self.consistent_stack(process, &mut memory, thread, &mut new_frames);
+            let stack = self.consistent_stack(process, &mut memory, thread, epoch, &mut new_frames);
             events.extend(
                 new_frames
                     .drain(..)
@@ -482,11 +484,16 @@ impl StackReader {
         process: &PythonProcess,
         memory: &mut TickMemory<'_, ProcessMemory>,
         thread: &ThreadState,
+        epoch: Option<CodeEpoch>,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
-        let mut walked =
-            self.walker
-                .read(process, &*memory, thread.address, thread.frame, new_frames);
+        let mut walked = self.walker.read(
+            process,
+            &*memory,
+            (thread.address, thread.frame),
+            epoch,
+            new_frames,
+        );
         let mut retries = 0;
         while memory.stack_from_copy() {
             if walked.is_ok() {
@@ -502,9 +509,13 @@ impl StackReader {
             if start == 0 {
                 return Ok(Vec::new());
             }
-            walked = self
-                .walker
-                .read(process, &*memory, thread.address, start, new_frames);
+            walked = self.walker.read(
+                process,
+                &*memory,
+                (thread.address, start),
+                epoch,
+                new_frames,
+            );
         }
         let live = memory.live();
         let (checked, now) = self.checked(process, live, thread, walked)?;
@@ -513,7 +524,7 @@ impl StackReader {
         }
         let walked = self
             .walker
-            .read(process, live, thread.address, now, new_frames);
+            .read(process, live, (thread.address, now), epoch, new_frames);
         self.checked(process, live, thread, walked)?
             .0
             .ok_or(StackError::Changed)
@@ -609,7 +620,7 @@ pub struct StackWalker {
     headers: Vec<CodeHeader>,
     /// Index in `codes` of each code address.
     code_slot: FxHashMap<u64, u32>,
-    scratch: Vec<u8>,
+    code_headers: CodeHeaders,
     previous: FxHashMap<u64, PreviousStack>,
 }
 
@@ -630,17 +641,19 @@ impl StackWalker {
         StackWalker::default()
     }
 
-    /// Walk and symbolize the stack of thread `thread` (any value that identifies it)
-    /// whose innermost frame is `innermost`: frame ids, innermost first. Frames and code
-    /// headers are read through `mem`; what symbolizing a new code object needs (names,
+    /// Walk and symbolize the stack of a thread, given as (any value that identifies
+    /// the thread, its innermost frame): frame ids, innermost first. Frames and code
+    /// headers are read through `mem`; headers read since `epoch` (the interpreter's
+    /// count of freed code objects, read before this stack's frames; see
+    /// [`CodeHeaders`]) may be reused. What symbolizing a new code object needs (names,
     /// line table) is read from the process directly. Frames seen for the first time
     /// are appended to `new_frames`.
     pub fn read<M: Memory>(
         &mut self,
         process: &PythonProcess<M>,
         mem: &impl Memory,
-        thread: u64,
-        innermost: u64,
+        (thread, innermost): (u64, u64),
+        epoch: Option<CodeEpoch>,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
         self.raw.clear();
@@ -648,9 +661,8 @@ impl StackWalker {
         process.frames.walk(mem, innermost, &mut self.raw)?;
         mem.set_phase(Phase::Code);
         self.index_codes();
-        process
-            .code
-            .read_headers(mem, &self.codes, &mut self.scratch, &mut self.headers)
+        self.code_headers
+            .read(&process.code, mem, &self.codes, epoch, &mut self.headers)
             .map_err(SymbolizeError::from)?;
         let previous = self.previous.entry(thread).or_default();
         previous.seen = true;

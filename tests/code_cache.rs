@@ -1,9 +1,16 @@
 //! The code-object cache stays right when code objects are freed and their memory is
-//! reused by other functions.
+//! reused by other functions, and code headers are read again only when they must be.
 
 mod common;
 
-use common::{pyscry, script, Python, TempDir};
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use common::{pyscry, script, wait_until, Python, Target, TempDir};
+use pyscry::python::code_headers::CodeEpoch;
+use pyscry::python::{OpenError, PythonProcess};
+use pyscry::sampler::StackWalker;
+use pyscry::target::memory::{Memory, ReadError};
 
 fn churned_code_objects_are_never_confused(python: &Python) {
     let dir = TempDir::new(&format!("churn-{}", python.name));
@@ -87,3 +94,139 @@ fn churned_code_objects_are_never_confused(python: &Python) {
 }
 
 test_each_python!(churn, super::churned_code_objects_are_never_confused);
+
+/// A process's memory that notes the address of every read.
+struct Recording<'a> {
+    inner: &'a dyn Memory,
+    addresses: RefCell<Vec<u64>>,
+}
+
+impl Memory for Recording<'_> {
+    fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        self.addresses.borrow_mut().push(addr);
+        self.inner.read_into(addr, buf)
+    }
+
+    fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
+        let mut addresses = self.addresses.borrow_mut();
+        addresses.extend(regions.iter().map(|(addr, _)| *addr));
+        self.inner.read_regions(regions)
+    }
+}
+
+fn open(pid: u32) -> PythonProcess {
+    let start = Instant::now();
+    loop {
+        match PythonProcess::open(pid) {
+            Ok(process) => return process,
+            Err(OpenError::NotReady) if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => panic!("opening the target: {e}"),
+        }
+    }
+}
+
+/// The spinning thread's stack read once by `walker`, given the code epoch read just
+/// before: how many of its frames' code objects had their header read.
+fn headers_read(
+    process: &mut PythonProcess,
+    walker: &mut StackWalker,
+    epoch: Option<CodeEpoch>,
+) -> (usize, usize) {
+    let memory = process.memory;
+    let mut threads = Vec::new();
+    process.thread_states(&memory, &mut threads).unwrap();
+    let thread = threads
+        .iter()
+        .find(|t| t.frame != 0)
+        .expect("a thread with frames");
+    let recording = Recording {
+        inner: &memory,
+        addresses: RefCell::new(Vec::new()),
+    };
+    walker
+        .read(
+            &*process,
+            &recording,
+            (thread.address, thread.frame),
+            epoch,
+            &mut Vec::new(),
+        )
+        .expect("reading the spinning stack");
+    let mut codes: Vec<u64> = walker
+        .last_stack(thread.address)
+        .unwrap()
+        .iter()
+        .map(|frame| frame.code)
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let read = recording.addresses.borrow();
+    let reread = codes.iter().filter(|code| read.contains(code)).count();
+    (reread, codes.len())
+}
+
+fn epoch_of(process: &mut PythonProcess) -> Option<CodeEpoch> {
+    let memory = process.memory;
+    let interpreters = process.thread_states(&memory, &mut Vec::new()).unwrap();
+    process.code_epoch(&memory, &interpreters).unwrap()
+}
+
+/// Where the interpreter counts freed code objects (3.14+), a stack's code headers are
+/// read once and reused while the count stays put, and read again once it moves; other
+/// versions read them for every stack.
+fn headers_are_read_again_only_when_code_objects_were_freed(python: &Python) {
+    let mut target = Target::start(python, &script("steady_stack.py"), &[]);
+    target.wait_for_line("ready");
+    let mut process = open(target.pid());
+    let mut walker = StackWalker::new();
+    let counts = python.version() >= (3, 14);
+
+    let epoch = epoch_of(&mut process);
+    assert_eq!(epoch.is_some(), counts, "{}: {epoch:?}", python.name);
+    let (first, codes) = headers_read(&mut process, &mut walker, epoch);
+    assert!(codes >= 3, "{}: only {codes} code objects", python.name);
+    assert_eq!(
+        first, codes,
+        "{}: the first read reads every header",
+        python.name
+    );
+    let (second, _) = headers_read(&mut process, &mut walker, epoch);
+    let expected = if counts { 0 } else { codes };
+    assert_eq!(
+        second, expected,
+        "{}: headers read again with no code object freed",
+        python.name
+    );
+    if !counts {
+        return;
+    }
+
+    let signalled = std::process::Command::new("kill")
+        .args(["-USR1", &target.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    target.wait_for_line("freed");
+    let mut moved = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            moved = epoch_of(&mut process).filter(|now| Some(*now) != epoch);
+            moved.is_some()
+        }),
+        "{}: freeing code objects did not move the count",
+        python.name
+    );
+    let (third, codes) = headers_read(&mut process, &mut walker, moved);
+    assert_eq!(
+        third, codes,
+        "{}: headers not read again after code objects were freed",
+        python.name
+    );
+}
+
+test_each_python!(
+    header_reuse,
+    super::headers_are_read_again_only_when_code_objects_were_freed
+);

@@ -85,7 +85,13 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
             if thread.frame == 0 {
                 break;
             }
-            result = walker.read(python, &memory, thread.address, thread.frame, &mut frames);
+            result = walker.read(
+                python,
+                &memory,
+                (thread.address, thread.frame),
+                None,
+                &mut frames,
+            );
             if result.is_ok() {
                 break;
             }

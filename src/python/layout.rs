@@ -100,6 +100,8 @@ pub struct InterpreterOffsets {
     pub ceval_gil: Option<u64>,
     /// `modules` / `imports.modules`: the `sys.modules` dict.
     pub modules: Option<u64>,
+    /// `_code_object_generation` (3.14+): how many code objects the interpreter freed.
+    pub code_object_generation: Option<u64>,
 }
 
 /// Offsets in `struct _gil_runtime_state`.

@@ -5,6 +5,7 @@
 //! version rule is in [`version`].
 
 pub mod code;
+pub mod code_headers;
 pub mod debug_offsets;
 pub mod dict;
 pub mod discover;
@@ -22,13 +23,14 @@ use std::collections::HashMap;
 use crate::error::Error;
 use crate::target::memory::{Memory, ProcessMemory, ReadError};
 use code::CodeReader;
+use code_headers::CodeEpoch;
 use discover::{discover, DiscoveryError};
 use frames::FrameReader;
 use gil::GilReader;
 use layout::{require_symbol, Layout, MissingField};
 use objects::{ObjectReader, TypeAddresses};
 use thread_names::ThreadNameReader;
-use threads::{NativeIdResolver, ThreadReader, ThreadState};
+use threads::{Interpreters, NativeIdResolver, ThreadReader, ThreadState};
 use version::{Flavour, PythonVersion, Semantics, StringModel};
 
 /// A Python process, ready to be read: its version and the readers set up for it.
@@ -148,14 +150,15 @@ impl PythonProcess<ProcessMemory> {
 impl<M: Memory> PythonProcess<M> {
     /// Every thread of every interpreter into `threads` (emptied first), with OS thread
     /// ids filled in where they can be found, read through `mem` (the process's memory,
-    /// or a tick's view of it).
+    /// or a tick's view of it). Returns the interpreters' addresses.
     pub fn thread_states(
         &mut self,
         mem: &impl Memory,
         threads: &mut Vec<ThreadState>,
-    ) -> Result<(), ReadError> {
+    ) -> Result<Interpreters, ReadError> {
         threads.clear();
-        for interp in self.threads.interpreters(mem)? {
+        let interpreters = self.threads.interpreters(mem)?;
+        for &interp in &interpreters {
             let start = threads.len();
             self.threads.threads(mem, interp, threads)?;
             if let Some(gil) = &self.gil {
@@ -167,7 +170,24 @@ impl<M: Memory> PythonProcess<M> {
             }
         }
         self.native_ids.resolve(mem, self.pid, threads);
-        Ok(())
+        Ok(interpreters)
+    }
+
+    /// The count of freed code objects of the process's one interpreter, read through
+    /// `mem` (see [`code_headers`]); `None` where the version keeps no count, or where
+    /// there are several interpreters, whose counts say nothing of each other's objects.
+    pub fn code_epoch(
+        &self,
+        mem: &impl Memory,
+        interpreters: &[u64],
+    ) -> Result<Option<CodeEpoch>, ReadError> {
+        let &[interp] = interpreters else {
+            return Ok(None);
+        };
+        Ok(self
+            .code
+            .generation(mem, interp)?
+            .map(|generation| CodeEpoch { interp, generation }))
     }
 
     /// The names of the threads the `threading` module knows, by `thread_id`. Names
