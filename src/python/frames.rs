@@ -109,8 +109,8 @@ impl FrameReader {
         innermost: u64,
         out: &mut Vec<RawFrame>,
     ) -> Result<(), WalkError> {
-        let mut buf = [0u8; 128];
-        let buf = &mut buf[..self.read_len.min(128)];
+        let mut scratch = [0u8; 128];
+        let scratch = &mut scratch[..self.read_len.min(128)];
         let mut address = innermost;
         let mut steps = 0;
         while address != 0 {
@@ -118,11 +118,11 @@ impl FrameReader {
             if steps > MAX_DEPTH {
                 return Err(WalkError::TooDeep);
             }
-            mem.read_into(address, buf)?;
-            if let Some(frame) = self.decode(address, buf) {
-                out.push(frame);
+            let frame = mem.read_lent(address, scratch)?;
+            if let Some(decoded) = self.decode(address, frame) {
+                out.push(decoded);
             }
-            address = buf.u64_at(self.previous);
+            address = frame.u64_at(self.previous);
         }
         Ok(())
     }

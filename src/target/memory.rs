@@ -44,6 +44,13 @@ pub trait Memory {
     /// Fill `buf` with the bytes at `addr` in the target, or fail without partial data.
     fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError>;
 
+    /// The `scratch.len()` bytes at `addr`: read into `scratch`, or lent from a copy the
+    /// memory already holds (a tick's batch), which saves copying them once more.
+    fn read_lent<'s>(&'s self, addr: u64, scratch: &'s mut [u8]) -> Result<&'s [u8], ReadError> {
+        self.read_into(addr, scratch)?;
+        Ok(scratch)
+    }
+
     /// Fill each `(address, buffer)` region, in order, as far as possible; returns how
     /// many leading regions were read completely. A live process does this in one
     /// system call, so the cost is that of one read, not of `regions.len()`.

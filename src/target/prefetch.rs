@@ -338,6 +338,22 @@ impl<'a, M: Memory> TickMemory<'a, M> {
         misses[self.phase.get() as usize] += 1;
         self.misses.set(misses);
     }
+
+    /// The copy of `len` bytes at `address`, noted for the next plan, if the batch
+    /// holds it for the current phase.
+    fn served_copy(&self, address: u64, len: usize) -> Option<&[u8]> {
+        let copy = self.cached(address, len)?;
+        self.record(address, len, false);
+        Some(copy)
+    }
+
+    /// Read `buf` from the process, noting it for the next plan.
+    fn read_live(&self, address: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        self.count_miss();
+        self.live.read_into(address, buf)?;
+        self.record(address, buf.len(), true);
+        Ok(())
+    }
 }
 
 impl<M: Memory> Memory for TickMemory<'_, M> {
@@ -351,19 +367,21 @@ impl<M: Memory> Memory for TickMemory<'_, M> {
     }
 
     fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-        let live = match self.cached(addr, buf.len()) {
-            Some(copy) => {
-                buf.copy_from_slice(copy);
-                false
-            }
-            None => {
-                self.count_miss();
-                self.live.read_into(addr, buf)?;
-                true
-            }
-        };
-        self.record(addr, buf.len(), live);
+        match self.served_copy(addr, buf.len()) {
+            Some(copy) => buf.copy_from_slice(copy),
+            None => self.read_live(addr, buf)?,
+        }
         Ok(())
+    }
+
+    fn read_lent<'s>(&'s self, addr: u64, scratch: &'s mut [u8]) -> Result<&'s [u8], ReadError> {
+        match self.served_copy(addr, scratch.len()) {
+            Some(copy) => Ok(copy),
+            None => {
+                self.read_live(addr, scratch)?;
+                Ok(scratch)
+            }
+        }
     }
 
     fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
