@@ -13,10 +13,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pyscry::python::{OpenError, PythonProcess};
+use pyscry::commands::attach::{open_python, Opened};
+use pyscry::python::PythonProcess;
 use pyscry::sampler::{Mode, SamplerEvent, StackReader};
 
 /// A running target; killed when dropped.
@@ -75,15 +77,9 @@ fn start_target(depth: usize, threads: usize) -> Target {
 }
 
 fn open(pid: u32) -> PythonProcess {
-    let start = Instant::now();
-    loop {
-        match PythonProcess::open(pid) {
-            Ok(process) => return process,
-            Err(OpenError::NotReady) if start.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("opening the target: {e}"),
-        }
+    match open_python(pid, None, &AtomicBool::new(false)).expect("opening the target") {
+        Opened::Ready(process) => *process,
+        Opened::ExitedEarly => unreachable!("only a launched program exits early"),
     }
 }
 

@@ -4,11 +4,13 @@
 mod common;
 
 use std::cell::RefCell;
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use common::{pyscry, script, wait_until, Python, Target, TempDir};
+use pyscry::commands::attach::{open_python, Opened};
 use pyscry::python::code_headers::CodeEpoch;
-use pyscry::python::{OpenError, PythonProcess};
+use pyscry::python::PythonProcess;
 use pyscry::sampler::StackWalker;
 use pyscry::target::memory::{Memory, ReadError};
 
@@ -115,15 +117,9 @@ impl Memory for Recording<'_> {
 }
 
 fn open(pid: u32) -> PythonProcess {
-    let start = Instant::now();
-    loop {
-        match PythonProcess::open(pid) {
-            Ok(process) => return process,
-            Err(OpenError::NotReady) if start.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(e) => panic!("opening the target: {e}"),
-        }
+    match open_python(pid, None, &AtomicBool::new(false)).expect("opening the target") {
+        Opened::Ready(process) => *process,
+        Opened::ExitedEarly => unreachable!("only a launched program exits early"),
     }
 }
 
