@@ -96,11 +96,17 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
     };
     let started = Instant::now();
     let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
-    let status = StatusLine::new();
+    let mut status = StatusLine::new();
     let stats = Arc::clone(&sampler.stats);
     loop {
         match events_rx.recv_timeout(STATUS_INTERVAL) {
-            Ok(event) => profile.add_event(event),
+            // The sampler sends in bursts: take the whole burst before looking up.
+            Ok(event) => {
+                profile.add_event(event);
+                events_rx
+                    .try_iter()
+                    .for_each(|event| profile.add_event(event));
+            }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
@@ -256,20 +262,29 @@ fn local_timestamp() -> String {
     )
 }
 
-/// The one-line live status on stderr, shown only when stderr is a terminal.
+/// The one-line live status on stderr, shown only when stderr is a terminal, and
+/// rewritten at most every [`STATUS_INTERVAL`].
 struct StatusLine {
     enabled: bool,
+    shown_at: Option<Duration>,
 }
 
 impl StatusLine {
     fn new() -> StatusLine {
         StatusLine {
             enabled: std::io::stderr().is_terminal(),
+            shown_at: None,
         }
     }
 
-    fn update(&self, elapsed: Duration, stats: &SamplerStats) {
-        if self.enabled {
+    /// Show the counters at `elapsed` since the start, unless they were shown less than
+    /// [`STATUS_INTERVAL`] ago.
+    fn update(&mut self, elapsed: Duration, stats: &SamplerStats) {
+        let due = self
+            .shown_at
+            .is_none_or(|at| elapsed.saturating_sub(at) >= STATUS_INTERVAL);
+        if self.enabled && due {
+            self.shown_at = Some(elapsed);
             eprint!(
                 "\r\x1b[2Kpyscry: {:.1} s, {} samples, {} errors",
                 elapsed.as_secs_f64(),
@@ -283,5 +298,32 @@ impl StatusLine {
         if self.enabled {
             eprint!("\r\x1b[2K");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_is_redrawn_at_most_every_interval() {
+        let mut status = StatusLine {
+            enabled: true,
+            shown_at: None,
+        };
+        let stats = SamplerStats::default();
+        let ms = Duration::from_millis;
+        for (elapsed, shown) in [
+            (0, 0),
+            (100, 0),
+            (249, 0),
+            (250, 250),
+            (260, 250),
+            (600, 600),
+        ] {
+            status.update(ms(elapsed), &stats);
+            assert_eq!(status.shown_at, Some(ms(shown)), "at {elapsed} ms");
+        }
+        status.clear();
     }
 }
