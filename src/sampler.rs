@@ -414,6 +414,7 @@ impl StackReader {
         let interpreters = process.thread_states(&memory, &mut threads)?;
         let epoch = process.code_epoch(&memory, &interpreters)?;
         self.refresh_names(process, &threads, events);
+        let mut new_frames = std::mem::take(&mut self.new_frames);
         let mut samples = 0;
         let mut errors = 0;
         for thread in &threads {
@@ -436,14 +437,12 @@ impl StackReader {
             if !wanted {
                 continue;
             }
-            let mut new_frames = std::mem::take(&mut self.new_frames);
             let stack = self.consistent_stack(process, &mut memory, thread, epoch, &mut new_frames);
             events.extend(
                 new_frames
                     .drain(..)
                     .map(|(id, frame)| SamplerEvent::NewFrame(id, frame)),
             );
-            self.new_frames = new_frames;
             match stack {
                 Ok(frames) if frames.is_empty() => {}
                 Ok(frames) => {
@@ -463,6 +462,7 @@ impl StackReader {
             }
         }
         self.threads = threads;
+        self.new_frames = new_frames;
         self.activity.end_tick();
         self.walker.forget_unseen();
         self.prefetcher.finish(memory);

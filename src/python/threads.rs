@@ -4,11 +4,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::layout::{require, Layout, MissingField};
 use super::version::InterpreterRoot;
 use crate::target::binary::{Binary, Region};
-use smallvec::SmallVec;
-
 use crate::target::memory::{FieldReader, Memory, ReadError};
 
 /// Upper bound on threads per interpreter and on interpreters, against looping lists.
