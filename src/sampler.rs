@@ -461,9 +461,10 @@ impl StackReader {
                 Err(_) => errors += 1,
             }
         }
+        self.activity
+            .end_tick(threads.iter().filter_map(|thread| thread.native_id));
         self.threads = threads;
         self.new_frames = new_frames;
-        self.activity.end_tick();
         self.walker.forget_unseen();
         self.prefetcher.finish(memory);
         Ok(Tick { samples, errors })

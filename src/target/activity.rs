@@ -100,7 +100,8 @@ fn wchan_names_a_sleeping_thread() -> bool {
 #[derive(Debug)]
 struct StateFile {
     file: File,
-    seen: bool,
+    /// In the thread list of the current tick.
+    present: bool,
     /// State read by [`ThreadActivity::snapshot`] for the current tick.
     snapshot: Option<bool>,
 }
@@ -132,24 +133,29 @@ impl ThreadActivity {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(StateFile {
                 file: File::open(format!("/proc/{pid}/task/{tid}/{}", source.file_name())).ok()?,
-                seen: false,
+                present: true,
                 snapshot: None,
             }),
         };
-        state.seen = true;
         state
             .snapshot
             .take()
             .or_else(|| read_running(source, &state.file))
     }
 
-    /// Forget threads not asked about since the previous call (they have exited), so
-    /// their files are closed, and drop any snapshot. Call once per tick, after the
-    /// queries.
-    pub fn end_tick(&mut self) {
+    /// Forget threads that are not among `present`, the threads of this tick (they have
+    /// exited), so their files are closed, and drop any snapshot. Call once per tick,
+    /// after the queries. A thread that was not asked about this tick (it held the GIL)
+    /// keeps its file: opening it again costs more than several reads.
+    pub fn end_tick(&mut self, present: impl IntoIterator<Item = u32>) {
+        for tid in present {
+            if let Some(state) = self.threads.get_mut(&tid) {
+                state.present = true;
+            }
+        }
         self.threads.retain(|_, state| {
             state.snapshot = None;
-            std::mem::take(&mut state.seen)
+            std::mem::take(&mut state.present)
         });
     }
 }
@@ -196,7 +202,13 @@ mod tests {
         assert_eq!(thread_state(std::process::id(), sleeper_tid), Some('S'));
         let mut activity = ThreadActivity::new(std::process::id());
         assert_eq!(activity.is_running(sleeper_tid), Some(false));
-        activity.end_tick();
+        activity.end_tick([sleeper_tid]);
+        // Present at the next tick but not asked about (as when it holds the GIL): its
+        // file stays open.
+        activity.end_tick([sleeper_tid]);
+        assert!(activity.threads.contains_key(&sleeper_tid));
+        activity.end_tick([]);
+        assert!(activity.threads.is_empty());
         sleeper.join().unwrap();
         assert_eq!(activity.is_running(sleeper_tid), None);
     }
