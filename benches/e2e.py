@@ -29,7 +29,8 @@ profilers' resident memory over time; its target sleeps 1 ms after each batch of
 (mostly idle, so that a long run, --memory-only --memory-run 3600 --no-pyspy for an
 hour, leaves the machine to other measurements; wall mode samples it all the same).
 --paired-slowdown N measures only the target's slowdown, finer than single runs can:
-N pairs of 5 s windows with and without each profiler, at each rate.
+N pairs of 50 ms windows with and without each profiler (and, as a control, with
+nothing in either), at each rate, with the two sharing the CPUs and on separate ones.
 
 Every child gets PR_SET_PDEATHSIG(SIGKILL) and is killed on exit or on a signal; the
 targets also exit by themselves after a while: no process is ever left behind.
@@ -78,8 +79,13 @@ def die_with_parent():
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def spawn(argv, **kwargs):
-    proc = subprocess.Popen(argv, preexec_fn=die_with_parent, **kwargs)
+def spawn(argv, cpus=None, **kwargs):
+    """Start a child that dies with this script, on `cpus` if given (its threads too)."""
+    def setup():
+        die_with_parent()
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+    proc = subprocess.Popen(argv, preexec_fn=setup, **kwargs)
     children.append(proc)
     return proc
 
@@ -344,39 +350,84 @@ def measure(profilers, python, repeats, workdir):
     return results
 
 
-PAIRED_WINDOW = 5  # seconds of each window of the paired slowdown run
+PAIRED_WINDOW = 0.05  # seconds of each window of the paired slowdown run
+PAIRED_SETTLE = 0.01  # seconds between starting or stopping the profiler and a window
+PAIRED_TRIM = 0.1  # share of pairs cut at each end for the trimmed mean
+BOOTSTRAP = 1000  # resamples for the confidence interval
 
 
-def paired_slowdown(profiler, python, pairs, workdir):
-    """The target's slowdown under `profiler` at each rate, resolved below the noise of
-    single runs: PAIRS pairs of windows, one with the profiler attached and one without,
-    in random order within each pair (so that drift in the machine's speed cancels).
-    Per rate: mean, median and standard error of the per-pair slowdowns (percent)."""
+def paired_slowdown(profiler, python, pairs, workdir, separate_cpus):
+    """The target's slowdown under `profiler` (None: under nothing, the method's own
+    zero) at each rate, resolved below the noise of single runs.
+
+    The host's speed here changes by up to 1.8x from one second to the next, so windows
+    with and without the profiler must be short and interleaved: one recording runs for
+    the whole measurement and is stopped and continued (SIGSTOP, SIGCONT: the profiler,
+    never the target, which a non-blocking profiler does not pause) around PAIRS pairs
+    of PAIRED_WINDOW windows, in random order within each pair. With `separate_cpus`,
+    the target runs on CPU 1 and the profiler on CPU 0, so that what is measured is the
+    profiler's interference (memory, page tables, locks), not the two sharing a CPU.
+    Per rate: the trimmed mean of the per-pair slowdowns (percent) with a bootstrap 95 %
+    interval, and the median."""
     out = {}
     order = random.Random(0)
     target = Target(python, 30, 1, workdir)
     try:
+        if separate_cpus:
+            pin(target.pid, {1})
         for rate in RATES:
-            log(f"paired slowdown, {pairs} pairs of {PAIRED_WINDOW} s: {profiler.name} "
-                f"at {rate} Hz")
+            name = profiler.name if profiler else "nothing"
+            log(f"paired slowdown, {pairs} pairs of {PAIRED_WINDOW} s, "
+                f"{'separate CPUs' if separate_cpus else 'CPUs shared'}: {name} at {rate} Hz")
+            proc = None
+            if profiler:
+                output = os.path.join(workdir, "paired-out")
+                proc = spawn(profiler.command(target.pid, rate, TARGET_LIFETIME, output),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             cpus={0} if separate_cpus else None)
+                time.sleep(2)  # attached and sampling
+                proc.send_signal(signal.SIGSTOP)
             slowdowns = []
-            for _ in range(pairs):
-                rates = {}
-                for attached in order.sample([False, True], 2):
-                    if attached:
-                        run = run_profiler(profiler, target, rate, PAIRED_WINDOW, workdir)
-                        rates[True] = run["work"]
-                    else:
-                        time.sleep(0.5)
-                        rates[False] = target.rate_over(PAIRED_WINDOW - 0.7)
-                slowdowns.append(100 * (1 - rates[True] / rates[False]))
-            out[rate] = {"mean": statistics.mean(slowdowns),
+            try:
+                for _ in range(pairs):
+                    rates = {}
+                    for attached in order.sample([False, True], 2):
+                        if attached and proc:
+                            proc.send_signal(signal.SIGCONT)
+                        time.sleep(PAIRED_SETTLE)
+                        rates[attached] = target.rate_over(PAIRED_WINDOW)
+                        if attached and proc:
+                            proc.send_signal(signal.SIGSTOP)
+                    slowdowns.append(100 * (1 - rates[True] / rates[False]))
+            finally:
+                if proc:
+                    proc.send_signal(signal.SIGCONT)
+                    kill(proc)
+            resampled = random.Random(1)
+            trimmed = sorted(trimmed_mean([resampled.choice(slowdowns) for _ in slowdowns])
+                             for _ in range(BOOTSTRAP))
+            out[rate] = {"trimmed": trimmed_mean(slowdowns),
+                         "low": trimmed[int(BOOTSTRAP * 0.025)],
+                         "high": trimmed[int(BOOTSTRAP * 0.975) - 1],
                          "median": statistics.median(slowdowns),
-                         "stderr": statistics.stdev(slowdowns) / len(slowdowns) ** 0.5,
                          "pairs": len(slowdowns)}
     finally:
         target.close()
     return out
+
+
+def trimmed_mean(values):
+    """The mean of `values` without the PAIRED_TRIM share at each end: pairs that
+    straddle a change in the host's speed say nothing about the profiler."""
+    values = sorted(values)
+    cut = int(len(values) * PAIRED_TRIM)
+    return statistics.mean(values[cut:len(values) - cut])
+
+
+def pin(pid, cpus):
+    """Run every thread of `pid` on `cpus` only."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), cpus)
 
 
 MEMORY_POINTS = [2, 10, 60, 600]  # seconds at which the memory run reports VmRSS
@@ -476,13 +527,15 @@ def report(results, memory, paired, names, header):
         lines += cpu_tables(results, names, threads_of)
     if paired:
         lines += ["", f"Target slowdown, depth 30, from pairs of {PAIRED_WINDOW} s windows "
-                  "with and without the profiler (percent; ± one standard error):", "",
-                  "| profiler | rate (Hz) | mean | median | pairs |",
-                  "|---|---:|---:|---:|---:|"]
-        for name, by_rate in paired.items():
+                  "with and without the profiler (percent; trimmed mean of the pairs, "
+                  f"{PAIRED_TRIM:.0%} cut at each end, and its bootstrap 95 % interval):", "",
+                  "| profiler | CPUs | rate (Hz) | slowdown | 95 % interval | median | pairs |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        for (name, placement), by_rate in paired.items():
             for rate, r in by_rate.items():
-                lines.append(f"| {name} | {rate} | {r['mean']:.2f} ± {r['stderr']:.2f} | "
-                             f"{r['median']:.2f} | {r['pairs']} |")
+                lines.append(f"| {name} | {placement} | {rate} | {r['trimmed']:.2f} | "
+                             f"{r['low']:.2f} to {r['high']:.2f} | {r['median']:.2f} | "
+                             f"{r['pairs']} |")
     if memory:
         points = [k for k in next(iter(memory.values())) if k not in ("peak", "ticks")]
         lines += ["", f"Resident memory over a {MEMORY_RUN} s recording at 1 kHz, depth 30 "
@@ -551,8 +604,14 @@ def main():
         try:
             results = measure(profilers, python, args.repeats, workdir)
             memory = memory_over_time(profilers[:2], python, workdir) if MEMORY_RUN else {}
-            paired = {p.name: paired_slowdown(p, python, args.paired_slowdown, workdir)
-                      for p in profilers[:2]} if args.paired_slowdown else {}
+            paired = {}
+            placements = [("shared", False)] + ([("separate", True)]
+                                                 if os.cpu_count() > 1 else [])
+            for profiler in [None] + profilers[:2] if args.paired_slowdown else []:
+                for placement, separate in placements:
+                    name = profiler.name if profiler else "nothing (the method's zero)"
+                    paired[name, placement] = paired_slowdown(
+                        profiler, python, args.paired_slowdown, workdir, separate)
         finally:
             kill_all()
     load = os.getloadavg()
