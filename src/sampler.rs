@@ -667,6 +667,9 @@ impl StackWalker {
             .map_err(SymbolizeError::from)?;
         let previous = self.previous.entry(thread).or_default();
         previous.seen = true;
+        // Runs of frames share a code object (recursion): compare each pair of headers
+        // once per run, not once per frame.
+        let mut same_headers = None;
         let unchanged = self
             .raw
             .iter()
@@ -674,8 +677,16 @@ impl StackWalker {
             .rev()
             .zip(previous.raw.iter().zip(&previous.slots).rev())
             .take_while(|((now, &slot), (before, &before_slot))| {
-                now == before
-                    && self.headers[slot as usize] == previous.headers[before_slot as usize]
+                if now != before {
+                    return false;
+                }
+                if same_headers != Some((slot, before_slot)) {
+                    if self.headers[slot as usize] != previous.headers[before_slot as usize] {
+                        return false;
+                    }
+                    same_headers = Some((slot, before_slot));
+                }
+                true
             })
             .count();
         let changed = self.raw.len() - unchanged;
