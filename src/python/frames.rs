@@ -110,7 +110,11 @@ impl FrameReader {
         out: &mut Vec<RawFrame>,
     ) -> Result<(), WalkError> {
         let mut scratch = [0u8; 128];
-        let scratch = &mut scratch[..self.read_len.min(128)];
+        let len = self.read_len.min(128);
+        let scratch = &mut scratch[..len];
+        // The region the memory lent for the last frame, `(start address, bytes)`:
+        // frames next to it are decoded from there.
+        let mut lent: (u64, &[u8]) = (0, &[]);
         let mut address = innermost;
         let mut steps = 0;
         while address != 0 {
@@ -118,7 +122,21 @@ impl FrameReader {
             if steps > MAX_DEPTH {
                 return Err(WalkError::TooDeep);
             }
-            let frame = mem.read_lent(address, scratch)?;
+            let in_lent = address
+                .checked_sub(lent.0)
+                .and_then(|skip| usize::try_from(skip).ok())
+                .filter(|&skip| skip.saturating_add(len) <= lent.1.len());
+            let frame = match in_lent {
+                Some(skip) => &lent.1[skip..skip + len],
+                None => match mem.lend_around(address, len) {
+                    Some(region) => {
+                        lent = region;
+                        let skip = (address - region.0) as usize;
+                        &region.1[skip..skip + len]
+                    }
+                    None => mem.read_lent(address, scratch)?,
+                },
+            };
             if let Some(decoded) = self.decode(address, frame) {
                 out.push(decoded);
             }

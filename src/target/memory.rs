@@ -51,6 +51,14 @@ pub trait Memory {
         Ok(scratch)
     }
 
+    /// A copy the memory already holds (a tick's batch) of a region around the `len`
+    /// bytes at `addr`: its start address and bytes. A walk over structures that sit
+    /// close together (3.11+ frames, stacked in a chunk) then decodes the next ones
+    /// from there without a call per structure. `None` when there is no such copy.
+    fn lend_around(&self, _addr: u64, _len: usize) -> Option<(u64, &[u8])> {
+        None
+    }
+
     /// Fill each `(address, buffer)` region, in order, as far as possible; returns how
     /// many leading regions were read completely. A live process does this in one
     /// system call, so the cost is that of one read, not of `regions.len()`.

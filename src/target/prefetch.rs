@@ -298,6 +298,14 @@ impl<'a, M: Memory> TickMemory<'a, M> {
 
     /// The copy of `len` bytes at `address`, if the current phase's batch holds them.
     fn cached(&self, address: u64, len: usize) -> Option<&[u8]> {
+        let span = self.span_holding(address, len)?;
+        let start = span.offset + (address - span.address) as usize;
+        Some(&self.bytes[start..start + len])
+    }
+
+    /// The region of the current phase's batch that holds the `len` bytes at `address`,
+    /// if the copy may serve them; marked as having served a read.
+    fn span_holding(&self, address: u64, len: usize) -> Option<&Span> {
         if !self.copy_usable() {
             return None;
         }
@@ -322,7 +330,7 @@ impl<'a, M: Memory> TickMemory<'a, M> {
             return None;
         }
         span.served.set(true);
-        Some(&self.bytes[span.offset + skip..span.offset + skip + len])
+        Some(span)
     }
 
     /// Note a read for the next plan: one that went to the process, or any if the tick
@@ -382,6 +390,19 @@ impl<M: Memory> Memory for TickMemory<'_, M> {
                 Ok(scratch)
             }
         }
+    }
+
+    /// The whole batch region around the bytes, but not on the ticks that note every
+    /// read for the next plan: reads served from a lent region are not noted one by one.
+    fn lend_around(&self, addr: u64, len: usize) -> Option<(u64, &[u8])> {
+        if self.record_every_read {
+            return None;
+        }
+        let span = self.span_holding(addr, len)?;
+        Some((
+            span.address,
+            &self.bytes[span.offset..span.offset + span.len],
+        ))
     }
 
     fn read_regions(&self, regions: &mut [(u64, &mut [u8])]) -> usize {
@@ -485,6 +506,52 @@ mod tests {
         assert_eq!(tick.read_u64(addr(&*value)), Ok(5));
         assert_eq!(tick.read_u64(addr(&*fresh)), Ok(2));
         assert_eq!(tick.misses.get()[Phase::Frames as usize], 1);
+    }
+
+    #[test]
+    fn a_planned_region_is_lent_whole_except_when_every_read_is_noted() {
+        let frames = Box::new([1u64, 2, 3, 4]);
+        let thread = Box::new(5u64);
+        let new_thread = Box::new(6u64);
+        let live = Counting::new();
+        let mut prefetcher = Prefetcher::new();
+        let tick = prefetcher.begin(&live);
+        tick.read_u64(addr(&*thread)).unwrap();
+        tick.set_phase(Phase::Frames);
+        assert_eq!(
+            tick.lend_around(addr(&frames[1]), 8),
+            None,
+            "nothing planned yet"
+        );
+        let mut buf = [0u8; 32];
+        tick.read_into(addr(&frames[0]), &mut buf).unwrap();
+        prefetcher.finish(tick);
+
+        let tick = prefetcher.begin(&live);
+        tick.read_u64(addr(&*thread)).unwrap();
+        tick.set_phase(Phase::Frames);
+        let (start, bytes) = tick.lend_around(addr(&frames[2]), 8).expect("lent");
+        let skip = (addr(&frames[2]) - start) as usize;
+        assert_eq!(bytes[skip..skip + 8], 3u64.to_le_bytes());
+        assert!(start <= addr(&frames[0]) && bytes.len() >= 32);
+        assert_eq!(tick.total_misses(), 0);
+        prefetcher.finish(tick);
+
+        // A tick that notes every read for the next plan lends nothing.
+        prefetcher.age = REPLAN_EVERY - 1;
+        let tick = prefetcher.begin(&live);
+        tick.read_u64(addr(&*thread)).unwrap();
+        tick.set_phase(Phase::Frames);
+        assert_eq!(tick.lend_around(addr(&frames[2]), 8), None);
+        tick.read_into(addr(&frames[0]), &mut buf).unwrap();
+        prefetcher.finish(tick);
+
+        // Once the thread list was read live, the frames' copy is older than it.
+        let tick = prefetcher.begin(&live);
+        tick.read_u64(addr(&*new_thread)).unwrap();
+        tick.set_phase(Phase::Frames);
+        assert_eq!(tick.lend_around(addr(&frames[2]), 8), None);
+        tick.read_u64(addr(&*thread)).unwrap();
     }
 
     #[test]
