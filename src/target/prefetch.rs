@@ -551,7 +551,6 @@ mod tests {
         tick.read_u64(addr(&*new_thread)).unwrap();
         tick.set_phase(Phase::Frames);
         assert_eq!(tick.lend_around(addr(&frames[2]), 8), None);
-        tick.read_u64(addr(&*thread)).unwrap();
     }
 
     #[test]
