@@ -132,9 +132,10 @@ impl CodeReader {
         })
     }
 
-    /// Read the headers of the code objects at `addresses` in one go (one system call
-    /// for a live process) into `out`, checking that each is a code object. `scratch`
-    /// is a buffer kept between calls.
+    /// Read the headers of the code objects at `addresses` into `out`, checking that
+    /// each is a code object. Headers the memory already holds (a tick's batch) are
+    /// parsed where they lie; the rest are read in one go (one system call for a live
+    /// process) into `scratch`, a buffer kept between calls.
     pub fn read_headers(
         &self,
         mem: &impl Memory,
@@ -143,20 +144,27 @@ impl CodeReader {
         out: &mut Vec<CodeHeader>,
     ) -> Result<(), ObjectError> {
         let len = self.header_len.min(256);
+        out.clear();
+        for &address in addresses {
+            let Some((start, region)) = mem.lend_around(address, len) else {
+                break;
+            };
+            let skip = (address - start) as usize;
+            out.push(self.parse_header(address, &region[skip..skip + len])?);
+        }
+        let rest = &addresses[out.len()..];
+        if rest.is_empty() {
+            return Ok(());
+        }
         scratch.clear();
-        scratch.resize(addresses.len() * len, 0);
-        let mut regions: Regions = addresses
-            .iter()
-            .copied()
-            .zip(scratch.chunks_mut(len))
-            .collect();
+        scratch.resize(rest.len() * len, 0);
+        let mut regions: Regions = rest.iter().copied().zip(scratch.chunks_mut(len)).collect();
         let read = mem.read_regions(&mut regions);
         drop(regions);
-        if read < addresses.len() {
-            return Err(ObjectError::Read(ReadError::Unmapped(addresses[read])));
+        if read < rest.len() {
+            return Err(ObjectError::Read(ReadError::Unmapped(rest[read])));
         }
-        out.clear();
-        for (&address, buf) in addresses.iter().zip(scratch.chunks(len)) {
+        for (&address, buf) in rest.iter().zip(scratch.chunks(len)) {
             out.push(self.parse_header(address, buf)?);
         }
         Ok(())

@@ -71,9 +71,9 @@ impl GilReader {
         let len = self.locked.max(self.last_holder) + 8;
         let mut buf = [0u8; 64];
         let buf = &mut buf[..(len as usize).min(64)];
-        mem.read_into(gil, buf)?;
-        Ok((buf.u32_at(self.locked) != 0)
-            .then(|| buf.u64_at(self.last_holder))
+        let state = mem.read_lent(gil, buf)?;
+        Ok((state.u32_at(self.locked) != 0)
+            .then(|| state.u64_at(self.last_holder))
             .filter(|&t| t != 0))
     }
 }

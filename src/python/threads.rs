@@ -187,18 +187,18 @@ impl ThreadReader {
         let mut count = 0;
         while address != 0 && count < MAX_LIST_LEN {
             count += 1;
-            mem.read_into(address, &mut buf)?;
-            if buf.u64_at(self.thread_interp) != interp {
+            let state = mem.read_lent(address, &mut buf)?;
+            if state.u64_at(self.thread_interp) != interp {
                 break;
             }
             out.push(ThreadState {
                 address,
-                thread_id: buf.u64_at(self.thread_id),
-                native_id: self.native_id.map(|o| buf.u32_at(o)),
-                frame: self.follow_link(mem, buf.u64_at(self.link_offset()))?,
+                thread_id: state.u64_at(self.thread_id),
+                native_id: self.native_id.map(|o| state.u32_at(o)),
+                frame: self.follow_link(mem, state.u64_at(self.link_offset()))?,
                 holds_gil: false,
             });
-            address = buf.u64_at(self.thread_next);
+            address = state.u64_at(self.thread_next);
         }
         Ok(())
     }
