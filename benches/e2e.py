@@ -31,12 +31,18 @@ hour, leaves the machine to other measurements; wall mode samples it all the sam
 --paired-slowdown N measures only the target's slowdown, finer than single runs can:
 N pairs of 50 ms windows with and without each profiler (and, as a control, with
 nothing in either), at each rate, with the two sharing the CPUs and on separate ones.
+--floor measures only how far pyscry is above the machine's floor: on the one-thread
+workloads, pyscry's CPU per tick (marginal, as above) against that of a C loop
+(benches/floor.c, built with gcc) that sleeps to each tick and makes the very
+process_vm_readv call a pyscry tick makes (regions taken from strace), and against
+sleeping alone.
 
 Every child gets PR_SET_PDEATHSIG(SIGKILL) and is killed on exit or on a signal; the
 targets also exit by themselves after a while: no process is ever left behind.
 """
 
 import argparse
+import collections
 import ctypes
 import datetime
 import os
@@ -327,7 +333,7 @@ def measure(profilers, python, repeats, workdir):
                         long = run_profiler(profiler, target, rate, LONG, workdir)
                         extra = long["ticks"] - short["ticks"]
                         if extra > 0:
-                            cpu_per_tick.append((long["cpu"] - short["cpu"]) / extra * 1e6)
+                            cpu_per_tick.append(marginal_cpu(short, long))
                         cpu_total.append(long["cpu"] / max(long["ticks"], 1) * 1e6)
                         # Extra ticks over extra wall time: start-up cancels out.
                         achieved.append(extra / (long["wall"] - short["wall"]))
@@ -348,6 +354,11 @@ def measure(profilers, python, repeats, workdir):
             finally:
                 target.close()
     return results
+
+
+def marginal_cpu(short, long):
+    """CPU µs per tick of the ticks `long` made beyond `short`: start-up cancels out."""
+    return (long["cpu"] - short["cpu"]) / (long["ticks"] - short["ticks"]) * 1e6
 
 
 PAIRED_WINDOW = 0.05  # seconds of each window of the paired slowdown run
@@ -428,6 +439,75 @@ def pin(pid, cpus):
     """Run every thread of `pid` on `cpus` only."""
     for task in os.listdir(f"/proc/{pid}/task"):
         os.sched_setaffinity(int(task), cpus)
+
+
+FLOOR_SOURCE = ROOT / "benches" / "floor.c"
+
+
+def floor_tools(workdir):
+    """The floor program, built into `workdir`, or None with the reason."""
+    for tool in ("gcc", "strace"):
+        if not shutil.which(tool):
+            return None, f"floor: {tool} not found; the floor comparison is skipped"
+    binary = os.path.join(workdir, "floor")
+    built = subprocess.run(["gcc", "-O2", "-o", binary, str(FLOOR_SOURCE)],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        return None, f"floor: building {FLOOR_SOURCE.name} failed:\n{built.stderr}"
+    return binary, None
+
+
+def tick_regions(target, workdir):
+    """The regions of the target one pyscry tick reads, as floor.c takes them
+    (`ADDR+LEN,...`): those of the most frequent process_vm_readv call of a short
+    recording (in a steady state, each tick's batch reads the same regions)."""
+    trace = os.path.join(workdir, "strace")
+    subprocess.run(["strace", "-f", "-s", "64", "-e", "trace=process_vm_readv", "-o", trace]
+                   + Pyscry().command(target.pid, 1000, 1, os.path.join(workdir, "out")),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    calls = [line for line in Path(trace).read_text().splitlines()
+             if "process_vm_readv(" in line and "iov_base=0x" in line]
+    if not calls:
+        raise RuntimeError("no process_vm_readv call found in the trace of pyscry")
+    batches = collections.Counter(
+        tuple(re.findall(r"iov_base=0x([0-9a-f]+), iov_len=(\d+)", call)) for call in calls)
+    remote = batches.most_common(1)[0][0]
+    return ",".join(f"{address}+{length}" for address, length in remote), len(remote)
+
+
+def floor_cpu(binary, target, rate, seconds, regions):
+    """CPU µs per tick of floor.c at `rate` (its own getrusage, like wait4's): reading
+    `regions` each tick, or only sleeping if None."""
+    out = subprocess.run([binary, str(rate), str(seconds), str(target.pid), "0",
+                          regions or "0", "0"], capture_output=True, text=True, check=True)
+    return float(re.search(r": ([\d.]+) us CPU per tick", out.stdout).group(1))
+
+
+def floor_comparison(binary, python, repeats, workdir):
+    """rows[(workload, rate)] = medians of pyscry's marginal CPU per tick, floor.c's with
+    the same reads, and floor.c's sleeping alone; all runs interleaved."""
+    rows = {}
+    for label, depth, threads, vary in WORKLOADS:
+        if threads != 1:
+            continue  # floor.c does not read the /proc files of waiting threads
+        target = Target(python, depth, threads, workdir, vary)
+        try:
+            regions, pieces = tick_regions(target, workdir)
+            for rate in RATES:
+                log(f"floor: {label} at {rate} Hz ({pieces} pieces)")
+                pyscry, same, sleep = [], [], []
+                for _ in range(repeats):
+                    short = run_profiler(Pyscry(), target, rate, SHORT, workdir)
+                    long = run_profiler(Pyscry(), target, rate, LONG, workdir)
+                    if long["ticks"] > short["ticks"]:
+                        pyscry.append(marginal_cpu(short, long))
+                    same.append(floor_cpu(binary, target, rate, LONG, regions))
+                    sleep.append(floor_cpu(binary, target, rate, LONG, None))
+                rows[label, rate] = {"pyscry": median(pyscry), "same": median(same),
+                                     "sleep": median(sleep), "pieces": pieces}
+        finally:
+            target.close()
+    return rows
 
 
 MEMORY_POINTS = [2, 10, 60, 600]  # seconds at which the memory run reports VmRSS
@@ -520,11 +600,22 @@ def cpu_tables(results, names, threads_of):
     return lines
 
 
-def report(results, memory, paired, names, header):
+def report(results, memory, paired, floor, names, header):
     lines = header[:]
     threads_of = {label: threads for label, _, threads, _ in WORKLOADS}
     if results:
         lines += cpu_tables(results, names, threads_of)
+    if floor:
+        lines += ["", "pyscry against the machine's floor: CPU µs per tick of pyscry "
+                  "(marginal), of a C loop making the same process_vm_readv call each tick, "
+                  "and of the same loop only sleeping (medians):", "",
+                  "| workload | rate (Hz) | pieces read | pyscry | same reads from C | "
+                  "sleeping only | pyscry above the same reads |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for (label, rate), r in floor.items():
+            above = r["pyscry"] - r["same"] if r["pyscry"] is not None else None
+            lines.append(f"| {label} | {rate} | {r['pieces']} | {fmt(r['pyscry'], 1)} | "
+                         f"{r['same']:.1f} | {r['sleep']:.1f} | {fmt(above, 1)} |")
     if paired:
         lines += ["", f"Target slowdown, depth 30, from pairs of {PAIRED_WINDOW} s windows "
                   "with and without the profiler (percent; trimmed mean of the pairs, "
@@ -569,11 +660,14 @@ def main():
     parser.add_argument("--paired-slowdown", type=int, default=0, metavar="PAIRS",
                         help="instead of the tables, measure the target's slowdown from "
                         "PAIRS pairs of windows with and without each profiler")
+    parser.add_argument("--floor", action="store_true",
+                        help="instead of the tables, compare pyscry with a C loop making "
+                        "the same reads (needs gcc and strace)")
     args = parser.parse_args()
     MEMORY_RUN = args.memory_run
     if args.memory_only or args.paired_slowdown:
         WORKLOADS = []
-    if args.paired_slowdown:
+    if args.paired_slowdown or args.floor:
         MEMORY_RUN = 0
     if args.quick:
         WORKLOADS, RATES, MEMORY_RUN = WORKLOADS[:1], [1000], 0
@@ -592,8 +686,8 @@ def main():
     profilers = [Pyscry()]
     notes = []
     pyspy = None
-    if args.no_pyspy:
-        notes.append("py-spy: not run (--no-pyspy)")
+    if args.no_pyspy or args.floor:
+        notes.append("py-spy: not run (" + ("--floor" if args.floor else "--no-pyspy") + ")")
     else:
         pyspy, why = install_pyspy()
         if pyspy:
@@ -602,7 +696,14 @@ def main():
             notes.append(why)
     with tempfile.TemporaryDirectory(prefix="pyscry-e2e-") as workdir:
         try:
-            results = measure(profilers, python, args.repeats, workdir)
+            floor = {}
+            if args.floor:
+                binary, why = floor_tools(workdir)
+                if binary:
+                    floor = floor_comparison(binary, python, args.repeats, workdir)
+                else:
+                    notes.append(why)
+            results = {} if args.floor else measure(profilers, python, args.repeats, workdir)
             memory = memory_over_time(profilers[:2], python, workdir) if MEMORY_RUN else {}
             paired = {}
             placements = [("shared", False)] + ([("separate", True)]
@@ -625,7 +726,7 @@ def main():
         f"repeats: {args.repeats} (medians); short run {SHORT} s, long run {LONG} s; "
         f"total time {time.monotonic() - started:.0f} s",
     ] + [f"note: {n}" for n in notes]
-    print(report(results, memory, paired, [p.name for p in profilers], header))
+    print(report(results, memory, paired, floor, [p.name for p in profilers], header))
 
 
 if __name__ == "__main__":
