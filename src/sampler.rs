@@ -470,6 +470,12 @@ impl StackReader {
         Ok(Tick { samples, errors })
     }
 
+    /// The threads found by the last [`StackReader::read`], those without Python code
+    /// included; their stacks are the samples that read produced.
+    pub fn threads(&self) -> &[ThreadState] {
+        &self.threads
+    }
+
     /// Read a thread's stack consistently.
     ///
     /// A stack read entirely from the tick's batch was read within one system call, in

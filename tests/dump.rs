@@ -146,6 +146,75 @@ fn dump_three_threads(python: &Python) {
 
 test_each_python!(three_threads, super::dump_three_threads);
 
+/// Dumps of a stack whose top changes every few microseconds (`call_churn.py`, a call
+/// about every 10 µs) are stacks the program can have: its functions in calling order,
+/// each one called by a function that calls it. Read one frame per system call, a dump
+/// mixed frames of different moments (half of them impossible on 3.11); read as
+/// `record` reads, all frames in one call, they hold together.
+fn dump_under_call_churn(python: &Python) {
+    const DUMPS: usize = 20;
+    // (callee, caller) pairs that call_churn.py makes.
+    const CALLS: [(&str, &str); 6] = [
+        ("leaf", "main"),
+        ("leaf", "one"),
+        ("one", "main"),
+        ("one", "two"),
+        ("two", "main"),
+        ("main", "<module>"),
+    ];
+    let target = Target::start(python, &script("call_churn.py"), &["120", "1000"]);
+    let pid = target.pid().to_string();
+    // The main thread's function names and whether its stack could not be read, or
+    // the error of a dump that failed.
+    let stack = || {
+        let out = run_pyscry(&["dump", "--pid", &pid, "--json"]);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+        let thread = dump["threads"][0].clone();
+        let names: Vec<String> = thread["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|frame| frame["name"].as_str().unwrap().to_string())
+            .collect();
+        Ok((names, thread["error"].is_string()))
+    };
+    // Until the interpreter has started (it may not even be loaded yet) and runs the
+    // script's loop.
+    let mut started = false;
+    for _ in 0..100 {
+        if stack().is_ok_and(|(names, _)| names.iter().any(|name| name == "main")) {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(started, "{}: main() never seen", python.name);
+    let (mut impossible, mut failed) = (Vec::new(), 0);
+    for _ in 0..DUMPS {
+        let (names, error) =
+            stack().unwrap_or_else(|stderr| panic!("{}: dump failed: {stderr}", python.name));
+        if error {
+            failed += 1;
+        } else if !names
+            .windows(2)
+            .all(|pair| CALLS.contains(&(pair[0].as_str(), pair[1].as_str())))
+        {
+            impossible.push(names);
+        }
+    }
+    assert!(
+        impossible.len() <= 2 && failed <= 2,
+        "{}: of {DUMPS} dumps, {failed} failed and these are impossible: {impossible:?}",
+        python.name
+    );
+    assert!(matches!(target.state(), 'R' | 'S'), "target left stopped");
+}
+
+test_each_python!(under_churn, super::dump_under_call_churn);
+
 /// 3.13.18 (Debian sid) read with the table generated from 3.13.0's headers: its
 /// `_Py_DebugOffsets` correct what moved between the patch releases (the thread state
 /// grew), and the stacks are still exact.

@@ -1,7 +1,9 @@
 //! `pyscry dump`: every thread's Python stack, right now.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -9,13 +11,15 @@ use super::attach::{open_python, Opened};
 use crate::cli::DumpArgs;
 use crate::error::{Error, Result};
 use crate::python::{read_error, PythonProcess};
-use crate::sampler::StackWalker;
+use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
 use crate::target::activity::thread_state;
 use crate::target::process;
 
-/// How many times a thread whose stack changed while being read is read again.
-const ATTEMPTS: usize = 5;
+/// Most reads of the process a dump makes. The first one reads stack by stack and
+/// learns where the stacks are; the next ones read them all in one system call, as
+/// `record` does from its second tick on, until every thread's stack was read whole.
+const READS: usize = 5;
 
 /// One thread in a dump.
 #[derive(Debug, Serialize)]
@@ -70,51 +74,60 @@ pub fn run(args: DumpArgs) -> Result<i32> {
 
 fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
     let pid = python.pid;
-    let memory = python.memory;
-    let mut threads = Vec::new();
-    python
-        .thread_states(&memory, &mut threads)
-        .map_err(|e| read_error(pid, e))?;
-    let names = python.thread_names();
-    let mut walker = StackWalker::new();
-    let mut frames = Vec::new();
-    let mut dumps = Vec::new();
-    for thread in &threads {
-        let mut result = Ok(Vec::new());
-        for _ in 0..ATTEMPTS {
-            if thread.frame == 0 {
-                break;
-            }
-            result = walker.read(
-                python,
-                &memory,
-                (thread.address, thread.frame),
-                None,
-                &mut frames,
-            );
-            if result.is_ok() {
-                break;
+    let mut reader = StackReader::new(python, Mode::Wall);
+    let mut known = HashMap::new();
+    let mut stacks = HashMap::new();
+    let mut events = Vec::new();
+    for read in 1..=READS {
+        events.clear();
+        reader
+            .read(python, Duration::ZERO, &mut events)
+            .map_err(|e| read_error(pid, e))?;
+        stacks.clear();
+        for event in events.drain(..) {
+            match event {
+                SamplerEvent::NewFrame(id, frame) => {
+                    known.insert(id, frame);
+                }
+                SamplerEvent::Sample(sample) => {
+                    stacks.insert(sample.thread.python_id, sample.frames);
+                }
+                SamplerEvent::ThreadName { .. } => {}
             }
         }
-        let table: std::collections::HashMap<_, _> = frames.iter().cloned().collect();
-        let (frames, error) = match result {
-            Ok(ids) => (ids.iter().map(|id| table[id].clone()).collect(), None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
-        };
-        dumps.push(ThreadDump {
-            thread_id: thread.thread_id,
-            native_id: thread.native_id,
-            name: names.get(&thread.thread_id).cloned(),
-            status: match thread.native_id.and_then(|tid| thread_state(pid, tid)) {
-                Some('R') => "running",
-                Some(_) => "idle",
-                None => "unknown",
-            },
-            holds_gil: thread.holds_gil,
-            frames,
-            error,
-        });
+        let whole = reader
+            .threads()
+            .iter()
+            .all(|thread| thread.frame == 0 || stacks.contains_key(&thread.thread_id));
+        if read > 1 && whole {
+            break;
+        }
     }
+    let names = python.thread_names();
+    let dumps = reader
+        .threads()
+        .iter()
+        .map(|thread| {
+            let (frames, error) = match stacks.get(&thread.thread_id) {
+                Some(ids) => (ids.iter().map(|id| known[id].clone()).collect(), None),
+                None if thread.frame == 0 => (Vec::new(), None),
+                None => (Vec::new(), Some(StackError::Changed.to_string())),
+            };
+            ThreadDump {
+                thread_id: thread.thread_id,
+                native_id: thread.native_id,
+                name: names.get(&thread.thread_id).cloned(),
+                status: match thread.native_id.and_then(|tid| thread_state(pid, tid)) {
+                    Some('R') => "running",
+                    Some(_) => "idle",
+                    None => "unknown",
+                },
+                holds_gil: thread.holds_gil,
+                frames,
+                error,
+            }
+        })
+        .collect();
     Ok(ProcessDump {
         pid,
         command: process::command_line(pid),
