@@ -61,6 +61,9 @@ pub struct Sample {
     pub elapsed: Duration,
     /// Which thread.
     pub thread: ThreadKey,
+    /// The address of the thread state read: a thread that runs code in several
+    /// interpreters has a thread state, and a stack, in each.
+    pub thread_state: u64,
     /// Frame ids, innermost first.
     pub frames: Vec<FrameId>,
     /// The thread used no CPU since the previous tick (only ever set in wall mode).
@@ -453,6 +456,7 @@ impl StackReader {
                             python_id: thread.thread_id,
                             os_id: thread.native_id,
                         },
+                        thread_state: thread.address,
                         frames,
                         idle,
                         holds_gil: thread.holds_gil,

@@ -90,7 +90,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
                     known.insert(id, frame);
                 }
                 SamplerEvent::Sample(sample) => {
-                    stacks.insert(sample.thread.python_id, sample.frames);
+                    stacks.insert(sample.thread_state, sample.frames);
                 }
                 SamplerEvent::ThreadName { .. } => {}
             }
@@ -98,7 +98,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         let whole = reader
             .threads()
             .iter()
-            .all(|thread| thread.frame == 0 || stacks.contains_key(&thread.thread_id));
+            .all(|thread| thread.frame == 0 || stacks.contains_key(&thread.address));
         if read > 1 && whole {
             break;
         }
@@ -108,7 +108,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         .threads()
         .iter()
         .map(|thread| {
-            let (frames, error) = match stacks.get(&thread.thread_id) {
+            let (frames, error) = match stacks.get(&thread.address) {
                 Some(ids) => (ids.iter().map(|id| known[id].clone()).collect(), None),
                 None if thread.frame == 0 => (Vec::new(), None),
                 None => (Vec::new(), Some(StackError::Changed.to_string())),

@@ -231,6 +231,7 @@ mod tests {
         SamplerEvent::Sample(Sample {
             elapsed: Duration::ZERO,
             thread,
+            thread_state: 0,
             frames: frames.to_vec(),
             idle,
             holds_gil: false,
