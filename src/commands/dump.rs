@@ -76,6 +76,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
     let pid = python.pid;
     let mut reader = StackReader::new(python, Mode::Wall);
     let mut known = HashMap::new();
+    let mut names = HashMap::new();
     let mut stacks = HashMap::new();
     let mut events = Vec::new();
     for read in 1..=READS {
@@ -92,7 +93,9 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
                 SamplerEvent::Sample(sample) => {
                     stacks.insert(sample.thread_state, sample.frames);
                 }
-                SamplerEvent::ThreadName { .. } => {}
+                SamplerEvent::ThreadName { python_id, name } => {
+                    names.insert(python_id, name);
+                }
             }
         }
         let whole = reader
@@ -103,7 +106,6 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
             break;
         }
     }
-    let names = python.thread_names();
     let dumps = reader
         .threads()
         .iter()
