@@ -277,6 +277,9 @@ fn record(label: &str, args: &[&str], tail: &[&Path], env: &[(&str, &Path)]) -> 
         "{label}: record failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Shown only if the test fails: what pyscry said (ticks, samples, errors) explains
+    // a recording that came back empty.
+    eprintln!("{label}: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::read_to_string(&out_path).unwrap()
 }
 
