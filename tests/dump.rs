@@ -173,9 +173,11 @@ fn dump_under_call_churn(python: &Python) {
         }
         let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
         let thread = dump["threads"][0].clone();
-        let names: Vec<String> = thread["frames"]
-            .as_array()
-            .unwrap()
+        // While the interpreter starts there may be no thread yet.
+        let Some(frames) = thread["frames"].as_array() else {
+            return Err(format!("no thread in {dump}"));
+        };
+        let names: Vec<String> = frames
             .iter()
             .map(|frame| frame["name"].as_str().unwrap().to_string())
             .collect();
