@@ -118,6 +118,7 @@ ROWS = [
     ("frame", "tlbc_index", "offsetof(_PyInterpreterFrame, tlbc_index)", both(ver("3.14"), FT)),
     ("frame", "stacktop", "offsetof(_PyInterpreterFrame, stacktop)", ver("3.11", "3.13")),
     ("frame", "stackpointer", "offsetof(_PyInterpreterFrame, stackpointer)", ver("3.14")),
+    ("frame", "funcobj", "offsetof(_PyInterpreterFrame, f_funcobj)", ver("3.14")),
     ("frame", "localsplus", "offsetof(_PyInterpreterFrame, localsplus)", ver("3.11")),
     ("frame", "size", "sizeof(PyFrameObject)", ver(None, "3.10")),
     ("frame", "size", "sizeof(_PyInterpreterFrame)", ver("3.11")),

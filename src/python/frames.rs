@@ -1,7 +1,8 @@
 //! Walking one thread's chain of Python frames.
 
 use super::layout::{require, Layout, MissingField};
-use super::version::FrameModel;
+use super::running::{FramePage, RunMarkField};
+use super::version::{FrameModel, RunMark};
 use crate::target::memory::{FieldReader, Memory, ReadError};
 
 /// Deepest stack we follow; deeper chains are treated as torn (a loop).
@@ -55,6 +56,8 @@ pub struct FrameReader {
     position: u64,
     owner: Option<u64>,
     tlbc_index: Option<u64>,
+    /// Where a frame says whether it still runs (3.11+).
+    run_mark: Option<RunMarkField>,
     read_len: usize,
 }
 
@@ -64,16 +67,26 @@ impl FrameReader {
         let f = &layout.frame;
         let previous = require(f.previous, "frame.previous")?;
         let code = require(f.code, "frame.code")?;
-        let (position, owner) = match model {
-            FrameModel::FrameObjects { .. } => (require(f.lasti, "frame.lasti")?, None),
+        let (position, owner, run_mark) = match model {
+            FrameModel::FrameObjects { .. } => (require(f.lasti, "frame.lasti")?, None, None),
             FrameModel::InterpreterFrames {
-                first_shim_owner, ..
+                first_shim_owner,
+                run_mark,
+                ..
             } => (
                 require(f.instr, "frame.instr")?,
                 match first_shim_owner {
                     Some(_) => Some(require(f.owner, "frame.owner")?),
                     None => None,
                 },
+                Some(match run_mark {
+                    RunMark::StacktopMinusOne => {
+                        RunMarkField::Stacktop(require(f.stacktop, "frame.stacktop")?)
+                    }
+                    RunMark::FuncobjCleared => {
+                        RunMarkField::Funcobj(require(f.funcobj, "frame.funcobj")?)
+                    }
+                }),
             ),
         };
         let tlbc_index = f.tlbc_index;
@@ -81,6 +94,7 @@ impl FrameReader {
             .into_iter()
             .chain(owner)
             .chain(tlbc_index)
+            .chain(run_mark.map(RunMarkField::offset))
             .max()
             .unwrap_or(0)
             + 8;
@@ -91,6 +105,7 @@ impl FrameReader {
             position,
             owner,
             tlbc_index,
+            run_mark,
             read_len: read_len as usize,
         })
     }
@@ -102,7 +117,10 @@ impl FrameReader {
     }
 
     /// Walk from `innermost` outwards, appending the Python frames to `out` (innermost
-    /// first). Shim frames that run no Python code are skipped.
+    /// first). Shim frames that run no Python code are skipped. When the frames are in a
+    /// copy taken at one instant (a tick's batch), the walk starts from the frame that
+    /// ran then, which may differ from `innermost` if that was read a little earlier
+    /// (see [`super::running`]).
     pub fn walk(
         &self,
         mem: &impl Memory,
@@ -116,6 +134,19 @@ impl FrameReader {
         // frames next to it are decoded from there.
         let mut lent: (u64, &[u8]) = (0, &[]);
         let mut address = innermost;
+        if let Some(mark) = self.run_mark {
+            if let Some(region) = mem.lend_around(innermost, len) {
+                lent = region;
+                address = FramePage {
+                    start: region.0,
+                    bytes: region.1,
+                    frame_len: len,
+                    previous: self.previous,
+                    mark,
+                }
+                .running_frame(innermost);
+            }
+        }
         let mut steps = 0;
         while address != 0 {
             steps += 1;
@@ -159,6 +190,7 @@ impl FrameReader {
             FrameModel::InterpreterFrames {
                 code_tag_mask,
                 first_shim_owner,
+                ..
             } => {
                 if let (Some(offset), Some(first_shim)) = (self.owner, first_shim_owner) {
                     if buf.u8_at(offset) >= first_shim {

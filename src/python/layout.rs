@@ -166,6 +166,10 @@ pub struct FrameOffsets {
     pub is_entry: Option<u64>,
     /// `tlbc_index` (3.14t).
     pub tlbc_index: Option<u64>,
+    /// `stacktop` (3.11–3.13).
+    pub stacktop: Option<u64>,
+    /// `f_funcobj` (3.14+).
+    pub funcobj: Option<u64>,
     /// `sizeof` the frame struct.
     pub size: Option<u64>,
 }

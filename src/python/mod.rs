@@ -14,6 +14,7 @@ pub mod gil;
 pub mod layout;
 pub mod linetable;
 pub mod objects;
+pub mod running;
 pub mod thread_names;
 pub mod threads;
 pub mod version;

@@ -165,8 +165,29 @@ pub enum FrameModel {
         /// Frames with an owner at or above this value are C-stack or interpreter shims,
         /// not Python code (`None` when the version has none).
         first_shim_owner: Option<u8>,
+        /// What in a frame's own fields tells whether it still runs.
+        run_mark: RunMark,
     },
 }
+
+/// What in a 3.11+ frame's own fields tells a frame that still runs from one left in its
+/// slot after it returned, which 3.11+ does not erase (see [`super::running`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMark {
+    /// 3.11–3.13: the running frame's `stacktop` is -1 (its stack pointer is in a C
+    /// local of the eval loop, which sets -1 when it resumes a frame); a frame that has
+    /// made a Python call, or has returned, saved its stack pointer there (0 or more).
+    StacktopMinusOne,
+    /// 3.14+: clearing a frame that has returned ends by setting its `f_funcobj` to the
+    /// null stack reference, whose bits are [`NULL_STACKREF`]; a frame still on the
+    /// stack holds its function there. (3.14 no longer marks the running frame but in
+    /// debug builds.)
+    FuncobjCleared,
+}
+
+/// The bits of `PyStackRef_NULL` (3.14+): the reference tag alone (`Py_TAG_REFCNT`, or
+/// `Py_TAG_DEFERRED` in free-threaded builds, both 1).
+pub const NULL_STACKREF: u64 = 1;
 
 /// How `str` objects (file and function names) are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +259,11 @@ impl Semantics {
                     // 3.12 and 3.13: owner 3 is FRAME_OWNED_BY_CSTACK; 3.14 adds
                     // FRAME_OWNED_BY_INTERPRETER as 3 and moves CSTACK to 4.
                     first_shim_owner: (minor >= 12).then_some(3),
+                    run_mark: if minor <= 13 {
+                        RunMark::StacktopMinusOne
+                    } else {
+                        RunMark::FuncobjCleared
+                    },
                 },
             },
             strings: if py2 {
