@@ -14,7 +14,6 @@
 //! copied frames then lead to the frame that ran when the page was copied: down the
 //! pointer's chain past frames that have returned, up through callees pushed since.
 
-use memchr::memmem;
 use smallvec::SmallVec;
 
 use super::version::NULL_STACKREF;
@@ -27,6 +26,11 @@ const MAX_NEW_CALLS: usize = 4;
 /// How many frames of the pointer's chain are looked at: returns made between the two
 /// copies.
 const MAX_RETURNS: usize = 8;
+
+/// How far above a 3.14+ frame its callee's link is looked for: from a frame bigger
+/// than this (128 words, its locals and stack included), a callee pushed since the
+/// pointer was read is not found.
+const MAX_FRAME_BYTES: usize = 1024;
 
 /// The frame fields a [`RunMark`](super::version::RunMark) is read from, as offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +81,7 @@ impl FramePage<'_> {
     pub fn running_frame(&self, pointer: u64) -> u64 {
         match self.mark {
             RunMarkField::Stacktop(_) => self.marked_running(pointer),
-            RunMarkField::Funcobj(_) => self.newest_unreturned(pointer),
+            RunMarkField::Funcobj(_) => self.newest_unreturned(pointer).unwrap_or(pointer),
         }
     }
 
@@ -102,37 +106,44 @@ impl FramePage<'_> {
     }
 
     /// 3.14+: the first frame of the pointer's chain that has not returned, then up
-    /// through callees that have not returned either. `pointer` when every frame of the
-    /// chain has returned.
-    fn newest_unreturned(&self, pointer: u64) -> u64 {
-        let chain = self.chain(pointer);
-        let Some(mut frame) = chain
-            .iter()
-            .copied()
-            .find(|&frame| self.state(frame) != Some(FrameState::Returned))
-        else {
-            return pointer;
-        };
+    /// through callees that have not returned either. `None` when the page does not hold
+    /// that frame, or [`MAX_RETURNS`] frames have returned.
+    fn newest_unreturned(&self, pointer: u64) -> Option<u64> {
+        let mut frame = pointer;
+        let mut returned = 0;
+        while self.state(frame)? == FrameState::Returned {
+            returned += 1;
+            if returned == MAX_RETURNS {
+                return None;
+            }
+            frame = self.previous(frame)?;
+        }
         for _ in 0..MAX_NEW_CALLS {
             match self.unreturned_callee(frame) {
                 Some(callee) => frame = callee,
                 None => break,
             }
         }
-        frame
+        Some(frame)
     }
 
     /// A frame above `caller` that links to it and has not returned. A callee goes
-    /// where the thread's frame stack ended, just past its caller's frame; the frames
-    /// found there that have returned are earlier calls.
+    /// where the thread's frame stack ended, just past its caller's frame, so the first
+    /// frame above `caller` that links to it is in the callee's slot: the callee, or one
+    /// that returned from an earlier call. (Before that slot lies the caller's own stack,
+    /// which holds objects, not frame addresses, but for what an earlier, smaller frame
+    /// in the same place may have left: then no callee is found.)
     fn unreturned_callee(&self, caller: u64) -> Option<u64> {
-        let from = usize::try_from(caller.checked_sub(self.start)?).ok()? + self.frame_len;
-        let link = caller.to_le_bytes();
-        memmem::find_iter(self.bytes.get(from..)?, &link)
-            .map(|at| self.start + (from + at) as u64)
-            .filter_map(|at| at.checked_sub(self.previous))
-            .filter(|&frame| frame % 8 == 0 && frame >= caller + self.frame_len as u64)
-            .find(|&frame| self.state(frame) == Some(FrameState::Unmarked))
+        let skip = usize::try_from(caller.checked_sub(self.start)?).ok()?;
+        // Frames are 8-byte aligned: the candidates are whole words above the caller's.
+        let first = skip + self.frame_len.next_multiple_of(8);
+        let links = self.bytes.get(first + self.previous as usize..)?;
+        let words = links.chunks_exact(8).take(MAX_FRAME_BYTES / 8);
+        let position = words
+            .map(|word| u64::from_le_bytes(word.try_into().expect("8 bytes")))
+            .position(|link| link == caller)?;
+        let callee = self.start + (first + 8 * position) as u64;
+        (self.state(callee) == Some(FrameState::Unmarked)).then_some(callee)
     }
 
     /// The pointer's frame and its callers, as far as the page holds them.
