@@ -224,11 +224,24 @@ fn call_churn_keeps_samples(python: &Python) {
         "{}: {errors} of {ticks} stacks dropped:\n{stderr}",
         python.name
     );
-    let (_, _, paused, _) = record_churn(&["--rate", "1000", "--blocking"]);
-    // Measured: within 7 points on every interpreter (before the fix: 25 to 73 points
-    // apart on 3.11+).
+    // Measured on an idle machine: within 7 points on every interpreter. The code
+    // before the fix fails this test on every 3.11+ release build, free-threaded ones
+    // included (19 to 80 points apart, twice each). A loaded machine moves the
+    // non-blocking share (CI once saw 10 points on 3.14t), so a gap beyond the bound is
+    // measured once more before it fails.
+    const MAX_GAP: f64 = 12.0;
+    let blocking = ["--rate", "1000", "--blocking"];
+    let mut paused = record_churn(&blocking).2;
+    if (read_live - paused).abs() > MAX_GAP {
+        eprintln!(
+            "{}: leaf has {read_live:.1}% of samples, {paused:.1}% with --blocking; again:",
+            python.name
+        );
+        read_live = record_churn(&["--rate", "1000"]).2;
+        paused = record_churn(&blocking).2;
+    }
     assert!(
-        (read_live - paused).abs() <= 10.0,
+        (read_live - paused).abs() <= MAX_GAP,
         "{}: leaf has {read_live:.1}% of samples, {paused:.1}% with --blocking",
         python.name
     );
