@@ -195,7 +195,7 @@ test_each_python!(jitter, super::jitter_defeats_aliasing);
 /// non-blocking at 1 kHz: samples are not dropped as torn (a re-check of the innermost
 /// frame once dropped most of them), and the function doing the work gets about the
 /// share that `--blocking` (threads paused while read: exact) gives it. On 3.11+ a stale
-/// innermost-frame pointer once gave it half its share, or less (see
+/// innermost-frame pointer once cost it from a third to nearly all of its share (see
 /// `src/python/running.rs`).
 fn call_churn_keeps_samples(python: &Python) {
     let _serial = serial();

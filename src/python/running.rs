@@ -7,12 +7,13 @@
 //! in its slot, intact, until another call overwrites it. Walked from a stale pointer, a
 //! stack either starts at a frame that has returned (read as if it still ran, at its last
 //! instruction) or stops at a caller whose callee was pushed meanwhile. With a call every
-//! microsecond, that was a third of the stacks.
+//! microsecond, that was a third of the stacks or more.
 //!
 //! The page itself is copied at one instant, and each frame in it says something about
-//! whether it still runs ([`RunMark`](super::version::RunMark)). From the pointer's frame, the links between the
-//! copied frames then lead to the frame that ran when the page was copied: down the
-//! pointer's chain past frames that have returned, up through callees pushed since.
+//! whether it still runs ([`RunMark`](super::version::RunMark)). From the pointer's
+//! frame, the links between the copied frames then lead to the frame that ran when the
+//! page was copied: down the pointer's chain past frames that have returned, up through
+//! callees pushed since.
 
 use smallvec::SmallVec;
 
