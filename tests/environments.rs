@@ -237,6 +237,9 @@ fn check_all_sleep(label: &str, dump: &Value, file: &str, qualified: bool, tids:
         assert_eq!(unique.len(), 3, "{label}: {shown:?}");
         let main = threads.iter().find(|t| t["name"] == "MainThread").unwrap();
         assert_eq!(main["native_id"].as_u64(), live.iter().min().copied());
+        for thread in threads {
+            assert_eq!(thread["status"], "idle", "{label}: {thread:#}");
+        }
     }
 }
 
@@ -524,12 +527,10 @@ mod container {
         });
     }
 
-    /// The OS thread ids a dump shows for a target in its own PID namespace should be
-    /// the host's. They are not yet: `native_thread_id` (3.11+) and the TID in glibc's
-    /// thread control block are the namespace's, and pyscry does not map them through
-    /// the `NSpid:` lines of `/proc/PID/task/TID/status`.
+    /// The OS thread ids a dump shows for a target in its own PID namespace are the
+    /// host's, and the kernel's view of each thread (asleep) is found under them:
+    /// `native_thread_id` (3.11+) holds the namespace's id.
     #[test]
-    #[ignore = "pyscry shows thread ids from inside the target's PID namespace"]
     fn pid_namespace_host_tids() {
         run_on(
             "3.12",
@@ -538,6 +539,23 @@ mod container {
                 pid_namespace_dump(
                     python,
                     "environments::container::pid_namespace_host_tids",
+                    true,
+                )
+            },
+        );
+    }
+
+    /// As [`pid_namespace_host_tids`] for a version without `native_thread_id`, whose
+    /// ids come from glibc's thread control blocks, which also hold the namespace's.
+    #[test]
+    fn pid_namespace_host_tids_from_thread_blocks() {
+        run_on(
+            "3.10",
+            "environments::container::pid_namespace_host_tids_from_thread_blocks",
+            |python| {
+                pid_namespace_dump(
+                    python,
+                    "environments::container::pid_namespace_host_tids_from_thread_blocks",
                     true,
                 )
             },

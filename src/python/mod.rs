@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use crate::error::Error;
 use crate::target::memory::{Memory, ProcessMemory, ReadError};
+use crate::target::pid_namespace::ThreadIds;
 use code::CodeReader;
 use code_headers::CodeEpoch;
 use discover::{discover, DiscoveryError};
@@ -59,6 +60,9 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     /// The GIL holder; `None` for free-threaded builds, which have no GIL to hold.
     pub gil: Option<GilReader>,
     native_ids: NativeIdResolver,
+    /// The process's thread ids, and what they are in pyscry's `/proc` when the
+    /// process is in a PID namespace of its own.
+    thread_ids: ThreadIds,
     /// Thread names; `None` when this interpreter lacks what reading them needs.
     names: Option<ThreadNameReader>,
 }
@@ -141,6 +145,7 @@ impl PythonProcess<ProcessMemory> {
                     _ => Some(GilReader::new(&layout, semantics.gil, &found.binary)?),
                 },
                 native_ids: NativeIdResolver::default(),
+                thread_ids: ThreadIds::of(pid),
                 names,
             })
         };
@@ -170,7 +175,12 @@ impl<M: Memory> PythonProcess<M> {
                 }
             }
         }
-        self.native_ids.resolve(mem, self.pid, threads);
+        self.native_ids.resolve(mem, &mut self.thread_ids, threads);
+        for thread in threads.iter_mut() {
+            thread.native_id = thread
+                .native_id
+                .and_then(|tid| self.thread_ids.host_tid(tid));
+        }
         Ok(interpreters)
     }
 

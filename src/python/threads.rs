@@ -10,6 +10,7 @@ use super::layout::{require, Layout, MissingField};
 use super::version::InterpreterRoot;
 use crate::target::binary::{Binary, Region};
 use crate::target::memory::{FieldReader, Memory, ReadError};
+use crate::target::pid_namespace::ThreadIds;
 
 /// Upper bound on threads per interpreter and on interpreters, against looping lists.
 const MAX_LIST_LEN: usize = 65_536;
@@ -27,7 +28,8 @@ pub struct ThreadState {
     pub address: u64,
     /// `thread_id`: the `pthread_t`, equal to `threading.get_ident()`.
     pub thread_id: u64,
-    /// `native_thread_id` (3.11+): the kernel TID.
+    /// The kernel TID, as pyscry's `/proc` knows it (from `native_thread_id` on 3.11+,
+    /// else from the thread's control block); `None` where it could not be found.
     pub native_id: Option<u32>,
     /// The innermost frame (`PyFrameObject*` or `_PyInterpreterFrame*`); 0 when the
     /// thread runs no Python code.
@@ -513,72 +515,131 @@ impl InterpCheck {
 /// Maps `pthread_t` values to kernel TIDs for versions without `native_thread_id`.
 ///
 /// On glibc (and musl) a `pthread_t` is the address of the thread's control block,
-/// which stores the kernel TID at a fixed offset. The offset is found once, by looking
-/// for the process's own PID in the main thread's block and checking that the same
-/// offset gives a live TID for every other thread. After that, each tick reads the TID
-/// from the block and checks it against the process's threads, which are listed again
-/// only when a TID not seen before turns up.
+/// which stores the kernel TID at a fixed offset. The offset is found by looking for
+/// one where every thread's block holds a distinct live TID, one of them the process's
+/// own PID. After that, each tick reads the TID from the block and checks it against
+/// the process's threads, which are listed again only when a TID not seen before turns
+/// up. The ids are those of the process's own PID namespace, as the blocks hold them.
 #[derive(Debug, Clone, Default)]
 pub struct NativeIdResolver {
-    tid_offset: Option<u64>,
-    /// The process's threads as last listed from `/proc/PID/task`.
+    /// The offsets that fitted every block when they were last searched, ascending;
+    /// empty until the search finds one. Outside containers one offset fits at once.
+    /// In a PID namespace of its own the process's ids are small (its PID often 1) and
+    /// other fields of a lone thread's block can fit too, until threads whose blocks
+    /// disagree at them rule them out.
+    offsets: Vec<u64>,
+    /// The process's threads as last listed.
     live_tids: Vec<u32>,
 }
 
 /// How far into a thread control block to look for the TID.
 const TCB_SCAN_LEN: usize = 2048;
 
+/// What one thread control block holds at the offsets that may hold its TID.
+enum BlockTid {
+    /// The block could not be read.
+    Unreadable,
+    /// The same value at every offset.
+    Agreed(u32),
+    /// Different values: the offsets need narrowing.
+    Disagreed,
+}
+
 impl NativeIdResolver {
-    /// Fill in `native_id` for threads that lack it. `pid` is the process. Threads that
-    /// cannot be mapped keep `None`.
-    pub fn resolve(&mut self, mem: &impl Memory, pid: u32, threads: &mut [ThreadState]) {
+    /// Fill in `native_id` for threads that lack it, with the id the process knows
+    /// the thread by; `ids` lists the process's threads. Threads that cannot be mapped
+    /// keep `None`.
+    pub fn resolve(&mut self, mem: &impl Memory, ids: &mut ThreadIds, threads: &mut [ThreadState]) {
         if threads.iter().all(|t| t.native_id.is_some()) {
             return;
         }
-        if self.tid_offset.is_none() {
-            self.live_tids = crate::target::process::thread_ids(pid);
-            self.tid_offset = find_tid_offset(mem, pid, &self.live_tids, threads);
+        if self.offsets.is_empty() {
+            self.live_tids = ids.list();
+            self.offsets = tid_offsets(mem, ids.own_pid(), &self.live_tids, threads, None);
         }
-        let Some(offset) = self.tid_offset else {
+        if self.offsets.is_empty() {
             return;
-        };
+        }
+        let mut disagreed = false;
         for thread in threads.iter_mut().filter(|t| t.native_id.is_none()) {
-            let Ok(tid) = mem.read_u32(thread.thread_id.wrapping_add(offset)) else {
-                continue;
+            let tid = match self.block_tid(mem, thread.thread_id) {
+                BlockTid::Agreed(tid) => tid,
+                BlockTid::Disagreed => {
+                    disagreed = true;
+                    continue;
+                }
+                BlockTid::Unreadable => continue,
             };
             if !self.live_tids.contains(&tid) {
-                self.live_tids = crate::target::process::thread_ids(pid);
+                self.live_tids = ids.list();
             }
             thread.native_id = Some(tid).filter(|tid| self.live_tids.contains(tid));
+        }
+        if disagreed {
+            self.live_tids = ids.list();
+            let narrowed = tid_offsets(
+                mem,
+                ids.own_pid(),
+                &self.live_tids,
+                threads,
+                Some(&self.offsets),
+            );
+            // None fits when a thread came or went between the listing and the reads:
+            // keep the offsets for the next tick's try.
+            if !narrowed.is_empty() {
+                self.offsets = narrowed;
+            }
+        }
+    }
+
+    /// The TID in the control block at `block`, at every offset that may hold it.
+    fn block_tid(&self, mem: &impl Memory, block: u64) -> BlockTid {
+        let (&first, &last) = (
+            self.offsets.first().expect("offsets"),
+            self.offsets.last().expect("offsets"),
+        );
+        let mut bytes = [0u8; TCB_SCAN_LEN];
+        let span = &mut bytes[..(last - first) as usize + 4];
+        if mem.read_into(block.wrapping_add(first), span).is_err() {
+            return BlockTid::Unreadable;
+        }
+        let tid = span.u32_at(0);
+        if self.offsets.iter().all(|&o| span.u32_at(o - first) == tid) {
+            BlockTid::Agreed(tid)
+        } else {
+            BlockTid::Disagreed
         }
     }
 }
 
-fn find_tid_offset(
+/// The offsets (of `within`, or of the whole scanned length) at which the control
+/// blocks of `threads` hold distinct TIDs from `live_tids`, one of them `pid`.
+fn tid_offsets(
     mem: &impl Memory,
     pid: u32,
     live_tids: &[u32],
     threads: &[ThreadState],
-) -> Option<u64> {
+    within: Option<&[u64]>,
+) -> Vec<u64> {
     let blocks: Vec<Vec<u8>> = threads
         .iter()
         .filter_map(|t| mem.read_vec(t.thread_id, TCB_SCAN_LEN).ok())
         .collect();
-    let main = blocks.iter().find(|b| {
-        (0..TCB_SCAN_LEN as u64)
+    let fits = |offset: u64| {
+        let mut tids: Vec<u32> = blocks.iter().map(|b| b.u32_at(offset)).collect();
+        tids.contains(&pid) && tids.iter().all(|tid| live_tids.contains(tid)) && {
+            tids.sort_unstable();
+            tids.dedup();
+            tids.len() == blocks.len()
+        }
+    };
+    match within {
+        Some(offsets) => offsets.iter().copied().filter(|&o| fits(o)).collect(),
+        None => (0..TCB_SCAN_LEN as u64)
             .step_by(4)
-            .any(|o| b.u32_at(o) == pid)
-    })?;
-    (0..TCB_SCAN_LEN as u64).step_by(4).find(|&offset| {
-        main.u32_at(offset) == pid
-            && blocks.iter().all(|b| live_tids.contains(&b.u32_at(offset)))
-            && {
-                let mut tids: Vec<u32> = blocks.iter().map(|b| b.u32_at(offset)).collect();
-                tids.sort_unstable();
-                tids.dedup();
-                tids.len() == blocks.len()
-            }
-    })
+            .filter(|&o| fits(o))
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -739,5 +800,62 @@ mod tests {
         let scan = scanner(check);
         assert_eq!(scan.scan(&build(0x20000)), vec![STATIC]);
         assert!(scan.scan(&build(0x77000)).is_empty());
+    }
+
+    /// A control block `TCB_SCAN_LEN` long at `address`, holding `tid` at 0x80 and
+    /// `pid_like` before it, at 0x40.
+    fn put_block(mem: &mut FakeMemory, address: u64, tid: u32, pid_like: u32) {
+        let mut words = vec![0u64; TCB_SCAN_LEN / 8];
+        words[0x40 / 8] = u64::from(pid_like);
+        words[0x80 / 8] = u64::from(tid);
+        mem.put(address, &words);
+    }
+
+    fn python_thread(block: u64) -> ThreadState {
+        ThreadState {
+            address: block + 0x100_0000,
+            thread_id: block,
+            native_id: None,
+            frame: 0,
+            holds_gil: false,
+        }
+    }
+
+    /// A lone thread's block can hold the process's (small, in a container) PID at
+    /// more than one offset: the thread's id is the one they agree on, and the offsets
+    /// are narrowed once a second thread's block tells them apart.
+    #[test]
+    fn offsets_that_agree_on_one_block_are_narrowed_by_the_next() {
+        let pid = std::process::id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = stop_rx.recv();
+        });
+        let other_tid = rx.recv().unwrap();
+        let mut ids = ThreadIds::of(pid);
+        let mut mem = FakeMemory::new();
+        put_block(&mut mem, 0x10000, pid, pid);
+        let mut resolver = NativeIdResolver::default();
+
+        let mut threads = vec![python_thread(0x10000)];
+        resolver.resolve(&mem, &mut ids, &mut threads);
+        assert_eq!(threads[0].native_id, Some(pid));
+        assert_eq!(resolver.offsets, vec![0x40, 0x80]);
+
+        put_block(&mut mem, 0x20000, other_tid, pid);
+        let mut threads = vec![python_thread(0x10000), python_thread(0x20000)];
+        resolver.resolve(&mem, &mut ids, &mut threads);
+        assert_eq!(threads[0].native_id, Some(pid));
+        assert_eq!(threads[1].native_id, None, "the offsets disagree");
+        assert_eq!(resolver.offsets, vec![0x80]);
+
+        threads[1].native_id = None;
+        resolver.resolve(&mem, &mut ids, &mut threads);
+        assert_eq!(threads[1].native_id, Some(other_tid));
+        stop_tx.send(()).unwrap();
+        other.join().unwrap();
     }
 }

@@ -7,5 +7,6 @@ pub mod binary;
 pub mod maps;
 pub mod memory;
 pub mod pause;
+pub mod pid_namespace;
 pub mod prefetch;
 pub mod process;
