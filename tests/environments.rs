@@ -843,7 +843,8 @@ mod stripped {
     }
 
     /// A stripped 3.6 with a sub-interpreter: the list is followed from its head, so
-    /// the sub-interpreter's thread shows as well as the main interpreter's.
+    /// the sub-interpreter's thread shows as well as the main interpreter's, and every
+    /// thread's OS id is found although two thread states share one `pthread` block.
     #[test]
     fn py3_6_sub_interpreter() {
         run_on(
@@ -885,6 +886,13 @@ mod stripped {
                     marked_line(&script, "main"),
                     "{label}"
                 );
+                assert_eq!(main["native_id"].as_u64(), Some(target.pid.into()));
+                for thread in dump["threads"].as_array().unwrap() {
+                    assert!(
+                        thread["native_id"].is_u64(),
+                        "{label}: no OS thread id: {dump:#}"
+                    );
+                }
             },
         );
     }

@@ -613,7 +613,9 @@ impl NativeIdResolver {
 }
 
 /// The offsets (of `within`, or of the whole scanned length) at which the control
-/// blocks of `threads` hold distinct TIDs from `live_tids`, one of them `pid`.
+/// blocks of `threads` hold distinct TIDs from `live_tids`, one of them `pid`. A block
+/// counts once however many thread states share it: an OS thread that runs code in a
+/// sub-interpreter has a thread state in each interpreter.
 fn tid_offsets(
     mem: &impl Memory,
     pid: u32,
@@ -621,9 +623,12 @@ fn tid_offsets(
     threads: &[ThreadState],
     within: Option<&[u64]>,
 ) -> Vec<u64> {
-    let blocks: Vec<Vec<u8>> = threads
-        .iter()
-        .filter_map(|t| mem.read_vec(t.thread_id, TCB_SCAN_LEN).ok())
+    let mut addresses: Vec<u64> = threads.iter().map(|t| t.thread_id).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    let blocks: Vec<Vec<u8>> = addresses
+        .into_iter()
+        .filter_map(|address| mem.read_vec(address, TCB_SCAN_LEN).ok())
         .collect();
     let fits = |offset: u64| {
         let mut tids: Vec<u32> = blocks.iter().map(|b| b.u32_at(offset)).collect();
