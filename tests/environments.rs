@@ -591,6 +591,16 @@ mod container {
             qualified,
             check_tids.then_some(&tids[..]),
         );
+        if check_tids {
+            // Every thread sleeps: CPU mode finds them idle under their host TIDs.
+            let pid = target.pid.to_string();
+            let args = ["--pid", &pid, "--mode", "cpu", "--duration", "1"];
+            let (_, samples) = common::collapsed_shares(&record(&label, &args, &[], &[]), &[]);
+            assert!(
+                samples <= 5,
+                "{label}: {samples} CPU samples of sleeping threads"
+            );
+        }
     }
 }
 
