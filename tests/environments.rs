@@ -1,5 +1,6 @@
 //! CPython as people run it: inside a container whose paths the host does not have,
-//! embedded in a program that is not `python`, and stripped of its symbol table.
+//! embedded in a program that is not `python`, with a distributor's version banner,
+//! and stripped of its symbol table.
 //!
 //! Each case needs something of the machine (root, `unshare`, `gcc`, `strip`) and is
 //! reported skipped, with the reason, without it. Nothing outlives a test: targets are
@@ -296,6 +297,102 @@ fn record_attached_ratio(label: &str, pid: u32) -> String {
         &[],
         &[],
     )
+}
+
+/// Copy the interpreter's libpython to `lib/` in a scratch directory; that directory,
+/// to put in `LD_LIBRARY_PATH` (pyenv's builds find their library by `RUNPATH`, which
+/// it overrides), and the copy.
+fn libpython_copy(python: &Python, dir: &TempDir) -> (PathBuf, PathBuf) {
+    let lib_dir = python_home(python).join("lib");
+    let original = std::fs::read_dir(&lib_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with("libpython") && name.ends_with(".so.1.0")
+        })
+        .unwrap_or_else(|| panic!("no libpython*.so.1.0 in {}", lib_dir.display()));
+    let copy_dir = dir.path("lib");
+    std::fs::create_dir_all(&copy_dir).unwrap();
+    let copy = copy_dir.join(original.file_name().unwrap());
+    std::fs::copy(&original, &copy).unwrap();
+    (copy_dir, copy)
+}
+
+/// Dump every sleeping thread, sample them, and record the 1:2:3 workload, with
+/// `python` using `lib_dir` (when given) for its libpython; the dump.
+fn sleeping_and_busy(
+    python: &Python,
+    label: &str,
+    lib_dir: Option<&Path>,
+    runtime: &Path,
+) -> Value {
+    let script = helper("all_sleep.py");
+    let mut command = Command::new(&python.path);
+    command.arg(&script);
+    if let Some(dir) = lib_dir {
+        command.env("LD_LIBRARY_PATH", dir);
+    }
+    let mut target = Running::start(&mut command);
+    target.wait_ready();
+    let name = runtime.file_name().unwrap().to_string_lossy();
+    let prefix = if name.starts_with("libpython") {
+        "libpython"
+    } else {
+        &name
+    };
+    assert_eq!(
+        Path::new(&target.mapped(prefix)),
+        runtime,
+        "{label}: the stripped file is not the one mapped"
+    );
+    let dump = dump_until(label, target.pid, &["main_sleep", "nap_inner"]);
+    assert_eq!(dump["runtime_file"], runtime.to_str().unwrap(), "{label}");
+    let qualified = python.version() >= (3, 11);
+    let tids = target.tids();
+    check_all_sleep(
+        label,
+        &dump,
+        script.to_str().unwrap(),
+        qualified,
+        Some(&tids),
+    );
+
+    // Sampling finds the sleeping threads on every tick, not only the first.
+    let pid = target.pid.to_string();
+    let collapsed = record(
+        &format!("{label} sleeping"),
+        &["--pid", &pid, "--duration", "1", "--rate", "50"],
+        &[],
+        &[],
+    );
+    let doze = if qualified { "Dozer.doze" } else { "doze" };
+    let (counts, total) = collapsed_shares(&collapsed, &["main_sleep", "nap_inner", doze]);
+    assert!(
+        total >= 100,
+        "{label}: {total} samples of 3 sleeping threads"
+    );
+    for count in counts {
+        assert!(
+            count * 4 >= total,
+            "{label}: a thread is missing from samples: {collapsed}"
+        );
+    }
+    drop(target);
+
+    let mut env = Vec::new();
+    if let Some(dir) = lib_dir {
+        env.push(("LD_LIBRARY_PATH", dir));
+    }
+    let ratio = common::script("ratio.py");
+    let collapsed = record(
+        label,
+        &["--rate", "200"],
+        &[&python.path, &ratio, Path::new("0.05"), Path::new("12")],
+        &env,
+    );
+    check_one_two_three(label, &collapsed, 400);
+    dump
 }
 
 mod container {
@@ -709,6 +806,87 @@ mod embedded {
     }
 }
 
+mod distributor_banner {
+    //! Before 3.11 the version is read from the `sys.version` text in the runtime's
+    //! static data. Anaconda's and conda-forge's builds put a note between bars after
+    //! the release (`3.9.18 | packaged by conda-forge | (main, …)`). Here a real
+    //! interpreter gets such a banner: in a copy of its library, `Py_GetVersion`'s
+    //! format is rewritten to put the build's name and date, a long note with commas
+    //! and spaces, between bars.
+
+    use super::*;
+
+    /// `Py_GetVersion`'s format string in every version before 3.11.
+    const FORMAT: &[u8] = b"%.80s (%.80s) %.80s\0";
+    /// One of the same length that puts the build info between bars:
+    /// `3.9.18 |main, Nov 20 2025, 10:00:00| ([GCC 12)`.
+    const NOTED: &[u8] = b"%.7s |%.40s| (%.8s)\0";
+
+    fn noted_banner(python: &Python) {
+        let label = format!("{} with a noted banner", python.name);
+        let dir = TempDir::new(&format!("banner-{}", python.name));
+        let (lib_dir, copy) = libpython_copy(python, &dir);
+        let mut bytes = std::fs::read(&copy).unwrap();
+        let at = bytes
+            .windows(FORMAT.len())
+            .position(|w| w == FORMAT)
+            .unwrap_or_else(|| panic!("{label}: no version format in {}", copy.display()));
+        bytes[at..at + NOTED.len()].copy_from_slice(NOTED);
+        std::fs::write(&copy, bytes).unwrap();
+
+        let out = Command::new(&python.path)
+            .args(["-c", "import sys; print(sys.version)"])
+            .env("LD_LIBRARY_PATH", &lib_dir)
+            .output()
+            .unwrap();
+        let banner = String::from_utf8_lossy(&out.stdout);
+        let (release, rest) = banner.split_once(' ').unwrap_or_default();
+        let note = rest
+            .strip_prefix('|')
+            .and_then(|r| r.split_once("| ("))
+            .map(|(n, _)| n);
+        assert!(
+            note.is_some_and(|n| n.contains(", ")),
+            "{label}: sys.version is {banner:?}"
+        );
+        let dump = sleeping_and_busy(python, &label, Some(&lib_dir), &copy);
+        assert!(
+            dump["python"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("CPython {release}")),
+            "{label}: {dump:#}"
+        );
+    }
+
+    #[test]
+    fn py2_7() {
+        run_on(
+            "2.7",
+            "environments::distributor_banner::py2_7",
+            noted_banner,
+        );
+    }
+
+    #[test]
+    fn py3_8() {
+        run_on(
+            "3.8",
+            "environments::distributor_banner::py3_8",
+            noted_banner,
+        );
+    }
+
+    #[test]
+    fn py3_10() {
+        run_on(
+            "3.10",
+            "environments::distributor_banner::py3_10",
+            noted_banner,
+        );
+    }
+}
+
 mod stripped {
     //! Interpreters without a symbol table: 2.7 and 3.6 lose the local `interp_head`,
     //! and no thread holds the GIL while every thread sleeps, so the interpreter list
@@ -731,19 +909,7 @@ mod stripped {
     /// Copy the interpreter's libpython to a scratch directory and strip it with
     /// `strip_option`; the directory to put in `LD_LIBRARY_PATH` and the copy.
     fn stripped_copy(python: &Python, dir: &TempDir, strip_option: &str) -> (PathBuf, PathBuf) {
-        let lib_dir = python_home(python).join("lib");
-        let original = std::fs::read_dir(&lib_dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                let name = p.file_name().unwrap().to_string_lossy();
-                name.starts_with("libpython") && name.ends_with(".so.1.0")
-            })
-            .unwrap_or_else(|| panic!("no libpython*.so.1.0 in {}", lib_dir.display()));
-        let copy_dir = dir.path("lib");
-        std::fs::create_dir_all(&copy_dir).unwrap();
-        let copy = copy_dir.join(original.file_name().unwrap());
-        std::fs::copy(&original, &copy).unwrap();
+        let (copy_dir, copy) = libpython_copy(python, dir);
         let status = Command::new("strip")
             .arg(strip_option)
             .arg(&copy)
@@ -751,76 +917,6 @@ mod stripped {
             .unwrap();
         assert!(status.success(), "strip {strip_option} failed");
         (copy_dir, copy)
-    }
-
-    /// Dump every sleeping thread, sample them, and record the 1:2:3 workload, with
-    /// `python` using `lib_dir` (when given) for its libpython.
-    fn sleeping_and_busy(python: &Python, label: &str, lib_dir: Option<&Path>, runtime: &Path) {
-        let script = helper("all_sleep.py");
-        let mut command = Command::new(&python.path);
-        command.arg(&script);
-        if let Some(dir) = lib_dir {
-            command.env("LD_LIBRARY_PATH", dir);
-        }
-        let mut target = Running::start(&mut command);
-        target.wait_ready();
-        let name = runtime.file_name().unwrap().to_string_lossy();
-        let prefix = if name.starts_with("libpython") {
-            "libpython"
-        } else {
-            &name
-        };
-        assert_eq!(
-            Path::new(&target.mapped(prefix)),
-            runtime,
-            "{label}: the stripped file is not the one mapped"
-        );
-        let dump = dump_until(label, target.pid, &["main_sleep", "nap_inner"]);
-        assert_eq!(dump["runtime_file"], runtime.to_str().unwrap(), "{label}");
-        let qualified = python.version() >= (3, 11);
-        let tids = target.tids();
-        check_all_sleep(
-            label,
-            &dump,
-            script.to_str().unwrap(),
-            qualified,
-            Some(&tids),
-        );
-
-        // Sampling finds the sleeping threads on every tick, not only the first.
-        let pid = target.pid.to_string();
-        let collapsed = record(
-            &format!("{label} sleeping"),
-            &["--pid", &pid, "--duration", "1", "--rate", "50"],
-            &[],
-            &[],
-        );
-        let doze = if qualified { "Dozer.doze" } else { "doze" };
-        let (counts, total) = collapsed_shares(&collapsed, &["main_sleep", "nap_inner", doze]);
-        assert!(
-            total >= 100,
-            "{label}: {total} samples of 3 sleeping threads"
-        );
-        for count in counts {
-            assert!(
-                count * 4 >= total,
-                "{label}: a thread is missing from samples: {collapsed}"
-            );
-        }
-        drop(target);
-
-        let mut env = Vec::new();
-        if let Some(dir) = lib_dir {
-            env.push(("LD_LIBRARY_PATH", dir));
-        }
-        let ratio = common::script("ratio.py");
-        let collapsed = record(
-            label,
-            &["--rate", "200"],
-            &[&python.path, &ratio, Path::new("0.05"), Path::new("12")],
-            &env,
-        );
-        check_one_two_three(label, &collapsed, 400);
     }
 
     /// 2.7 and 3.6, `strip --strip-unneeded`: `interp_head` is gone.

@@ -183,7 +183,9 @@ fn scan_for_version(
     hint: Option<(u8, u8)>,
 ) -> Option<PythonVersion> {
     const CHUNK: u64 = 64 * 1024;
-    const OVERLAP: u64 = 64;
+    // A text that does not end within one chunk starts again in the next, with the NUL
+    // before it.
+    const OVERLAP: u64 = MAX_VERSION_TEXT as u64 + 1;
     let mut offset = 0;
     while offset < size {
         let len = CHUNK.min(size - offset);
@@ -197,19 +199,33 @@ fn scan_for_version(
     None
 }
 
-/// Find a NUL-preceded `sys.version`-like string in `buf`.
+/// Longest `sys.version` text, its NUL included: `Py_GetVersion` formats into a static
+/// buffer of 250 bytes.
+const MAX_VERSION_TEXT: usize = 250;
+
+/// Find a NUL-preceded `sys.version` text in `buf`: the release (`3.9.18`, `3.8.18+`),
+/// then either the build in parentheses (`(main, Jan 1 2024, …) [GCC 12.2.0]`), or
+/// first a distributor's note between bars, as Anaconda's and conda-forge's builds
+/// have it (`|Anaconda, Inc.| (default, …)`, `| packaged by conda-forge | (main, …)`).
 fn find_version_text(buf: &[u8], hint: Option<(u8, u8)>) -> Option<PythonVersion> {
     (1..buf.len().saturating_sub(8)).find_map(|i| {
         if buf[i - 1] != 0 || !matches!(buf[i], b'2' | b'3') || buf[i + 1] != b'.' {
             return None;
         }
-        let end = buf[i..].iter().take(96).position(|&b| b == 0)?;
+        let end = buf[i..]
+            .iter()
+            .take(MAX_VERSION_TEXT)
+            .position(|&b| b == 0)?;
         let text = std::str::from_utf8(&buf[i..i + end]).ok()?;
-        let (head, _) = text.split_once(" (")?;
-        if head.len() > 16 {
+        let (release, rest) = text.split_once(' ')?;
+        let build = match rest.strip_prefix('|') {
+            Some(noted) => noted.split_once("| ")?.1,
+            None => rest,
+        };
+        if release.len() > 16 || !build.starts_with('(') {
             return None;
         }
-        let version = PythonVersion::parse(text)?;
+        let version = PythonVersion::parse(release)?;
         hint.is_none_or(|h| h == version.minor_version())
             .then_some(version)
     })
@@ -239,6 +255,7 @@ fn detect_flavour(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::memory::ProcessMemory;
 
     #[test]
     fn reads_versions_from_file_names() {
@@ -265,5 +282,54 @@ mod tests {
         );
         assert_eq!(find_version_text(&buf, Some((3, 8))), None);
         assert_eq!(find_version_text(b"\x003.9.18\0", None), None);
+    }
+
+    #[test]
+    fn finds_the_version_texts_of_distributors_builds() {
+        let found = |text: &[u8]| {
+            let mut buf = vec![0u8; 8];
+            buf.extend_from_slice(text);
+            buf.extend_from_slice(&[0; 8]);
+            find_version_text(&buf, None).map(|v| v.to_string())
+        };
+        let long_compiler = format!(
+            "3.10.13 (main, Jan 1 2024, 10:00:00) [{}]\0",
+            "x".repeat(120)
+        );
+        for (text, version) in [
+            (&b"2.7.15 |Anaconda, Inc.| (default, May  1 2018, 23:32:55) \n[GCC 7.2.0]\0"[..], "2.7.15"),
+            (b"3.9.18 | packaged by conda-forge | (main, Aug 30 2023, 03:49:32) \n[GCC 12.3.0]\0", "3.9.18"),
+            (b"3.8.18+ (heads/3.8:0123abc, Jan 1 2024, 10:00:00) [GCC 12.2.0]\0", "3.8.18"),
+            (long_compiler.as_bytes(), "3.10.13"),
+        ] {
+            assert_eq!(found(text).as_deref(), Some(version), "{}", String::from_utf8_lossy(text));
+        }
+        for text in [
+            &b"3.9.18 |no closing bar (main)\0"[..],
+            b"3.9.18 | note | main\0",
+            b"3.9.18 is not a banner (x)\0",
+            b"3.9.18\0",
+        ] {
+            assert_eq!(found(text), None, "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn finds_version_text_across_the_scan_chunks() {
+        const CHUNK: usize = 64 * 1024;
+        let text =
+            b"3.8.18 | packaged by conda-forge | (main, Nov 23 2026, 10:00:00) \n[GCC 12.2.0]\0";
+        // Each start puts the text, or the NUL before it, across the first chunk's end.
+        for start in [CHUNK - 200, CHUNK - 90, CHUNK - 60, CHUNK - 1, CHUNK] {
+            let mut data = vec![0u8; 2 * CHUNK];
+            data[start..start + text.len()].copy_from_slice(text);
+            let own = ProcessMemory::new(std::process::id());
+            let found = scan_for_version(&own, data.as_ptr() as u64, data.len() as u64, None);
+            assert_eq!(
+                found.map(|v| v.to_string()).as_deref(),
+                Some("3.8.18"),
+                "text at {start}"
+            );
+        }
     }
 }
