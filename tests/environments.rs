@@ -821,25 +821,33 @@ mod distributor_banner {
     /// One of the same length that puts the build info between bars:
     /// `3.9.18 |main, Nov 20 2025, 10:00:00| ([GCC 12)`.
     const NOTED: &[u8] = b"%.7s |%.40s| (%.8s)\0";
+    /// One of the same length whose text does not start with the release.
+    const UNKNOWN: &[u8] = b"Python %.7s (%.3s)\0";
 
-    fn noted_banner(python: &Python) {
-        let label = format!("{} with a noted banner", python.name);
-        let dir = TempDir::new(&format!("banner-{}", python.name));
-        let (lib_dir, copy) = libpython_copy(python, &dir);
+    /// A copy of the interpreter's library whose version format is `format`; the
+    /// directory to put in `LD_LIBRARY_PATH`, the copy, and the `sys.version` it gives.
+    fn with_banner(python: &Python, dir: &TempDir, format: &[u8]) -> (PathBuf, PathBuf, String) {
+        let (lib_dir, copy) = libpython_copy(python, dir);
         let mut bytes = std::fs::read(&copy).unwrap();
         let at = bytes
             .windows(FORMAT.len())
             .position(|w| w == FORMAT)
-            .unwrap_or_else(|| panic!("{label}: no version format in {}", copy.display()));
-        bytes[at..at + NOTED.len()].copy_from_slice(NOTED);
+            .unwrap_or_else(|| panic!("no version format in {}", copy.display()));
+        bytes[at..at + format.len()].copy_from_slice(format);
         std::fs::write(&copy, bytes).unwrap();
-
         let out = Command::new(&python.path)
             .args(["-c", "import sys; print(sys.version)"])
             .env("LD_LIBRARY_PATH", &lib_dir)
             .output()
             .unwrap();
-        let banner = String::from_utf8_lossy(&out.stdout);
+        let banner = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+        (lib_dir, copy, banner)
+    }
+
+    fn noted_banner(python: &Python) {
+        let label = format!("{} with a noted banner", python.name);
+        let dir = TempDir::new(&format!("banner-{}", python.name));
+        let (lib_dir, copy, banner) = with_banner(python, &dir, NOTED);
         let (release, rest) = banner.split_once(' ').unwrap_or_default();
         let note = rest
             .strip_prefix('|')
@@ -856,6 +864,35 @@ mod distributor_banner {
                 .unwrap()
                 .starts_with(&format!("CPython {release}")),
             "{label}: {dump:#}"
+        );
+    }
+
+    /// A banner pyscry cannot read: after waiting for it, the error names what it
+    /// looked for and where.
+    #[test]
+    fn unknown_banner_is_named() {
+        run_on(
+            "3.10",
+            "environments::distributor_banner::unknown_banner_is_named",
+            |python| {
+                let dir = TempDir::new(&format!("banner-unknown-{}", python.name));
+                let (lib_dir, copy, banner) = with_banner(python, &dir, UNKNOWN);
+                assert!(banner.starts_with("Python 3."), "sys.version is {banner:?}");
+                let mut target = Running::start(
+                    Command::new(&python.path)
+                        .arg(helper("all_sleep.py"))
+                        .env("LD_LIBRARY_PATH", &lib_dir),
+                );
+                target.wait_ready();
+                let out = run_pyscry(&["dump", "--pid", &target.pid.to_string()]);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(!out.status.success(), "{stderr}");
+                let expected = format!(
+                    "did not become readable within 10 s: no sys.version text in the static data of {}",
+                    copy.display()
+                );
+                assert!(stderr.contains(&expected), "{stderr}");
+            },
         );
     }
 

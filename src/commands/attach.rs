@@ -42,14 +42,14 @@ pub fn open_python(pid: u32, mut child: Option<&mut Child>, stop: &AtomicBool) -
         };
         let waited = start.elapsed();
         match error {
-            OpenError::NotReady if exited && child.is_some() => return Ok(Opened::ExitedEarly),
-            OpenError::NotReady | OpenError::Fatal(Error::TargetExited(_)) if exited => {
+            OpenError::NotReady(_) if exited && child.is_some() => return Ok(Opened::ExitedEarly),
+            OpenError::NotReady(_) | OpenError::Fatal(Error::TargetExited(_)) if exited => {
                 return Err(Error::TargetExited(pid))
             }
-            OpenError::NotReady if waited < READY_TIMEOUT => {}
-            OpenError::NotReady => {
+            OpenError::NotReady(_) if waited < READY_TIMEOUT => {}
+            OpenError::NotReady(missing) => {
                 return Err(anyhow::anyhow!(
-                    "process {pid}'s interpreter did not become readable within {} s",
+                    "process {pid}'s interpreter did not become readable within {} s: {missing}",
                     READY_TIMEOUT.as_secs()
                 )
                 .into())

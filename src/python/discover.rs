@@ -47,9 +47,9 @@ pub enum DiscoveryError {
     #[error("no CPython runtime in the process")]
     NotPython,
     /// The runtime is there but not initialised far enough to read (a process that is
-    /// just starting); trying again later may succeed.
-    #[error("the interpreter is not initialised yet")]
-    NotReady,
+    /// just starting); trying again later may succeed. Says what is still missing.
+    #[error("the interpreter is not initialised yet: {0}")]
+    NotReady(String),
     /// Memory could not be read.
     #[error(transparent)]
     Read(#[from] ReadError),
@@ -161,7 +161,10 @@ fn detect_version(mem: &impl Memory, binary: &Binary) -> Result<PythonVersion, D
             return Ok(version);
         }
     }
-    Err(DiscoveryError::NotReady)
+    Err(DiscoveryError::NotReady(format!(
+        "no sys.version text in the static data of {}",
+        binary.path
+    )))
 }
 
 /// `(major, minor)` from names such as `libpython3.7m.so.1.0` or `python2.7`.

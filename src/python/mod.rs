@@ -70,9 +70,10 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
 /// Why a process could not be opened as a Python process.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// Not yet readable; the caller may retry (a process that is starting up).
-    #[error("the interpreter is not initialised yet")]
-    NotReady,
+    /// Not yet readable; the caller may retry (a process that is starting up). Says
+    /// what is still missing.
+    #[error("the interpreter is not initialised yet: {0}")]
+    NotReady(String),
     /// Final: the process cannot be profiled, for the reason given.
     #[error(transparent)]
     Fatal(#[from] Error),
@@ -83,7 +84,7 @@ impl PythonProcess<ProcessMemory> {
     pub fn open(pid: u32) -> Result<PythonProcess, OpenError> {
         let memory = ProcessMemory::new(pid);
         let found = discover(pid, &memory).map_err(|e| match e {
-            DiscoveryError::NotReady => OpenError::NotReady,
+            DiscoveryError::NotReady(missing) => OpenError::NotReady(missing),
             DiscoveryError::NotPython => OpenError::Fatal(Error::NotPython {
                 pid,
                 exe: crate::target::process::exe_path(pid),
