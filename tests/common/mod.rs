@@ -76,8 +76,15 @@ pub fn expected_pythons() -> Vec<(String, Option<PathBuf>)> {
 
 /// Interpreters that `tests/pythons/provision.sh` obtains (Debian sid builds, debug
 /// builds, free-threaded builds), by the names it gives them.
-pub const PROVISIONED: [&str; 7] = [
-    "3.13-sid", "3.14", "3.15", "3.14d", "3.15d", "3.13t", "3.14t",
+pub const PROVISIONED: [&str; 8] = [
+    "3.9-debian-static",
+    "3.13-sid",
+    "3.14",
+    "3.15",
+    "3.14d",
+    "3.15d",
+    "3.13t",
+    "3.14t",
 ];
 
 /// How many interpreters [`expected_pythons`] lists before the `PYSCRY_TEST_PYTHONS`
@@ -348,6 +355,7 @@ macro_rules! test_each_python {
             $crate::test_each_python!(@one $check, py3_12, "3.12");
             $crate::test_each_python!(@one $check, py3_13, "3.13");
             $crate::test_each_python!(@one $check, py3_11_debian_static, "3.11-debian-static");
+            $crate::test_each_python!(@one $check, py3_9_debian_static, "3.9-debian-static");
             $crate::test_each_python!(@one $check, py3_13_sid, "3.13-sid");
             $crate::test_each_python!(@one $check, py3_14, "3.14");
             $crate::test_each_python!(@one $check, py3_15, "3.15");

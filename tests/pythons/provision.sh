@@ -8,6 +8,8 @@
 #
 #   2.7 3.6 ... 3.13     pyenv builds already on the machine ($PYENV_ROOT/versions/X.Y.*)
 #   3.11-debian-static   the machine's /usr/bin/python3.11 (libpython linked in)
+#   3.9-debian-static    Debian 11 (bullseye)'s python3.9: libpython linked in, not
+#                        position-independent, stripped; run from the same private root
 #   3.13-sid 3.14 3.15   Debian sid's interpreters, run from a private root in the cache
 #   3.14d 3.15d          Debian sid's debug builds (python3.Xd, Py_DEBUG)
 #   3.13t 3.14t          free-threaded builds of the upstream source of Debian's packages
@@ -114,7 +116,7 @@ attempt() {
 # ---------------------------------------------------------------------------------------
 
 # All names, in the order they are listed.
-ALL_NAMES=(2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13 3.11-debian-static
+ALL_NAMES=(2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13 3.11-debian-static 3.9-debian-static
     3.13-sid 3.14 3.15 3.14d 3.15d 3.13t 3.14t)
 declare -A LISTED=() # name -> path of each verified interpreter
 
@@ -127,13 +129,18 @@ check_code() {
     printf 'assert sys.version_info[:2] == (%s, %s), sys.version\n' \
         "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
     case $name in
-    3.13-sid | 3.14 | 3.15 | 3.14d | 3.15d | 3.13t | 3.14t)
-        # Provisioned ones: these modules import, and the stdlib is the one installed
-        # with the binary (prefix = the binary's ../), not the machine's.
-        printf 'import ctypes, sysconfig, os\n'
+    3.9-debian-static | 3.13-sid | 3.14 | 3.15 | 3.14d | 3.15d | 3.13t | 3.14t)
+        # Provisioned ones: the stdlib is the one installed with the binary (prefix =
+        # the binary's ../), not the machine's.
+        printf 'import sysconfig, os\n'
         printf 'top = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))\n'
         printf 'assert os.path.realpath(json.__file__).startswith(top + os.sep), json.__file__\n'
         ;;
+    esac
+    case $name in
+    # ctypes needs the libffi its _ctypes was built for: sid has bullseye's no more.
+    3.9-debian-static) ;;
+    3.13-sid | 3.14 | 3.15 | 3.14d | 3.15d | 3.13t | 3.14t) printf 'import ctypes\n' ;;
     esac
     case $name in
     *[0-9]d) printf 'assert hasattr(sys, "gettotalrefcount"), "not a Py_DEBUG build"\n' ;;
@@ -242,10 +249,15 @@ apt_setup() {
     mirror=$(debian_mirror)
     mkdir -p "$APTDIR"/{apt.conf.d,preferences.d,sources.list.d,state/lists/partial,cache/archives/partial}
     : >"$APTDIR/empty.conf"
-    cat >"$APTDIR/sources.list" <<EOF
-deb [signed-by=$keyring] $mirror sid main
+    # bullseye only for python3.9, which sid no longer has; everything else is newer
+    # in sid, so apt takes it from there. Rewritten only when it changes: a newer list
+    # makes apt_update refresh the indexes.
+    local sources="deb [signed-by=$keyring] $mirror sid main
 deb-src [signed-by=$keyring] $mirror sid main
-EOF
+deb [signed-by=$keyring] $mirror bullseye main"
+    if [[ ! -e $APTDIR/sources.list || $(<"$APTDIR/sources.list") != "$sources" ]]; then
+        printf '%s\n' "$sources" >"$APTDIR/sources.list"
+    fi
     # Everything apt reads or writes lives under APTDIR, except the dpkg status, which is
     # only read. The machine's apt.conf.d is not read (its hooks act on the machine's
     # caches). Check-Valid-Until: the mirror may serve an index past its Valid-Until date
@@ -270,11 +282,12 @@ EOF
 
 sid_apt() { APT_CONFIG=$APTDIR/apt.conf "$@"; }
 
-# apt_update [force]: refresh sid's indexes if missing or older than a day (or if forced).
-# Returns 1 on failure.
+# apt_update [force]: refresh the indexes if missing, older than a day or than the sources
+# list (or if forced). Returns 1 on failure.
 apt_update() {
     local stamp=$APTDIR/updated.stamp
-    if [[ ${1:-} != force && -e $stamp ]] && [[ -z $(find "$stamp" -mmin +1440) ]]; then
+    if [[ ${1:-} != force && -e $stamp && ! $APTDIR/sources.list -nt $stamp ]] &&
+        [[ -z $(find "$stamp" -mmin +1440) ]]; then
         return 0
     fi
     log "updating Debian sid package indexes ($(debian_mirror))"
@@ -330,7 +343,7 @@ sid_extract() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Debian sid interpreters: 3.13-sid 3.14 3.15 3.14d 3.15d
+# Debian sid interpreters: 3.13-sid 3.14 3.15 3.14d 3.15d, and bullseye's 3.9-debian-static
 # ---------------------------------------------------------------------------------------
 
 # Shared part: apt setup, sid's C library and the libraries the interpreters load.
@@ -353,6 +366,7 @@ sid_prepare() {
 sid_exe() {
     case $1 in
     3.13-sid) echo "$SID_ROOT/usr/bin/python3.13" ;;
+    3.9-debian-static) echo "$SID_ROOT/usr/bin/python3.9" ;;
     *[0-9]d) echo "$SID_ROOT/usr/bin/python${1%d}d" ;;
     *) echo "$SID_ROOT/usr/bin/python$1" ;;
     esac
@@ -360,7 +374,7 @@ sid_exe() {
 
 # sid_install NAME: download, unpack and patch one sid interpreter.
 sid_install() {
-    local name=$1 ver=${1%-sid} pkg
+    local name=$1 ver=${1%%-*} pkg
     ver=${ver%d}
     local pkgs=("python$ver-minimal" "libpython$ver-minimal" "libpython$ver-stdlib" "python$ver")
     [[ $name == *[0-9]d ]] && pkgs+=("python$ver-dbg" "libpython$ver-dbg")
@@ -407,7 +421,7 @@ EOF
 }
 
 provision_sid() {
-    local names=(3.13-sid 3.14 3.15 3.14d 3.15d) need=() name
+    local names=(3.9-debian-static 3.13-sid 3.14 3.15 3.14d 3.15d) need=() name
     for name in "${names[@]}"; do
         cached "$name" || need+=("$name")
     done

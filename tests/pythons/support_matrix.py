@@ -53,7 +53,7 @@ def interpreters():
             listed[name] = path
     except OSError:
         pass
-    for name in ["3.13-sid", "3.14", "3.15", "3.14d", "3.15d", "3.13t", "3.14t"]:
+    for name in ["3.9-debian-static", "3.13-sid", "3.14", "3.15", "3.14d", "3.15d", "3.13t", "3.14t"]:
         out.append((name, listed.get(name)))
     return [("py" + n.replace(".", "_").replace("-", "_"), n, p) for n, p in out]
 
@@ -105,9 +105,12 @@ def main():
     lines += [
         "",
         "Also tested (see `tests/environments.rs`, `tests/dump.rs`): a Python in its own",
-        "mount namespace, a C program embedding libpython, stripped interpreters, and a",
-        "patch release (3.13.18) read with the table of another (3.13.0) corrected by its",
-        "`_Py_DebugOffsets`.",
+        "mount namespace, and in its own PID namespace as well (thread ids shown as the host's,",
+        "3.12 and 3.10), a C program embedding libpython, stripped interpreters (among them",
+        "Debian's own 3.9 and 3.11), a version banner with a distributor's note between bars,",
+        "as Anaconda's and conda-forge's builds have it (2.7, 3.8 and 3.10, whose versions are",
+        "read from that text), and a patch release (3.13.18) read with the table of another",
+        "(3.13.0) corrected by its `_Py_DebugOffsets`.",
         "",
     ]
     with open(os.path.join(ROOT, "docs", "supported-versions.md"), "w") as out:
