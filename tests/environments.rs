@@ -1060,42 +1060,39 @@ mod stripped {
         );
     }
 
-    /// Debian 11's python3.9: stripped, libpython linked into an executable that is not
-    /// position-independent (its addresses are the file's own), and a version that is
-    /// read from the `sys.version` text.
+    /// A Debian build: libpython linked into an executable that is stripped and not
+    /// position-independent (its addresses are the file's own).
+    fn debian_build(python: &Python) {
+        let label = format!("{} (distribution build)", python.name);
+        let exe = python.path.canonicalize().unwrap();
+        assert!(local_symbols(&exe).is_empty(), "{label}: not stripped");
+        let bytes = std::fs::read(&exe).unwrap();
+        let header = Elf::parse_header(&bytes).unwrap();
+        assert_eq!(
+            header.e_type,
+            goblin::elf::header::ET_EXEC,
+            "{label}: position-independent"
+        );
+        sleeping_and_busy(python, &label, None, &exe);
+    }
+
+    /// Debian 11's python3.9, whose version is read from the `sys.version` text.
     #[test]
     fn debian_3_9() {
         run_on(
             "3.9-debian-static",
             "environments::stripped::debian_3_9",
-            |python| {
-                let label = format!("{} (distribution build)", python.name);
-                let exe = python.path.canonicalize().unwrap();
-                assert!(local_symbols(&exe).is_empty(), "{label}: not stripped");
-                let bytes = std::fs::read(&exe).unwrap();
-                let header = Elf::parse_header(&bytes).unwrap();
-                assert_eq!(
-                    header.e_type,
-                    goblin::elf::header::ET_EXEC,
-                    "{label}: position-independent"
-                );
-                sleeping_and_busy(python, &label, None, &exe);
-            },
+            debian_build,
         );
     }
 
-    /// Debian's own python3.11: stripped, libpython linked into the executable.
+    /// Debian 12's python3.11, the machine's own.
     #[test]
     fn debian_3_11() {
         run_on(
             "3.11-debian-static",
             "environments::stripped::debian_3_11",
-            |python| {
-                let label = format!("{} (distribution build)", python.name);
-                let exe = python.path.canonicalize().unwrap();
-                assert!(local_symbols(&exe).is_empty(), "{label}: not stripped");
-                sleeping_and_busy(python, &label, None, &exe);
-            },
+            debian_build,
         );
     }
 }
