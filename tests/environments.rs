@@ -1,6 +1,6 @@
 //! CPython as people run it: inside a container whose paths the host does not have,
 //! embedded in a program that is not `python`, with a distributor's version banner,
-//! and stripped of its symbol table.
+//! with its files replaced under it, and stripped of its symbol table.
 //!
 //! Each case needs something of the machine (root, `unshare`, `gcc`, `strip`) and is
 //! reported skipped, with the reason, without it. Nothing outlives a test: targets are
@@ -319,33 +319,24 @@ fn libpython_copy(python: &Python, dir: &TempDir) -> (PathBuf, PathBuf) {
     (copy_dir, copy)
 }
 
-/// Dump every sleeping thread, sample them, and record the 1:2:3 workload, with
-/// `python` using `lib_dir` (when given) for its libpython; the dump.
-fn sleeping_and_busy(
-    python: &Python,
-    label: &str,
-    lib_dir: Option<&Path>,
-    runtime: &Path,
-) -> Value {
-    let script = helper("all_sleep.py");
-    let mut command = Command::new(&python.path);
-    command.arg(&script);
+/// `all_sleep.py` run by `exe`, with `lib_dir` as `LD_LIBRARY_PATH` if given, once its
+/// threads are asleep.
+fn start_all_sleep(exe: &Path, lib_dir: Option<&Path>) -> Running {
+    let mut command = Command::new(exe);
+    command.arg(helper("all_sleep.py"));
     if let Some(dir) = lib_dir {
         command.env("LD_LIBRARY_PATH", dir);
     }
     let mut target = Running::start(&mut command);
     target.wait_ready();
-    let name = runtime.file_name().unwrap().to_string_lossy();
-    let prefix = if name.starts_with("libpython") {
-        "libpython"
-    } else {
-        &name
-    };
-    assert_eq!(
-        Path::new(&target.mapped(prefix)),
-        runtime,
-        "{label}: the stripped file is not the one mapped"
-    );
+    target
+}
+
+/// Dump `target`, which runs `all_sleep.py` on `runtime` (its executable or library),
+/// check every sleeping thread, and check that sampling finds them on every tick, not
+/// only the first; the dump.
+fn check_sleeping(python: &Python, label: &str, target: &Running, runtime: &Path) -> Value {
+    let script = helper("all_sleep.py");
     let dump = dump_until(label, target.pid, &["main_sleep", "nap_inner"]);
     assert_eq!(dump["runtime_file"], runtime.to_str().unwrap(), "{label}");
     let qualified = python.version() >= (3, 11);
@@ -378,6 +369,30 @@ fn sleeping_and_busy(
             "{label}: a thread is missing from samples: {collapsed}"
         );
     }
+    dump
+}
+
+/// Dump every sleeping thread, sample them, and record the 1:2:3 workload, with
+/// `python` using `lib_dir` (when given) for its libpython; the dump.
+fn sleeping_and_busy(
+    python: &Python,
+    label: &str,
+    lib_dir: Option<&Path>,
+    runtime: &Path,
+) -> Value {
+    let target = start_all_sleep(&python.path, lib_dir);
+    let name = runtime.file_name().unwrap().to_string_lossy();
+    let prefix = if name.starts_with("libpython") {
+        "libpython"
+    } else {
+        &name
+    };
+    assert_eq!(
+        Path::new(&target.mapped(prefix)),
+        runtime,
+        "{label}: the stripped file is not the one mapped"
+    );
+    let dump = check_sleeping(python, label, &target, runtime);
     drop(target);
 
     let mut env = Vec::new();
@@ -878,12 +893,7 @@ mod distributor_banner {
                 let dir = TempDir::new(&format!("banner-unknown-{}", python.name));
                 let (lib_dir, copy, banner) = with_banner(python, &dir, UNKNOWN);
                 assert!(banner.starts_with("Python 3."), "sys.version is {banner:?}");
-                let mut target = Running::start(
-                    Command::new(&python.path)
-                        .arg(helper("all_sleep.py"))
-                        .env("LD_LIBRARY_PATH", &lib_dir),
-                );
-                target.wait_ready();
+                let target = start_all_sleep(&python.path, Some(&lib_dir));
                 let out = run_pyscry(&["dump", "--pid", &target.pid.to_string()]);
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 assert!(!out.status.success(), "{stderr}");
@@ -920,6 +930,57 @@ mod distributor_banner {
             "3.10",
             "environments::distributor_banner::py3_10",
             noted_banner,
+        );
+    }
+}
+
+mod replaced {
+    //! A Python whose files were replaced after it started, as a package upgrade does
+    //! under a running service: the new file has the old one's name, and the old one
+    //! lives on only in the process's mappings (`… (deleted)` in its maps).
+
+    use super::*;
+
+    /// Start `all_sleep.py` on `exe` (with `lib_dir` as `LD_LIBRARY_PATH`, if given),
+    /// then put another file in place of `file` the way package managers do (a rename
+    /// over it, which leaves the mapped file intact), and read the process.
+    fn sampled_after_replacing(python: &Python, exe: &Path, lib_dir: Option<&Path>, file: &Path) {
+        let label = format!("{} with {} replaced", python.name, file.display());
+        let target = start_all_sleep(exe, lib_dir);
+        let new = file.with_extension("new");
+        std::fs::write(&new, "not the file that was loaded\n").unwrap();
+        std::fs::rename(&new, file).unwrap();
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid)).unwrap();
+        assert!(
+            maps.contains(&format!("{} (deleted)", file.display())),
+            "{label}: {maps}"
+        );
+
+        check_sleeping(python, &label, &target, file);
+    }
+
+    /// The shared libpython is replaced.
+    #[test]
+    fn library() {
+        run_on("3.10", "environments::replaced::library", |python| {
+            let dir = TempDir::new(&format!("replaced-lib-{}", python.name));
+            let (lib_dir, copy) = libpython_copy(python, &dir);
+            sampled_after_replacing(python, &python.path, Some(&lib_dir), &copy);
+        });
+    }
+
+    /// The executable, which holds the runtime, is replaced.
+    #[test]
+    fn executable() {
+        run_on(
+            "3.11-debian-static",
+            "environments::replaced::executable",
+            |python| {
+                let dir = TempDir::new(&format!("replaced-exe-{}", python.name));
+                let copy = dir.path("python3.11");
+                std::fs::copy(python.path.canonicalize().unwrap(), &copy).unwrap();
+                sampled_after_replacing(python, &copy, None, &copy);
+            },
         );
     }
 }

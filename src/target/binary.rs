@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use goblin::elf::{program_header::PT_LOAD, Elf};
 
-use super::maps::{host_path, Mapping};
+use super::maps::Mapping;
 
 /// An ELF file mapped into the target, with its symbols resolved to runtime addresses.
 #[derive(Debug, Clone)]
@@ -44,6 +44,19 @@ pub enum BinaryError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The file was deleted or replaced since it was mapped, and the copy the process
+    /// still maps could not be opened through `/proc/PID/map_files`.
+    #[error(
+        "cannot read {path}, deleted or replaced since the process loaded it: opening the \
+         loaded copy through /proc/PID/map_files needs root (CAP_SYS_ADMIN or \
+         CAP_CHECKPOINT_RESTORE): {source}"
+    )]
+    Deleted {
+        /// The target-side path.
+        path: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// The file is not a 64-bit ELF file we can parse.
     #[error("{path} is not an ELF file pyscry can read: {reason}")]
     NotElf {
@@ -58,8 +71,9 @@ pub enum BinaryError {
 }
 
 impl Binary {
-    /// Open the file mapped at `path` in process `pid`, resolve its load bias from
-    /// `maps`, and keep the symbols named in `wanted`.
+    /// Open the file mapped at `path` in process `pid` (the copy it maps, should the
+    /// file have been deleted or replaced since), resolve its load bias from `maps`,
+    /// and keep the symbols named in `wanted`.
     ///
     /// Only the wanted symbols are kept: an unstripped library has tens of thousands,
     /// and indexing them all made attaching take hundreds of milliseconds.
@@ -73,7 +87,24 @@ impl Binary {
             path: path.to_string(),
             source,
         };
-        let file = std::fs::File::open(host_path(pid, path)).map_err(io_error)?;
+        let base_mapping = maps
+            .iter()
+            .filter(|m| m.file_path() == Some(path) && m.offset == 0)
+            .min_by_key(|m| m.start)
+            .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
+        let host_file = base_mapping
+            .host_file(pid)
+            .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
+        let file = std::fs::File::open(host_file).map_err(|source| {
+            if base_mapping.is_deleted() {
+                BinaryError::Deleted {
+                    path: path.to_string(),
+                    source,
+                }
+            } else {
+                io_error(source)
+            }
+        })?;
         // SAFETY: the mapping is read-only and private; if another process truncates the
         // file while we parse it we may fault, which is the same risk every tool that
         // maps ELF files (debuggers, linkers) accepts. Only the pages the ELF parser
@@ -83,12 +114,6 @@ impl Binary {
             path: path.to_string(),
             reason: e.to_string(),
         })?;
-        let base = maps
-            .iter()
-            .filter(|m| m.file_path() == Some(path) && m.offset == 0)
-            .map(|m| m.start)
-            .min()
-            .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
         let lowest_vaddr = elf
             .program_headers
             .iter()
@@ -96,7 +121,7 @@ impl Binary {
             .map(|ph| ph.p_vaddr & !0xfff)
             .min()
             .unwrap_or(0);
-        let bias = base.wrapping_sub(lowest_vaddr);
+        let bias = base_mapping.start.wrapping_sub(lowest_vaddr);
         Ok(Binary {
             path: path.to_string(),
             symbols: symbols(&elf, bias, wanted),

@@ -18,11 +18,36 @@ pub struct Mapping {
     pub path: Option<String>,
 }
 
+/// What the kernel appends to the path of a mapped file that was deleted, or replaced
+/// by another file under its name, after it was mapped.
+const DELETED: &str = " (deleted)";
+
 impl Mapping {
     /// The mapped file's path with a trailing ` (deleted)` marker removed.
     pub fn file_path(&self) -> Option<&str> {
         let path = self.path.as_deref().filter(|p| p.starts_with('/'))?;
-        Some(path.strip_suffix(" (deleted)").unwrap_or(path))
+        Some(path.strip_suffix(DELETED).unwrap_or(path))
+    }
+
+    /// Whether the file was deleted or replaced since it was mapped.
+    pub fn is_deleted(&self) -> bool {
+        self.path.as_deref().is_some_and(|p| p.ends_with(DELETED))
+    }
+
+    /// Where process `pid`'s mapped file can be opened from here: its path through
+    /// `/proc/PID/root`; or, when the file was deleted or replaced since it was mapped
+    /// (a package upgrade under a running service), `/proc/PID/map_files/`, which
+    /// still opens the file that is mapped.
+    pub fn host_file(&self, pid: u32) -> Option<PathBuf> {
+        let path = self.path.as_deref().filter(|p| p.starts_with('/'))?;
+        Some(if self.is_deleted() {
+            PathBuf::from(format!(
+                "/proc/{pid}/map_files/{:x}-{:x}",
+                self.start, self.end
+            ))
+        } else {
+            host_path(pid, path)
+        })
     }
 }
 
@@ -90,6 +115,24 @@ garbage line
         assert_eq!(maps[1].file_path(), Some("/lib/libpython3.11.so.1.0"));
         assert_eq!(maps[2].file_path(), None);
         assert_eq!(maps[3].path, None);
+    }
+
+    #[test]
+    fn a_deleted_file_is_opened_from_map_files() {
+        let maps = parse_maps(
+            "\
+55d0c0a00000-55d0c0a01000 r--p 00000000 fe:01 123 /usr/bin/python3.11
+7f10c5a00000-7f10c5b00000 r--p 00000000 fe:01 456 /lib/libpython3.11.so.1.0 (deleted)
+",
+        );
+        let files: Vec<_> = maps.iter().map(|m| m.host_file(42).unwrap()).collect();
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("/proc/42/root/usr/bin/python3.11"),
+                PathBuf::from("/proc/42/map_files/7f10c5a00000-7f10c5b00000"),
+            ]
+        );
     }
 
     #[test]

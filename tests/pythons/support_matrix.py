@@ -109,8 +109,9 @@ def main():
         "3.12 and 3.10), a C program embedding libpython, stripped interpreters (among them",
         "Debian's own 3.9 and 3.11), a version banner with a distributor's note between bars,",
         "as Anaconda's and conda-forge's builds have it (2.7, 3.8 and 3.10, whose versions are",
-        "read from that text), and a patch release (3.13.18) read with the table of another",
-        "(3.13.0) corrected by its `_Py_DebugOffsets`.",
+        "read from that text), a library (3.10) or executable (Debian's 3.11) replaced after",
+        "the process loaded it, as a package upgrade does, and a patch release (3.13.18) read",
+        "with the table of another (3.13.0) corrected by its `_Py_DebugOffsets`.",
         "",
     ]
     with open(os.path.join(ROOT, "docs", "supported-versions.md"), "w") as out:
