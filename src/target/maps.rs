@@ -39,7 +39,7 @@ impl Mapping {
     /// (a package upgrade under a running service), `/proc/PID/map_files/`, which
     /// still opens the file that is mapped.
     pub fn host_file(&self, pid: u32) -> Option<PathBuf> {
-        let path = self.path.as_deref().filter(|p| p.starts_with('/'))?;
+        let path = self.file_path()?;
         Some(if self.is_deleted() {
             PathBuf::from(format!(
                 "/proc/{pid}/map_files/{:x}-{:x}",
