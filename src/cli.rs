@@ -25,6 +25,9 @@ pub enum Command {
     Dump(DumpArgs),
     /// Watch where the time goes, live, in a full-screen table (needs a terminal).
     Top(TopArgs),
+    /// Show a recording made with `record -f pyscry`: the top table, a per-line table of
+    /// a function's source, or another output format.
+    Report(ReportArgs),
 }
 
 /// Which process to profile: an existing one, or a command to start.
@@ -47,9 +50,9 @@ pub struct RecordArgs {
     /// Output file (default: pyscry-<name>-<time>.<ext> in the current directory).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Flamegraph)]
-    pub format: Format,
+    /// Output format (default: from the output file's extension, else flamegraph).
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
     /// Samples per second.
     #[arg(short, long, default_value_t = 100.0, value_parser = parse_rate)]
     pub rate: f64,
@@ -62,15 +65,47 @@ pub struct RecordArgs {
     /// What time to count.
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Which threads the outputs show, and how.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
+}
+
+/// Which threads a profile's outputs show, and whether each gets its own subtree;
+/// shared by `record` and `report`.
+#[derive(Debug, Clone, Args)]
+pub struct ThreadArgs {
     /// Start each stack with a `thread NAME (tid)` frame, one subtree per thread.
-    #[arg(long)]
-    pub threads: bool,
+    #[arg(long = "threads")]
+    pub split: bool,
     /// Keep only this thread, by name or OS thread id (repeatable).
     #[arg(long = "thread", value_name = "NAME|TID")]
-    pub only_threads: Vec<String>,
+    pub only: Vec<String>,
     /// Keep only the main thread.
     #[arg(long)]
     pub main_thread: bool,
+}
+
+/// Options of `pyscry report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A recording written by `pyscry record -f pyscry`.
+    pub file: PathBuf,
+    /// Also write the profile to this file (format from --format or the extension).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Format of --output (default: from its extension, else flamegraph).
+    #[arg(short, long, value_enum, requires = "output")]
+    pub format: Option<Format>,
+    /// How many functions the table shows.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Instead of the table, show each function of this name (or last part of its
+    /// qualified name) line by line, with its source: own and total time per line.
+    #[arg(long, value_name = "FUNCTION")]
+    pub lines: Option<String>,
+    /// Which threads to show, and how.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// How samples are taken; shared by the commands that sample.

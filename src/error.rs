@@ -53,6 +53,24 @@ pub enum Error {
         /// Why not.
         source: std::io::Error,
     },
+    /// A recording cannot be read: missing, not a recording, corrupt, or too new.
+    #[error("cannot read {}: {source}", path.display())]
+    BadRecording {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: crate::record::RecordingError,
+    },
+    /// `report --lines` names a function that no sample ran.
+    #[error("no function named `{name}` in {}; the functions with the most own time: {known}", path.display())]
+    NoSuchFunction {
+        /// The name asked for.
+        name: String,
+        /// The recording.
+        path: PathBuf,
+        /// Names that are in it.
+        known: String,
+    },
     /// The target went away before anything could be read from it.
     #[error("process {0} exited before pyscry could read it")]
     TargetExited(u32),
@@ -73,6 +91,8 @@ impl Error {
             Error::CannotLaunch { .. } => 7,
             Error::OutputNotWritable { .. } => 8,
             Error::TargetExited(_) => 9,
+            Error::BadRecording { .. } => 10,
+            Error::NoSuchFunction { .. } => 11,
         }
     }
 }

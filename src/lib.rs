@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod python;
+pub mod record;
 pub mod report;
 pub mod sampler;
 pub mod symbolize;

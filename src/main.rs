@@ -11,6 +11,7 @@ fn main() {
         cli::Command::Record(args) => commands::record::run(args),
         cli::Command::Dump(args) => commands::dump::run(args),
         cli::Command::Top(args) => commands::top::run(args),
+        cli::Command::Report(args) => commands::report::run(args),
     };
     match result {
         Ok(code) => std::process::exit(code),

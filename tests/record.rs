@@ -40,16 +40,9 @@ fn shares_one_two_three(python: &Python) {
 
 test_each_python!(one_two_three, super::shares_one_two_three);
 
-fn any_python() -> Option<Python> {
-    common::expected_pythons()
-        .into_iter()
-        .rev()
-        .find_map(|(name, path)| Some(Python { name, path: path? }))
-}
-
 #[test]
 fn default_output_is_an_svg_flamegraph_named_after_the_script() {
-    let Some(python) = any_python() else {
+    let Some(python) = common::any_python() else {
         return common::skip("default_output", "no interpreter");
     };
     let dir = TempDir::new("svg");
@@ -87,7 +80,7 @@ fn default_output_is_an_svg_flamegraph_named_after_the_script() {
 
 #[test]
 fn a_failing_program_is_reported_and_its_recording_kept() {
-    let Some(python) = any_python() else {
+    let Some(python) = common::any_python() else {
         return common::skip("failing_program", "no interpreter");
     };
     let dir = TempDir::new("fail");
@@ -112,7 +105,7 @@ fn a_failing_program_is_reported_and_its_recording_kept() {
 
 #[test]
 fn duration_stops_a_launched_program() {
-    let Some(python) = any_python() else {
+    let Some(python) = common::any_python() else {
         return common::skip("duration", "no interpreter");
     };
     let dir = TempDir::new("duration");

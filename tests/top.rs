@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{script, wait_until, Python, TempDir};
+use common::{script, wait_until, TempDir};
 
 /// How long the view may take to show what a test waits for.
 const SHOW_TIMEOUT: Duration = Duration::from_secs(30);
@@ -231,13 +231,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn any_python() -> Option<Python> {
-    common::expected_pythons()
-        .into_iter()
-        .rev()
-        .find_map(|(name, path)| Some(Python { name, path: path? }))
-}
-
 /// The line of `def burn` in ratio.py.
 fn burn_def_line() -> u32 {
     let text = std::fs::read_to_string(script("ratio.py")).unwrap();
@@ -251,7 +244,7 @@ fn burn_def_line() -> u32 {
 /// `top -- PYTHON ratio.py UNIT ROUNDS` under tmux, once its first table shows; `None`
 /// when the test is skipped.
 fn start_ratio(test: &str, unit: &str, rounds: &str) -> Option<(Tmux, Screen)> {
-    let Some(python) = any_python() else {
+    let Some(python) = common::any_python() else {
         common::skip(test, "no interpreter");
         return None;
     };

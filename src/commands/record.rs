@@ -1,7 +1,6 @@
 //! `pyscry record`: sample until done, then write the profile and print a summary.
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,34 +10,28 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 
 use super::attach::{check_mode, open_python, Opened};
+use super::output::OutputFile;
+use super::threads;
 use crate::cli::RecordArgs;
-use crate::error::{Error, Result};
-use crate::report::{table, Profile, ProfileInfo};
-use crate::sampler::{self, EndReason, SamplerConfig, SamplerStats};
+use crate::error::Result;
+use crate::report::{table, Format, Profile, ProfileInfo};
+use crate::sampler::{self, EndReason, SamplerConfig, SamplerEvent, SamplerStats};
 use crate::target::process;
 
-/// How often the status line is redrawn.
+/// How often the status line is redrawn, and a streamed recording flushed.
 const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Run `pyscry record`; returns the exit code.
 pub fn run(args: RecordArgs) -> Result<i32> {
+    let format = Format::choose(args.format, args.output.as_deref());
     let path = args
         .output
         .clone()
-        .unwrap_or_else(|| default_output_path(&args));
+        .unwrap_or_else(|| default_output_path(&args, format));
     // Fail on an unwritable path before starting anything.
     let existed = path.exists();
-    // Opened without truncating: a failed run must not destroy an earlier recording.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|source| Error::OutputNotWritable {
-            path: path.clone(),
-            source,
-        })?;
-    let result = record(&args, &path, file);
+    let output = OutputFile::open(&path, format)?;
+    let result = record(&args, output);
     // A failed run leaves no empty output behind, but never removes what it did not
     // create (such as an existing file, or /dev/null).
     if result.is_err() && !existed && path.is_file() {
@@ -47,7 +40,7 @@ pub fn run(args: RecordArgs) -> Result<i32> {
     result
 }
 
-fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
+fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(anyhow::Error::from)?;
@@ -65,13 +58,8 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
         Ok(Opened::Ready(python)) => python,
         Ok(Opened::ExitedEarly) => {
             eprintln!("pyscry: {pid} exited before any Python code could be sampled");
-            return finish(
-                args,
-                path,
-                file,
-                Profile::new(base_info(args, pid, "")),
-                child,
-            );
+            let profile = Profile::new(base_info(args, pid, ""));
+            return finish(args, output, profile, child);
         }
         Err(error) => {
             if let Some(child) = child.as_mut() {
@@ -80,7 +68,9 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
             return Err(error);
         }
     };
-    if let Err(error) = check_mode(args.sampling.mode, &python) {
+    let started = check_mode(args.sampling.mode, &python)
+        .and_then(|()| output.start(&base_info(args, pid, &python.describe())));
+    if let Err(error) = started {
         if let Some(child) = child.as_mut() {
             let _ = process::terminate(child);
         }
@@ -98,17 +88,28 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
     let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
     let mut status = StatusLine::new();
     let stats = Arc::clone(&sampler.stats);
+    // A failure to write the recording stops sampling; it is reported once the
+    // sampler has let go of the target.
+    let mut write_error = None;
+    let mut flushed_at = Instant::now();
     loop {
-        match events_rx.recv_timeout(STATUS_INTERVAL) {
+        let burst: Vec<SamplerEvent> = match events_rx.recv_timeout(STATUS_INTERVAL) {
             // The sampler sends in bursts: take the whole burst before looking up.
-            Ok(event) => {
-                profile.add_event(event);
-                events_rx
-                    .try_iter()
-                    .for_each(|event| profile.add_event(event));
-            }
-            Err(RecvTimeoutError::Timeout) => {}
+            Ok(event) => std::iter::once(event).chain(events_rx.try_iter()).collect(),
+            Err(RecvTimeoutError::Timeout) => Vec::new(),
             Err(RecvTimeoutError::Disconnected) => break,
+        };
+        burst.iter().for_each(|event| profile.add_event(event));
+        if write_error.is_none() {
+            let mut written = burst.iter().try_for_each(|event| output.add_event(event));
+            if written.is_ok() && flushed_at.elapsed() >= STATUS_INTERVAL {
+                flushed_at = Instant::now();
+                written = output.flush();
+            }
+            if let Err(error) = written {
+                stop.store(true, Ordering::Relaxed);
+                write_error = Some(error);
+            }
         }
         status.update(started.elapsed(), &stats);
     }
@@ -119,56 +120,40 @@ fn record(args: &RecordArgs, path: &Path, file: File) -> Result<i32> {
     profile.info.samples = stats.samples.load(Ordering::Relaxed);
     profile.info.errors = stats.errors.load(Ordering::Relaxed);
     profile.info.dropped_ticks = stats.dropped_ticks.load(Ordering::Relaxed);
-    match reason {
-        EndReason::TargetExited if child.is_none() => {
+    let failed = match (write_error, reason) {
+        (Some(error), _) => Some(error),
+        (None, EndReason::PauseFailed(why)) => {
+            Some(anyhow::anyhow!("cannot pause process {pid} (--blocking): {why}").into())
+        }
+        (None, EndReason::TargetExited) if child.is_none() => {
             eprintln!("pyscry: process {pid} exited; writing what was recorded");
+            None
         }
-        EndReason::PauseFailed(why) => {
-            if let Some(child) = child.as_mut() {
-                let _ = process::terminate(child);
-            }
-            return Err(anyhow::anyhow!("cannot pause process {pid} (--blocking): {why}").into());
+        _ => None,
+    };
+    if let Some(error) = failed {
+        if let Some(child) = child.as_mut() {
+            let _ = process::terminate(child);
         }
-        _ => {}
+        return Err(error);
     }
-    select_threads(args, pid, &mut profile);
-    finish(args, path, file, profile, child)
+    finish(args, output, profile, child)
 }
 
-/// Apply `--thread`, `--main-thread` and `--threads` to the profile.
-fn select_threads(args: &RecordArgs, pid: u32, profile: &mut Profile) {
-    profile.show_threads = args.threads;
-    if args.main_thread {
-        profile.retain_threads(|thread, _| thread.os_id == Some(pid));
-    }
-    if !args.only_threads.is_empty() {
-        profile.retain_threads(|thread, name| {
-            args.only_threads.iter().any(|wanted| {
-                Some(wanted.as_str()) == name
-                    || thread.os_id.is_some_and(|tid| tid.to_string() == *wanted)
-            })
-        });
-    }
-}
-
-/// Write the profile, stop a launched program that is still running, and print the
-/// summary. A launched program's own failure is reported but is not pyscry's.
+/// Write the end of the output, stop a launched program that is still running, and
+/// print the summary. A launched program's own failure is reported but is not
+/// pyscry's.
 fn finish(
     args: &RecordArgs,
-    path: &Path,
-    file: File,
-    profile: Profile,
+    output: OutputFile,
+    mut profile: Profile,
     child: Option<Child>,
 ) -> Result<i32> {
-    let mut out = BufWriter::new(&file);
-    file.set_len(0)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| args.format.renderer().render(&profile, &mut out))
-        .and_then(|()| Ok(out.flush()?))
-        .map_err(|e| Error::OutputNotWritable {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+    // A recording keeps every thread (its end holds only the counts); the thread
+    // options shape the rendered outputs and the table.
+    threads::select(&args.threads, &mut profile);
+    let path = output.path().to_path_buf();
+    output.finish(&profile)?;
     if let Some(mut child) = child {
         let program = &args.target.command[0];
         match child.try_wait().map_err(anyhow::Error::from)? {
@@ -216,12 +201,15 @@ fn base_info(args: &RecordArgs, pid: u32, python: &str) -> ProfileInfo {
         python: python.to_string(),
         mode: args.sampling.mode.to_string(),
         rate_hz: args.rate,
+        started_unix_secs: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
         ..ProfileInfo::default()
     }
 }
 
 /// `pyscry-<name>-<YYYYmmdd-HHMMSS>.<ext>`, named after the script or program.
-fn default_output_path(args: &RecordArgs) -> PathBuf {
+fn default_output_path(args: &RecordArgs, format: Format) -> PathBuf {
     let name = match args.target.pid {
         Some(pid) => format!("{pid}"),
         None => {
@@ -237,7 +225,7 @@ fn default_output_path(args: &RecordArgs) -> PathBuf {
     PathBuf::from(format!(
         "pyscry-{name}-{}.{}",
         local_timestamp(),
-        args.format.extension()
+        format.extension()
     ))
 }
 

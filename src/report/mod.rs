@@ -4,6 +4,7 @@
 
 pub mod collapsed;
 pub mod flamegraph;
+pub mod lines;
 pub mod profile;
 pub mod table;
 
@@ -24,14 +25,18 @@ pub enum Format {
     Flamegraph,
     /// Folded stacks: `root;…;leaf COUNT` per line, for other flamegraph tools.
     Collapsed,
+    /// The recording itself, streamed as it is made, for `pyscry report`.
+    Pyscry,
 }
 
 impl Format {
-    /// The renderer for this format.
-    pub fn renderer(self) -> Box<dyn Renderer> {
+    /// The renderer for this format; `None` for a recording, which is not rendered
+    /// from a profile but written while sampling (`crate::record`).
+    pub fn renderer(self) -> Option<Box<dyn Renderer>> {
         match self {
-            Format::Flamegraph => Box::new(flamegraph::Flamegraph),
-            Format::Collapsed => Box::new(collapsed::Collapsed),
+            Format::Flamegraph => Some(Box::new(flamegraph::Flamegraph)),
+            Format::Collapsed => Some(Box::new(collapsed::Collapsed)),
+            Format::Pyscry => None,
         }
     }
 
@@ -40,6 +45,35 @@ impl Format {
         match self {
             Format::Flamegraph => "svg",
             Format::Collapsed => "txt",
+            Format::Pyscry => "pyscry",
         }
+    }
+
+    /// The format `--format` names, or else the one `path`'s extension implies
+    /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`), or else a flamegraph.
+    pub fn choose(given: Option<Format>, path: Option<&std::path::Path>) -> Format {
+        let by_extension = || match path?.extension()?.to_str()? {
+            "pyscry" => Some(Format::Pyscry),
+            "txt" | "folded" | "collapsed" => Some(Format::Collapsed),
+            _ => None,
+        };
+        given.or_else(by_extension).unwrap_or(Format::Flamegraph)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Format;
+    use std::path::Path;
+
+    #[test]
+    fn the_format_follows_the_option_then_the_extension() {
+        let choose = |given, path: &str| Format::choose(given, Some(Path::new(path)));
+        assert_eq!(choose(None, "a.pyscry"), Format::Pyscry);
+        assert_eq!(choose(None, "a.folded"), Format::Collapsed);
+        assert_eq!(choose(None, "a.svg"), Format::Flamegraph);
+        assert_eq!(choose(None, "a"), Format::Flamegraph);
+        assert_eq!(choose(Some(Format::Collapsed), "a.svg"), Format::Collapsed);
+        assert_eq!(Format::choose(None, None), Format::Flamegraph);
     }
 }

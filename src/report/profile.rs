@@ -30,6 +30,8 @@ pub struct ProfileInfo {
     pub errors: u64,
     /// Ticks skipped because the sampler fell behind.
     pub dropped_ticks: u64,
+    /// When sampling started, in seconds since the Unix epoch.
+    pub started_unix_secs: u64,
 }
 
 /// One distinct stack of one thread.
@@ -41,6 +43,17 @@ pub struct StackKey {
     pub idle: bool,
     /// Frame ids, root first.
     pub frames: Vec<FrameId>,
+}
+
+impl StackKey {
+    /// The stack `sample` is a sample of.
+    pub fn of(sample: &Sample) -> StackKey {
+        StackKey {
+            thread: sample.thread,
+            idle: sample.idle,
+            frames: sample.frames.iter().rev().copied().collect(),
+        }
+    }
 }
 
 /// Aggregated stacks.
@@ -68,32 +81,25 @@ impl Profile {
     }
 
     /// Take one event from the sampler.
-    pub fn add_event(&mut self, event: SamplerEvent) {
+    pub fn add_event(&mut self, event: &SamplerEvent) {
         match event {
             SamplerEvent::NewFrame(id, frame) => {
-                let index = id as usize;
+                let index = *id as usize;
                 if self.frames.len() <= index {
                     self.frames.resize(index + 1, Frame::default());
                 }
-                self.frames[index] = frame;
+                self.frames[index] = frame.clone();
             }
             SamplerEvent::Sample(sample) => self.add_sample(sample),
             SamplerEvent::ThreadName { python_id, name } => {
-                self.thread_names.insert(python_id, name);
+                self.thread_names.insert(*python_id, name.clone());
             }
         }
     }
 
     /// Count one stack.
-    pub fn add_sample(&mut self, sample: Sample) {
-        let mut frames = sample.frames;
-        frames.reverse();
-        let key = StackKey {
-            thread: sample.thread,
-            idle: sample.idle,
-            frames,
-        };
-        *self.stacks.entry(key).or_default() += 1;
+    pub fn add_sample(&mut self, sample: &Sample) {
+        *self.stacks.entry(StackKey::of(sample)).or_default() += 1;
     }
 
     /// Keep only the stacks of threads for which `keep(thread, name)` holds.

@@ -50,10 +50,11 @@ pub fn function_rows(profile: &Profile) -> Vec<FunctionRow> {
             total,
         })
         .collect();
+    // Ties in a stable order, so that `record` and `report` print the same table.
     out.sort_by(|a, b| {
-        (b.own, b.total)
-            .cmp(&(a.own, a.total))
-            .then_with(|| a.name.cmp(&b.name))
+        (b.own, b.total).cmp(&(a.own, a.total)).then_with(|| {
+            (&a.name, &a.filename, a.first_line).cmp(&(&b.name, &b.filename, b.first_line))
+        })
     });
     out
 }
@@ -71,7 +72,6 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
         "own%", "total%", "function"
     )?;
     let pct = |n: u64| 100.0 * n as f64 / total as f64;
-    let cwd = std::env::current_dir().ok();
     for row in function_rows(profile).into_iter().take(limit) {
         writeln!(
             out,
@@ -79,11 +79,18 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
             pct(row.own),
             pct(row.total),
             row.name,
-            shorten_path(relative_to(&row.filename, cwd.as_deref()), 60),
+            display_path(&row.filename),
             row.first_line
         )?;
     }
     Ok(())
+}
+
+/// A source path as tables show it: relative to the working directory when inside it,
+/// and at most 60 characters, keeping the end.
+pub fn display_path(path: &str) -> String {
+    let cwd = std::env::current_dir().ok();
+    shorten_path(relative_to(path, cwd.as_deref()), 60)
 }
 
 /// `path` relative to `dir` when it lies inside it: what the user typed, usually.

@@ -100,9 +100,9 @@ impl Aggregator {
         match event {
             SamplerEvent::Sample(sample) => {
                 self.filling.gil_samples += u64::from(sample.holds_gil);
-                self.filling.stacks.add_sample(sample);
+                self.filling.stacks.add_sample(&sample);
             }
-            other => self.catalog.add_event(other),
+            other => self.catalog.add_event(&other),
         }
     }
 

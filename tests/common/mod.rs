@@ -143,6 +143,14 @@ pub fn pythons(test: &str) -> Vec<Python> {
     present
 }
 
+/// One interpreter for tests that need any: the last one present in the list.
+pub fn any_python() -> Option<Python> {
+    expected_pythons()
+        .into_iter()
+        .rev()
+        .find_map(|(name, path)| Some(Python { name, path: path? }))
+}
+
 /// Record that `test` skipped something, and why.
 pub fn skip(test: &str, why: &str) {
     eprintln!("SKIPPED {test}: {why}");

@@ -1,0 +1,105 @@
+//! The file `record` writes: a rendering of the whole profile at the end, or a
+//! recording streamed while sampling goes on.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::record::RecordingWriter;
+use crate::report::{Format, Profile, ProfileInfo};
+use crate::sampler::SamplerEvent;
+
+/// An output file, opened before sampling so that an unwritable path fails first.
+pub struct OutputFile {
+    path: PathBuf,
+    file: File,
+    format: Format,
+    /// The recording being streamed, once sampling has started (`Format::Pyscry`).
+    stream: Option<RecordingWriter<BufWriter<File>>>,
+}
+
+impl OutputFile {
+    /// Open `path` for writing without truncating it: a run that fails before it has
+    /// anything to write must not destroy an earlier file.
+    pub fn open(path: &Path, format: Format) -> Result<OutputFile> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|source| not_writable(path, source))?;
+        Ok(OutputFile {
+            path: path.to_path_buf(),
+            file,
+            format,
+            stream: None,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sampling starts: a recording begins with the header made from `info`.
+    pub fn start(&mut self, info: &ProfileInfo) -> Result<()> {
+        if self.format == Format::Pyscry && self.stream.is_none() {
+            let stream = self
+                .file
+                .set_len(0)
+                .and_then(|()| self.file.try_clone())
+                .and_then(|file| RecordingWriter::new(BufWriter::new(file), info))
+                .map_err(|e| not_writable(&self.path, e))?;
+            self.stream = Some(stream);
+        }
+        Ok(())
+    }
+
+    /// Take one event of the sampler (a recording writes it; renderings wait for the
+    /// end).
+    pub fn add_event(&mut self, event: &SamplerEvent) -> Result<()> {
+        match &mut self.stream {
+            Some(stream) => stream
+                .add_event(event)
+                .map_err(|e| not_writable(&self.path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Push what a recording holds so far to the file, so that it survives pyscry
+    /// being killed.
+    pub fn flush(&mut self) -> Result<()> {
+        match &mut self.stream {
+            Some(stream) => stream.flush().map_err(|e| not_writable(&self.path, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Write the end: a recording's summary, or the whole rendering of `profile`.
+    pub fn finish(mut self, profile: &Profile) -> Result<()> {
+        self.start(&profile.info)?;
+        let written = match self.stream.take() {
+            Some(stream) => stream.finish(&profile.info).map(drop).map_err(Into::into),
+            None => self.render(profile),
+        };
+        written.map_err(|e| not_writable(&self.path, io::Error::other(e.to_string())))
+    }
+
+    fn render(&self, profile: &Profile) -> anyhow::Result<()> {
+        let Some(renderer) = self.format.renderer() else {
+            return Ok(());
+        };
+        self.file.set_len(0)?;
+        let mut out = BufWriter::new(&self.file);
+        renderer.render(profile, &mut out)?;
+        Ok(out.flush()?)
+    }
+}
+
+fn not_writable(path: &Path, source: io::Error) -> Error {
+    Error::OutputNotWritable {
+        path: path.to_path_buf(),
+        source,
+    }
+}

@@ -1,0 +1,190 @@
+//! The `.pyscry` recording format: written while `record` samples, read by `report`.
+//!
+//! A recording keeps every distinct stack once and each sample as a reference to one,
+//! so it grows by a few bytes per sample, and it is streamed: what was flushed before
+//! pyscry was killed can still be read.
+
+pub mod messages;
+pub mod reader;
+pub mod writer;
+
+pub use reader::{read_file, Recording, RecordingError};
+pub use writer::RecordingWriter;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use prost::Message;
+
+    use super::messages::{self, Entry, Header, Record, FORMAT_VERSION, MAGIC};
+    use super::reader::read_bytes;
+    use super::*;
+    use crate::report::collapsed::folded_lines;
+    use crate::report::{Profile, ProfileInfo};
+    use crate::sampler::{Sample, SamplerEvent, ThreadKey};
+    use crate::symbolize::Frame;
+
+    fn info() -> ProfileInfo {
+        ProfileInfo {
+            pid: 42,
+            command: "python3 w.py".into(),
+            python: "CPython 3.12.1".into(),
+            mode: "wall".into(),
+            rate_hz: 100.0,
+            started_unix_secs: 1_700_000_000,
+            ..ProfileInfo::default()
+        }
+    }
+
+    /// Frames 0 and 1, then `ticks` ticks 10 ms apart; each samples thread 1 (stack
+    /// main → work) and thread 2 (main, idle).
+    fn events(ticks: u64) -> Vec<SamplerEvent> {
+        let frame = |name: &str, line| Frame {
+            name: name.into(),
+            filename: "w.py".into(),
+            line,
+            first_line: line,
+        };
+        let mut events = vec![
+            SamplerEvent::NewFrame(0, frame("main", 1)),
+            SamplerEvent::NewFrame(1, frame("work", 5)),
+            SamplerEvent::ThreadName {
+                python_id: 1,
+                name: "MainThread".into(),
+            },
+        ];
+        for tick in 0..ticks {
+            let sample = |python_id, frames: Vec<u32>, idle| {
+                SamplerEvent::Sample(Sample {
+                    elapsed: Duration::from_millis(10 * tick),
+                    thread: ThreadKey {
+                        python_id,
+                        os_id: Some(python_id as u32 + 100),
+                    },
+                    thread_state: 0,
+                    frames,
+                    idle,
+                    holds_gil: false,
+                })
+            };
+            events.push(sample(1, vec![1, 0], false));
+            events.push(sample(2, vec![0], true));
+        }
+        events
+    }
+
+    /// A whole recording's bytes and the profile `record` would have built.
+    fn recording(ticks: u64) -> (Vec<u8>, Profile) {
+        let mut profile = Profile::new(info());
+        let mut writer = RecordingWriter::new(Vec::new(), &profile.info).unwrap();
+        for event in events(ticks) {
+            writer.add_event(&event).unwrap();
+            profile.add_event(&event);
+        }
+        profile.info.duration_secs = ticks as f64 / 100.0;
+        profile.info.ticks = ticks;
+        profile.info.samples = 2 * ticks;
+        profile.info.errors = 3;
+        (writer.finish(&profile.info).unwrap(), profile)
+    }
+
+    #[test]
+    fn a_recording_reads_back_as_the_profile_it_was_made_from() {
+        let (bytes, profile) = recording(10_000);
+        let read = read_bytes(&bytes).unwrap();
+        assert!(read.complete);
+        assert_eq!(read.tool_version, env!("CARGO_PKG_VERSION"));
+        let back = read.profile;
+        assert_eq!(back.describe(), profile.describe());
+        assert_eq!(back.info.errors, 3);
+        assert_eq!(back.info.started_unix_secs, 1_700_000_000);
+        assert_eq!(back.info.command, "python3 w.py");
+        assert_eq!(back.stacks, profile.stacks);
+        assert_eq!(back.thread_names, profile.thread_names);
+        assert_eq!(folded_lines(&back), folded_lines(&profile));
+        // Each sample costs a few bytes: the stacks are stored once.
+        assert!(bytes.len() < 20_000 * 4, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn a_recording_cut_short_keeps_its_whole_records() {
+        let (bytes, _) = recording(10_000);
+        // Without the summary, and cut in the middle of a batch of samples.
+        for (cut, all_samples) in [(bytes.len() - 20, true), (bytes.len() / 2, false)] {
+            let read = read_bytes(&bytes[..cut]).unwrap();
+            assert!(!read.complete);
+            let samples = read.profile.total_samples();
+            assert!(
+                samples > 0 && (samples == 20_000) == all_samples,
+                "{samples} at {cut}"
+            );
+            assert_eq!(read.profile.info.samples, samples);
+            // Two samples per tick, one tick every 10 ms.
+            assert_eq!(read.profile.info.ticks, samples / 2);
+            let last_tick_secs = (samples / 2 - 1) as f64 / 100.0;
+            assert!((read.profile.info.duration_secs - last_tick_secs).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_recording_is_refused() {
+        assert!(matches!(
+            read_bytes(b"<svg>"),
+            Err(RecordingError::NotARecording)
+        ));
+        assert!(matches!(
+            read_bytes(MAGIC),
+            Err(RecordingError::NotARecording)
+        ));
+    }
+
+    #[test]
+    fn corruption_is_reported_with_its_place() {
+        let (bytes, _) = recording(100);
+        let mut garbage = MAGIC.to_vec();
+        garbage.extend([0xff; 64]);
+        let error = read_bytes(&garbage).unwrap_err().to_string();
+        assert!(error.starts_with("corrupt at byte 8:"), "{error}");
+        // A record of the right length whose contents are wrong.
+        let mut flipped = bytes.clone();
+        let at = bytes.len() / 2;
+        flipped[at..at + 8].fill(0xff);
+        assert!(
+            matches!(read_bytes(&flipped), Err(RecordingError::Corrupt { .. })),
+            "{:?}",
+            read_bytes(&flipped).map(|r| r.complete)
+        );
+        // A sample of a stack that was never defined.
+        let mut orphan = MAGIC.to_vec();
+        let record = |entry| Record { entry: Some(entry) }.encode_length_delimited_to_vec();
+        orphan.extend(record(Entry::Header(Header {
+            format_version: FORMAT_VERSION,
+            ..Header::default()
+        })));
+        orphan.extend(record(Entry::Samples(messages::SampleBatch {
+            stacks: vec![7],
+            time_deltas_us: vec![0],
+        })));
+        let error = read_bytes(&orphan).unwrap_err().to_string();
+        assert!(error.contains("unknown stack 7"), "{error}");
+    }
+
+    #[test]
+    fn a_newer_format_is_named() {
+        let mut bytes = MAGIC.to_vec();
+        let header = Entry::Header(Header {
+            format_version: FORMAT_VERSION + 1,
+            tool_version: "9.0.0".into(),
+            ..Header::default()
+        });
+        bytes.extend(
+            Record {
+                entry: Some(header),
+            }
+            .encode_length_delimited_to_vec(),
+        );
+        let error = read_bytes(&bytes).unwrap_err().to_string();
+        assert!(error.contains("by pyscry 9.0.0"), "{error}");
+    }
+}

@@ -1,0 +1,234 @@
+//! `record -f pyscry` streams a recording that `report` shows as `record` did, line by
+//! line, in other formats, and after pyscry was killed mid-recording.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use common::{marked_line, pyscry, script, wait_until, Python, Target, TempDir};
+
+/// Exit codes, as documented in docs/exit-codes.md.
+const OUTPUT_NOT_WRITABLE: i32 = 8;
+const BAD_RECORDING: i32 = 10;
+const NO_SUCH_FUNCTION: i32 = 11;
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn succeeded(out: Output, what: &str) -> Output {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    out
+}
+
+/// `pyscry record --rate 200 -f pyscry -o RECORDING -- PYTHON SCRIPT ARGS…`, which
+/// must succeed.
+fn record_script(python: &Python, recording: &Path, name: &str, args: &[&str]) -> Output {
+    let out = pyscry()
+        .args(["record", "--rate", "200", "-f", "pyscry", "-o"])
+        .arg(recording)
+        .arg("--")
+        .arg(&python.path)
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap();
+    succeeded(out, &python.name)
+}
+
+/// `pyscry report` with `args`.
+fn report(args: &[&str]) -> Output {
+    pyscry().arg("report").args(args).output().unwrap()
+}
+
+/// The (own %, total %, source) of the row for `line` in a per-line table.
+fn line_row(table: &str, line: u32) -> (f64, f64, String) {
+    let row = table
+        .lines()
+        .find(|row| row.split_whitespace().next() == Some(&line.to_string()))
+        .unwrap_or_else(|| panic!("no row for line {line} in:\n{table}"));
+    let mut fields = row.split_whitespace();
+    fields.next();
+    let pct = |field: Option<&str>| field.unwrap().trim_end_matches('%').parse::<f64>().unwrap();
+    let own = pct(fields.next());
+    let total = pct(fields.next());
+    (own, total, fields.collect::<Vec<_>>().join(" "))
+}
+
+/// Record lines.py into a `.pyscry` file; `report` prints the table `record` printed,
+/// and `report --lines work` gives the heavy and the light call line 3:1 of the time,
+/// with their source.
+fn lines_of_a_function(python: &Python) {
+    let dir = TempDir::new(&format!("lines-{}", python.name));
+    let recording = dir.path("lines.pyscry");
+    let lines = script("lines.py");
+    let recorded = record_script(python, &recording, "lines.py", &["1.5"]);
+    let file = recording.to_str().unwrap();
+    let reported = succeeded(report(&[file]), &python.name);
+    assert_eq!(stdout(&reported), stdout(&recorded), "{}", python.name);
+    assert!(stdout(&recorded).contains("spin"), "{}", stdout(&recorded));
+
+    let table = stdout(&succeeded(report(&[file, "--lines", "work"]), &python.name));
+    let heavy = line_row(&table, marked_line(&lines, "heavy"));
+    let light = line_row(&table, marked_line(&lines, "light"));
+    assert!(
+        heavy.2.starts_with("spin(3000)"),
+        "{}: {table}",
+        python.name
+    );
+    assert!(
+        light.2.starts_with("spin(1000)"),
+        "{}: {table}",
+        python.name
+    );
+    let share = heavy.1 / (heavy.1 + light.1);
+    assert!(
+        (share - 0.75).abs() <= 0.1,
+        "{}: heavy line {share:.2} of the two:\n{table}",
+        python.name
+    );
+    // The calls' time is spin's own, not the lines'.
+    assert!(heavy.0 < 5.0 && light.0 < 5.0, "{}: {table}", python.name);
+    assert!(
+        table.contains("def work(seconds):"),
+        "{}: {table}",
+        python.name
+    );
+}
+
+test_each_python!(lines, super::lines_of_a_function);
+
+/// `report -o` writes the other formats, and the thread options apply to them.
+#[test]
+fn report_writes_other_formats_per_thread() {
+    let Some(python) = common::any_python() else {
+        return common::skip("report_formats", "no interpreter");
+    };
+    let dir = TempDir::new("report-formats");
+    let recording = dir.path("two.pyscry");
+    record_script(&python, &recording, "two_threads.py", &["0.05", "3"]);
+    let file = recording.to_str().unwrap();
+    let folded = dir.path("two.txt");
+    let folded_arg = folded.to_str().unwrap();
+    succeeded(report(&[file, "--threads", "-o", folded_arg]), "collapsed");
+    let text = std::fs::read_to_string(&folded).unwrap();
+    for name in ["worker-a", "worker-b"] {
+        assert!(text.contains(&format!("thread {name} (")), "{text}");
+    }
+    let one_thread = report(&[
+        file,
+        "--thread",
+        "worker-a",
+        "-f",
+        "collapsed",
+        "-o",
+        folded_arg,
+    ]);
+    succeeded(one_thread, "one thread");
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let (counts, total) = common::collapsed_shares(&text, &["one", "two", "three"]);
+    assert!(
+        total > 50 && counts[2] > counts[0],
+        "{counts:?} of {total}: {text}"
+    );
+    // Without --threads, but filtered: only worker-a's samples.
+    assert!(!text.contains("thread "), "{text}");
+    let svg = dir.path("two.svg");
+    succeeded(report(&[file, "-o", svg.to_str().unwrap()]), "svg");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("three"),
+        "not a flamegraph"
+    );
+}
+
+/// pyscry killed while recording an attached process leaves a recording that `report`
+/// reads, saying it was cut short; the target runs on.
+#[test]
+fn a_recording_cut_short_is_still_readable() {
+    let Some(python) = common::any_python() else {
+        return common::skip("report_cut_short", "no interpreter");
+    };
+    let dir = TempDir::new("report-cut");
+    let recording = dir.path("cut.pyscry");
+    let mut target = Target::start(&python, &script("counter.py"), &[]);
+    target.next_line();
+    let mut recorder = pyscry()
+        .args(["record", "--rate", "200", "-o"])
+        .arg(&recording)
+        .args(["--pid", &target.pid().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a flush has put samples in the file, then kill pyscry outright.
+    let flushed = wait_until(Duration::from_secs(20), || {
+        std::fs::metadata(&recording).is_ok_and(|m| m.len() > 2000)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    recorder.kill().unwrap();
+    recorder.wait().unwrap();
+    assert!(flushed, "no samples were written");
+    let out = succeeded(report(&[recording.to_str().unwrap()]), "cut short");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cut short"), "{stderr}");
+    assert!(stdout(&out).contains("work"), "{}", stdout(&out));
+    assert!(common::process_state(target.pid()).is_some_and(|s| s != 'T' && s != 't'));
+    let before = target.next_line();
+    assert_ne!(target.next_line(), before, "the target stopped counting");
+}
+
+/// What cannot be read as a recording gets one clear error line and exit code 10.
+#[test]
+fn unreadable_recordings_are_refused() {
+    let dir = TempDir::new("report-bad");
+    let text = dir.path("notes.txt");
+    std::fs::write(&text, "hello\n").unwrap();
+    let corrupt = dir.path("corrupt.pyscry");
+    let mut bytes = b"\x89PYSCRY\n".to_vec();
+    bytes.extend([0xff; 32]);
+    std::fs::write(&corrupt, bytes).unwrap();
+    let missing = dir.path("missing.pyscry");
+    for (path, message) in [
+        (&text, "not a pyscry recording"),
+        (&corrupt, "corrupt at byte 8"),
+        (&missing, "No such file"),
+    ] {
+        let out = report(&[path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(BAD_RECORDING), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        let line = stderr.trim_end();
+        assert!(!line.contains('\n'), "more than one line: {stderr}");
+        assert!(line.starts_with("pyscry: error: cannot read "), "{stderr}");
+        assert!(line.contains(message), "{stderr}");
+    }
+}
+
+/// `--lines` with a name no sample ran says which functions there are; an output
+/// path that cannot be written is refused.
+#[test]
+fn an_unknown_function_is_named() {
+    let Some(python) = common::any_python() else {
+        return common::skip("report_unknown_function", "no interpreter");
+    };
+    let dir = TempDir::new("report-unknown");
+    let recording = dir.path("r.pyscry");
+    record_script(&python, &recording, "lines.py", &["0.5"]);
+    let out = report(&[recording.to_str().unwrap(), "--lines", "nosuch"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(NO_SUCH_FUNCTION), "{stderr}");
+    assert!(stderr.contains("no function named `nosuch`"), "{stderr}");
+    assert!(stderr.contains("spin"), "{stderr}");
+    let out = report(&[recording.to_str().unwrap(), "-o", "/nonexistent-dir/r.svg"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(OUTPUT_NOT_WRITABLE), "{stderr}");
+    assert!(
+        stderr.contains("cannot write /nonexistent-dir/r.svg"),
+        "{stderr}"
+    );
+}
