@@ -2,36 +2,49 @@
 
 mod common;
 
+use std::path::Path;
+use std::process::Output;
+
 use common::{collapsed_shares, pyscry, script, Python, TempDir};
 
-/// Record the 1:2:3 workload in launch mode; the shares must be within 3 points of
-/// 16.7 / 33.3 / 50.
-fn shares_one_two_three(python: &Python) {
-    let dir = TempDir::new(&format!("ratio-{}", python.name));
-    let out_path = dir.path("ratio.txt");
-    let out = pyscry()
-        .args(["record", "--rate", "200", "--format", "collapsed", "-o"])
-        .arg(&out_path)
+/// `pyscry record --rate 200 -o OUT_PATH -- PYTHON ratio.py UNIT ROUNDS` (the format
+/// from the extension).
+fn record_ratio(python: &Python, out_path: &Path, unit: &str, rounds: &str) -> Output {
+    pyscry()
+        .args(["record", "--rate", "200", "-o"])
+        .arg(out_path)
         .arg("--")
         .arg(&python.path)
         .arg(script("ratio.py"))
-        .args(["0.15", "4"])
+        .args([unit, rounds])
         .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{}: {stderr}", python.name);
-    let text = std::fs::read_to_string(&out_path).unwrap();
-    let (counts, total) = collapsed_shares(&text, &["one", "two", "three"]);
-    assert!(total > 400, "{}: only {total} samples", python.name);
+        .unwrap()
+}
+
+/// The samples in one, two and three must be within 3 points of 16.7 / 33.3 / 50 % of
+/// their sum.
+fn assert_one_two_three(counts: &[u64], what: &str) {
     let in_workload: u64 = counts.iter().sum();
     for (count, expected) in counts.iter().zip([100.0 / 6.0, 100.0 / 3.0, 50.0]) {
         let share = 100.0 * *count as f64 / in_workload as f64;
         assert!(
             (share - expected).abs() <= 3.0,
-            "{}: share {share:.1}% vs {expected:.1}% (counts {counts:?}, total {total})",
-            python.name
+            "{what}: share {share:.1}% vs {expected:.1}% (counts {counts:?})"
         );
     }
+}
+
+/// Record the 1:2:3 workload in launch mode into folded stacks; the shares must hold.
+fn shares_one_two_three(python: &Python) {
+    let dir = TempDir::new(&format!("ratio-{}", python.name));
+    let out_path = dir.path("ratio.txt");
+    let out = record_ratio(python, &out_path, "0.15", "4");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", python.name);
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let (counts, total) = collapsed_shares(&text, &["one", "two", "three"]);
+    assert!(total > 400, "{}: only {total} samples", python.name);
+    assert_one_two_three(&counts, &python.name);
     // The summary and the table are printed.
     assert!(stderr.contains("samples"), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -128,4 +141,67 @@ fn duration_stops_a_launched_program() {
     assert!(start.elapsed().as_secs_f64() < 20.0);
     let text = std::fs::read_to_string(&out_path).unwrap();
     assert!(text.contains("work"), "{text}");
+}
+
+/// `-o FILE.pb.gz` writes a gzipped pprof profile whose samples hold the 1:2:3 shares,
+/// with each function named once and its thread labelled.
+#[test]
+fn pprof_holds_the_shares() {
+    use prost::Message;
+    use pyscry::report::pprof::proto;
+    use std::io::Read;
+
+    let Some(python) = common::any_python() else {
+        return common::skip("pprof", "no interpreter");
+    };
+    let dir = TempDir::new("pprof");
+    let out_path = dir.path("ratio.pb.gz");
+    let out = record_ratio(&python, &out_path, "0.1", "3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let gzipped = std::fs::read(&out_path).unwrap();
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped[..])
+        .read_to_end(&mut bytes)
+        .expect("gzipped");
+    let profile = proto::Profile::decode(&bytes[..]).expect("a pprof profile");
+    let text = |id: i64| profile.string_table[id as usize].as_str();
+    let function_name = |location_id: u64| {
+        let location = &profile.location[location_id as usize - 1];
+        assert_eq!(location.id, location_id);
+        let function = &profile.function[location.line[0].function_id as usize - 1];
+        text(function.name)
+    };
+    let mut counts = [0u64; 3];
+    for sample in &profile.sample {
+        let names: Vec<&str> = sample
+            .location_id
+            .iter()
+            .map(|&l| function_name(l))
+            .collect();
+        for (i, wanted) in ["one", "two", "three"].iter().enumerate() {
+            if names.contains(wanted) {
+                counts[i] += sample.value[0] as u64;
+            }
+        }
+        assert_eq!(sample.value[1], sample.value[0] * profile.period);
+        let labels: Vec<&str> = sample.label.iter().map(|l| text(l.key)).collect();
+        assert!(labels.contains(&"thread_id"), "{labels:?}");
+    }
+    assert!(counts.iter().sum::<u64>() > 300, "{counts:?}");
+    assert_one_two_three(&counts, "pprof");
+    let mut functions: Vec<(i64, i64, i64)> = profile
+        .function
+        .iter()
+        .map(|f| (f.name, f.filename, f.start_line))
+        .collect();
+    let listed = functions.len();
+    functions.sort();
+    functions.dedup();
+    assert_eq!(functions.len(), listed, "a function is listed twice");
+    assert_eq!(text(profile.period_type.unwrap().r#type), "wall");
+    assert_eq!(profile.period, 5_000_000);
 }

@@ -46,8 +46,7 @@ impl OutputFile {
     pub fn start(&mut self, info: &ProfileInfo) -> Result<()> {
         if self.format == Format::Pyscry && self.stream.is_none() {
             let stream = self
-                .file
-                .set_len(0)
+                .truncate()
                 .and_then(|()| self.file.try_clone())
                 .and_then(|file| RecordingWriter::new(BufWriter::new(file), info))
                 .map_err(|e| not_writable(&self.path, e))?;
@@ -90,10 +89,21 @@ impl OutputFile {
         let Some(renderer) = self.format.renderer() else {
             return Ok(());
         };
-        self.file.set_len(0)?;
+        self.truncate()?;
         let mut out = BufWriter::new(&self.file);
         renderer.render(profile, &mut out)?;
         Ok(out.flush()?)
+    }
+}
+
+impl OutputFile {
+    /// Empty a regular file before writing it; a pipe or device (`-o /dev/stdout`)
+    /// cannot be truncated and need not be.
+    fn truncate(&self) -> io::Result<()> {
+        if self.file.metadata()?.is_file() {
+            self.file.set_len(0)?;
+        }
+        Ok(())
     }
 }
 

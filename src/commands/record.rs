@@ -68,15 +68,15 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
             return Err(error);
         }
     };
-    let started = check_mode(args.sampling.mode, &python)
-        .and_then(|()| output.start(&base_info(args, pid, &python.describe())));
+    let info = base_info(args, pid, &python.describe());
+    let started = check_mode(args.sampling.mode, &python).and_then(|()| output.start(&info));
     if let Err(error) = started {
         if let Some(child) = child.as_mut() {
             let _ = process::terminate(child);
         }
         return Err(error);
     }
-    let mut profile = Profile::new(base_info(args, pid, &python.describe()));
+    let mut profile = Profile::new(info);
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let config = SamplerConfig {
         rate_hz: args.rate,

@@ -56,7 +56,11 @@ pub enum RecordingError {
 /// Read the recording at `path`.
 pub fn read_file(path: &Path) -> Result<Recording, RecordingError> {
     let file = std::fs::File::open(path)?;
-    if file.metadata()?.len() == 0 {
+    let metadata = file.metadata()?;
+    if metadata.is_dir() {
+        return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory).into());
+    }
+    if metadata.len() == 0 {
         return Err(RecordingError::NotARecording);
     }
     // SAFETY: the map is only read; a file changed underneath gives wrong bytes, which
@@ -203,7 +207,10 @@ impl Reader {
 
     /// The profile, once every record is read.
     fn finish(self) -> Result<Recording, RecordingError> {
-        let header = self.header.ok_or(RecordingError::NotARecording)?;
+        let header = self.header.ok_or(RecordingError::Corrupt {
+            offset: MAGIC.len(),
+            reason: "the file ends before its header is whole".into(),
+        })?;
         let complete = self.summary.is_some();
         let counts = self.summary.unwrap_or_else(|| ProfileInfo {
             duration_secs: self.time_us as f64 / 1e6,

@@ -5,6 +5,7 @@
 pub mod collapsed;
 pub mod flamegraph;
 pub mod lines;
+pub mod pprof;
 pub mod profile;
 pub mod table;
 
@@ -25,6 +26,8 @@ pub enum Format {
     Flamegraph,
     /// Folded stacks: `root;…;leaf COUNT` per line, for other flamegraph tools.
     Collapsed,
+    /// pprof (gzipped protobuf), for `go tool pprof`, Pyroscope and Grafana.
+    Pprof,
     /// The recording itself, streamed as it is made, for `pyscry report`.
     Pyscry,
 }
@@ -36,6 +39,7 @@ impl Format {
         match self {
             Format::Flamegraph => Some(Box::new(flamegraph::Flamegraph)),
             Format::Collapsed => Some(Box::new(collapsed::Collapsed)),
+            Format::Pprof => Some(Box::new(pprof::Pprof)),
             Format::Pyscry => None,
         }
     }
@@ -45,17 +49,25 @@ impl Format {
         match self {
             Format::Flamegraph => "svg",
             Format::Collapsed => "txt",
+            Format::Pprof => "pb.gz",
             Format::Pyscry => "pyscry",
         }
     }
 
     /// The format `--format` names, or else the one `path`'s extension implies
-    /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`), or else a flamegraph.
+    /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`, `.pb.gz`/`.pprof`), or else a
+    /// flamegraph.
     pub fn choose(given: Option<Format>, path: Option<&std::path::Path>) -> Format {
-        let by_extension = || match path?.extension()?.to_str()? {
-            "pyscry" => Some(Format::Pyscry),
-            "txt" | "folded" | "collapsed" => Some(Format::Collapsed),
-            _ => None,
+        let by_extension = || {
+            let name = path?.file_name()?.to_str()?;
+            let (_, extension) = name.rsplit_once('.')?;
+            match extension {
+                "pyscry" => Some(Format::Pyscry),
+                "txt" | "folded" | "collapsed" => Some(Format::Collapsed),
+                "pprof" => Some(Format::Pprof),
+                "gz" if name.ends_with(".pb.gz") => Some(Format::Pprof),
+                _ => None,
+            }
         };
         given.or_else(by_extension).unwrap_or(Format::Flamegraph)
     }
@@ -73,6 +85,9 @@ mod tests {
         assert_eq!(choose(None, "a.folded"), Format::Collapsed);
         assert_eq!(choose(None, "a.svg"), Format::Flamegraph);
         assert_eq!(choose(None, "a"), Format::Flamegraph);
+        assert_eq!(choose(None, "a.pb.gz"), Format::Pprof);
+        assert_eq!(choose(None, "a.pprof"), Format::Pprof);
+        assert_eq!(choose(None, "a.tar.gz"), Format::Flamegraph);
         assert_eq!(choose(Some(Format::Collapsed), "a.svg"), Format::Collapsed);
         assert_eq!(Format::choose(None, None), Format::Flamegraph);
     }
