@@ -205,3 +205,57 @@ fn pprof_holds_the_shares() {
     assert_eq!(text(profile.period_type.unwrap().r#type), "wall");
     assert_eq!(profile.period, 5_000_000);
 }
+
+/// Python's own `pstats` loads `-o FILE.pstats`: the 1:2:3 shares are in the
+/// functions' cumulative times and sample counts, `burn`'s time is its own, and its
+/// callers are the three.
+#[test]
+fn pstats_loads_in_python() {
+    let Some(python) = common::any_python() else {
+        return common::skip("pstats", "no interpreter");
+    };
+    let dir = TempDir::new("pstats");
+    let out_path = dir.path("ratio.pstats");
+    let out = record_ratio(&python, &out_path, "0.1", "3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let load = "import pstats, sys\n\
+        stats = pstats.Stats(sys.argv[1]).stats\n\
+        for (path, line, name), (cc, nc, tt, ct, callers) in stats.items():\n\
+        \x20   callers = ','.join(sorted(c[2] for c in callers))\n\
+        \x20   sys.stdout.write('%s %d %d %f %f %s\\n' % (name, cc, nc, tt, ct, callers or '-'))\n";
+    let loaded = std::process::Command::new(&python.path)
+        .args(["-c", load])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&loaded.stdout);
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let row = |name: &str| -> Vec<String> {
+        let row = text.lines().find(|l| l.split(' ').next() == Some(name));
+        let row = row.unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+        row.split(' ').map(str::to_string).collect()
+    };
+    let number = |field: &String| field.parse::<f64>().unwrap();
+    let counts: Vec<u64> = ["one", "two", "three"]
+        .iter()
+        .map(|name| number(&row(name)[2]) as u64)
+        .collect();
+    assert!(counts.iter().sum::<u64>() > 300, "{counts:?}");
+    assert_one_two_three(&counts, "pstats sample counts");
+    let seconds: Vec<u64> = ["one", "two", "three"]
+        .iter()
+        .map(|name| (number(&row(name)[4]) * 200.0).round() as u64)
+        .collect();
+    assert_eq!(seconds, counts, "cumulative time is samples / rate");
+    let burn = row("burn");
+    assert!(number(&burn[3]) >= 0.95 * number(&burn[4]), "{burn:?}");
+    assert_eq!(burn[5], "one,three,two");
+}

@@ -7,6 +7,7 @@ pub mod flamegraph;
 pub mod lines;
 pub mod pprof;
 pub mod profile;
+pub mod pstats;
 pub mod table;
 
 use std::io::Write;
@@ -28,6 +29,8 @@ pub enum Format {
     Collapsed,
     /// pprof (gzipped protobuf), for `go tool pprof`, Pyroscope and Grafana.
     Pprof,
+    /// cProfile's pstats file, for `pstats.Stats`, snakeviz, tuna and gprof2dot.
+    Pstats,
     /// The recording itself, streamed as it is made, for `pyscry report`.
     Pyscry,
 }
@@ -40,6 +43,7 @@ impl Format {
             Format::Flamegraph => Some(Box::new(flamegraph::Flamegraph)),
             Format::Collapsed => Some(Box::new(collapsed::Collapsed)),
             Format::Pprof => Some(Box::new(pprof::Pprof)),
+            Format::Pstats => Some(Box::new(pstats::Pstats)),
             Format::Pyscry => None,
         }
     }
@@ -50,13 +54,14 @@ impl Format {
             Format::Flamegraph => "svg",
             Format::Collapsed => "txt",
             Format::Pprof => "pb.gz",
+            Format::Pstats => "pstats",
             Format::Pyscry => "pyscry",
         }
     }
 
     /// The format `--format` names, or else the one `path`'s extension implies
-    /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`, `.pb.gz`/`.pprof`), or else a
-    /// flamegraph.
+    /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`, `.pb.gz`/`.pprof`,
+    /// `.pstats`/`.prof`), or else a flamegraph.
     pub fn choose(given: Option<Format>, path: Option<&std::path::Path>) -> Format {
         let by_extension = || {
             let name = path?.file_name()?.to_str()?;
@@ -65,6 +70,7 @@ impl Format {
                 "pyscry" => Some(Format::Pyscry),
                 "txt" | "folded" | "collapsed" => Some(Format::Collapsed),
                 "pprof" => Some(Format::Pprof),
+                "pstats" | "prof" => Some(Format::Pstats),
                 "gz" if name.ends_with(".pb.gz") => Some(Format::Pprof),
                 _ => None,
             }
@@ -88,6 +94,7 @@ mod tests {
         assert_eq!(choose(None, "a.pb.gz"), Format::Pprof);
         assert_eq!(choose(None, "a.pprof"), Format::Pprof);
         assert_eq!(choose(None, "a.tar.gz"), Format::Flamegraph);
+        assert_eq!(choose(None, "a.prof"), Format::Pstats);
         assert_eq!(choose(Some(Format::Collapsed), "a.svg"), Format::Collapsed);
         assert_eq!(Format::choose(None, None), Format::Flamegraph);
     }
