@@ -168,6 +168,46 @@ mod tests {
         assert!(error.contains("unknown stack 7"), "{error}");
     }
 
+    /// Random damage to a real recording never panics the reader, and what it reads
+    /// can be rendered: every id a stack uses resolves.
+    #[test]
+    fn damaged_recordings_are_read_or_refused_never_panicked_on() {
+        let (bytes, _) = recording(300);
+        let mut rng = fastrand::Rng::with_seed(5);
+        let mut outcomes = [0u32; 2];
+        for _ in 0..3000 {
+            let mut damaged = bytes.clone();
+            match rng.u8(0..3) {
+                0 => {
+                    for _ in 0..rng.usize(1..8) {
+                        let at = rng.usize(MAGIC.len()..damaged.len());
+                        damaged[at] = rng.u8(..);
+                    }
+                }
+                1 => damaged.truncate(rng.usize(0..bytes.len())),
+                _ => {
+                    let at = rng.usize(MAGIC.len()..damaged.len());
+                    let len = rng.usize(1..64).min(damaged.len() - at);
+                    damaged.drain(at..at + len);
+                }
+            }
+            match read_bytes(&damaged) {
+                Ok(read) => {
+                    outcomes[0] += 1;
+                    let profile = &read.profile;
+                    let _ = folded_lines(profile);
+                    let _ = crate::report::table::function_rows(profile);
+                    let _ = crate::report::pprof::build(profile);
+                    let _ = crate::report::pstats::function_stats(profile);
+                    let _ = crate::report::lines::function_lines(profile, "work");
+                }
+                Err(_) => outcomes[1] += 1,
+            }
+        }
+        // Both outcomes happen: the damage reaches the checks.
+        assert!(outcomes.iter().all(|&n| n > 100), "{outcomes:?}");
+    }
+
     #[test]
     fn a_newer_format_is_named() {
         let mut bytes = MAGIC.to_vec();
