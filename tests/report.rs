@@ -146,15 +146,14 @@ fn report_writes_other_formats_per_thread() {
     );
 }
 
-/// pyscry killed while recording an attached process leaves a recording that `report`
-/// reads, saying it was cut short; the target runs on.
-#[test]
-fn a_recording_cut_short_is_still_readable() {
+/// A recording of an attached process stopped by `signal` once samples are on disk;
+/// returns `report`'s output on it, and checks that the target runs on.
+fn stop_recording_with(signal: &str) -> Output {
     let Some(python) = common::any_python() else {
-        return common::skip("report_cut_short", "no interpreter");
+        panic!("no interpreter");
     };
-    let dir = TempDir::new("report-cut");
-    let recording = dir.path("cut.pyscry");
+    let dir = TempDir::new(&format!("report-{signal}"));
+    let recording = dir.path("stopped.pyscry");
     let mut target = Target::start(&python, &script("counter.py"), &[]);
     target.next_line();
     let mut recorder = pyscry()
@@ -165,21 +164,51 @@ fn a_recording_cut_short_is_still_readable() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until a flush has put samples in the file, then kill pyscry outright.
+    // Wait until a flush has put samples in the file, then signal pyscry.
     let flushed = wait_until(Duration::from_secs(20), || {
         std::fs::metadata(&recording).is_ok_and(|m| m.len() > 2000)
     });
     std::thread::sleep(Duration::from_millis(300));
-    recorder.kill().unwrap();
-    recorder.wait().unwrap();
-    assert!(flushed, "no samples were written");
-    let out = succeeded(report(&[recording.to_str().unwrap()]), "cut short");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cut short"), "{stderr}");
+    let signalled = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(recorder.id().to_string())
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let status = recorder.wait().unwrap();
+    assert!(flushed, "SIG{signal}: no samples were written");
+    assert_eq!(status.success(), signal != "KILL", "SIG{signal}: {status}");
+    let out = succeeded(report(&[recording.to_str().unwrap()]), signal);
     assert!(stdout(&out).contains("work"), "{}", stdout(&out));
     assert!(common::process_state(target.pid()).is_some_and(|s| s != 'T' && s != 't'));
     let before = target.next_line();
     assert_ne!(target.next_line(), before, "the target stopped counting");
+    out
+}
+
+/// pyscry killed while recording leaves a recording that `report` reads, saying it
+/// was cut short; the target runs on.
+#[test]
+fn a_recording_cut_short_is_still_readable() {
+    if common::any_python().is_none() {
+        return common::skip("report_cut_short", "no interpreter");
+    }
+    let out = stop_recording_with("KILL");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cut short"), "{stderr}");
+}
+
+/// Ctrl-C (and SIGTERM) end a recording properly: it has its summary.
+#[test]
+fn an_interrupted_recording_is_complete() {
+    if common::any_python().is_none() {
+        return common::skip("report_interrupted", "no interpreter");
+    }
+    for signal in ["INT", "TERM"] {
+        let out = stop_recording_with(signal);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("cut short"), "SIG{signal}: {stderr}");
+    }
 }
 
 /// What cannot be read as a recording gets one clear error line and exit code 10.
