@@ -24,6 +24,7 @@ CHECKS = [
     ("sampling", "jitter", "periodic work not aliased"),
     ("sampling", "threads", "per-thread shares and names"),
     ("code_cache", "churn", "code-object cache under address reuse"),
+    ("report", "lines", "record -f pyscry, then report: same table; --lines gives 3:1 lines"),
 ]
 ASK = (
     "import sys, sysconfig, platform\n"
