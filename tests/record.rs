@@ -259,3 +259,55 @@ fn pstats_loads_in_python() {
     assert!(number(&burn[3]) >= 0.95 * number(&burn[4]), "{burn:?}");
     assert_eq!(burn[5], "one,three,two");
 }
+
+/// `-o FILE.json` writes speedscope JSON: one sampled profile per thread whose weights,
+/// in seconds, hold the 1:2:3 shares.
+#[test]
+fn speedscope_holds_the_shares() {
+    let Some(python) = common::any_python() else {
+        return common::skip("speedscope", "no interpreter");
+    };
+    let dir = TempDir::new("speedscope");
+    let out_path = dir.path("ratio.json");
+    let out = record_ratio(&python, &out_path, "0.1", "3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(
+        file["$schema"],
+        "https://www.speedscope.app/file-format-schema.json"
+    );
+    let frames = file["shared"]["frames"].as_array().unwrap();
+    let profiles = file["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 1, "one thread");
+    let main = &profiles[0];
+    assert_eq!(main["type"], "sampled");
+    assert_eq!(main["unit"], "seconds");
+    let mut counts = [0u64; 3];
+    let samples = main["samples"].as_array().unwrap();
+    let weights = main["weights"].as_array().unwrap();
+    assert_eq!(samples.len(), weights.len());
+    for (stack, weight) in samples.iter().zip(weights) {
+        let names: Vec<&str> = stack
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                frames[i.as_u64().unwrap() as usize]["name"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        for (i, wanted) in ["one", "two", "three"].iter().enumerate() {
+            if names.contains(wanted) {
+                counts[i] += (weight.as_f64().unwrap() * 200.0).round() as u64;
+            }
+        }
+    }
+    assert!(counts.iter().sum::<u64>() > 300, "{counts:?}");
+    assert_one_two_three(&counts, "speedscope");
+}

@@ -182,18 +182,8 @@ pub fn print_lines(profile: &Profile, wanted: &str, out: &mut dyn Write) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::profile::StackKey;
+    use crate::report::fixtures::{add_stack, frame};
     use crate::report::ProfileInfo;
-    use crate::sampler::ThreadKey;
-
-    fn frame(name: &str, line: u32, first_line: u32) -> Frame {
-        Frame {
-            name: name.into(),
-            filename: "w.py".into(),
-            line,
-            first_line,
-        }
-    }
 
     /// Frames: 0 main line 20; 1 Worker.work line 3; 2 work line 4; 3 helper line 8;
     /// 4 work line 5.
@@ -206,22 +196,10 @@ mod tests {
             frame("helper", 8, 7),
             frame("Worker.work", 5, 2),
         ];
-        let thread = ThreadKey {
-            python_id: 1,
-            os_id: None,
-        };
-        let mut add = |frames: Vec<u32>, count| {
-            let key = StackKey {
-                thread,
-                idle: false,
-                frames,
-            };
-            profile.stacks.insert(key, count);
-        };
-        add(vec![0, 1], 5);
-        add(vec![0, 2, 3], 3);
+        add_stack(&mut profile, 1, false, &[0, 1], 5);
+        add_stack(&mut profile, 1, false, &[0, 2, 3], 3);
         // Recursion: line 4 calls work again, which runs line 5.
-        add(vec![0, 2, 4], 2);
+        add_stack(&mut profile, 1, false, &[0, 2, 4], 2);
         profile
     }
 

@@ -8,11 +8,51 @@ pub mod lines;
 pub mod pprof;
 pub mod profile;
 pub mod pstats;
+pub mod speedscope;
 pub mod table;
 
 use std::io::Write;
 
 pub use profile::{Profile, ProfileInfo};
+
+/// Hand-made profiles for the renderers' unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::profile::StackKey;
+    use super::Profile;
+    use crate::sampler::ThreadKey;
+    use crate::symbolize::{Frame, FrameId};
+
+    /// A frame of `w.py`.
+    pub fn frame(name: &str, line: u32, first_line: u32) -> Frame {
+        Frame {
+            name: name.into(),
+            filename: "w.py".into(),
+            line,
+            first_line,
+        }
+    }
+
+    /// Count `count` samples of `frames` (root first) in thread `python_id`, whose
+    /// kernel id is `python_id + 10`.
+    pub fn add_stack(
+        profile: &mut Profile,
+        python_id: u64,
+        idle: bool,
+        frames: &[FrameId],
+        count: u64,
+    ) {
+        let key = StackKey {
+            thread: ThreadKey {
+                python_id,
+                os_id: Some(python_id as u32 + 10),
+            },
+            idle,
+            frames: frames.to_vec(),
+        };
+        *profile.stacks.entry(key).or_default() += count;
+    }
+}
 
 /// An output format that a whole profile can be written in.
 pub trait Renderer {
@@ -31,6 +71,8 @@ pub enum Format {
     Pprof,
     /// cProfile's pstats file, for `pstats.Stats`, snakeviz, tuna and gprof2dot.
     Pstats,
+    /// speedscope JSON, one profile per thread (left-heavy and sandwich views).
+    Speedscope,
     /// The recording itself, streamed as it is made, for `pyscry report`.
     Pyscry,
 }
@@ -44,6 +86,7 @@ impl Format {
             Format::Collapsed => Some(Box::new(collapsed::Collapsed)),
             Format::Pprof => Some(Box::new(pprof::Pprof)),
             Format::Pstats => Some(Box::new(pstats::Pstats)),
+            Format::Speedscope => Some(Box::new(speedscope::Speedscope)),
             Format::Pyscry => None,
         }
     }
@@ -55,13 +98,14 @@ impl Format {
             Format::Collapsed => "txt",
             Format::Pprof => "pb.gz",
             Format::Pstats => "pstats",
+            Format::Speedscope => "speedscope.json",
             Format::Pyscry => "pyscry",
         }
     }
 
     /// The format `--format` names, or else the one `path`'s extension implies
     /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`, `.pb.gz`/`.pprof`,
-    /// `.pstats`/`.prof`), or else a flamegraph.
+    /// `.pstats`/`.prof`, `.json`), or else a flamegraph.
     pub fn choose(given: Option<Format>, path: Option<&std::path::Path>) -> Format {
         let by_extension = || {
             let name = path?.file_name()?.to_str()?;
@@ -71,6 +115,7 @@ impl Format {
                 "txt" | "folded" | "collapsed" => Some(Format::Collapsed),
                 "pprof" => Some(Format::Pprof),
                 "pstats" | "prof" => Some(Format::Pstats),
+                "json" => Some(Format::Speedscope),
                 "gz" if name.ends_with(".pb.gz") => Some(Format::Pprof),
                 _ => None,
             }
@@ -95,6 +140,7 @@ mod tests {
         assert_eq!(choose(None, "a.pprof"), Format::Pprof);
         assert_eq!(choose(None, "a.tar.gz"), Format::Flamegraph);
         assert_eq!(choose(None, "a.prof"), Format::Pstats);
+        assert_eq!(choose(None, "a.speedscope.json"), Format::Speedscope);
         assert_eq!(choose(Some(Format::Collapsed), "a.svg"), Format::Collapsed);
         assert_eq!(Format::choose(None, None), Format::Flamegraph);
     }

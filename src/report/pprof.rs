@@ -172,11 +172,7 @@ pub fn build(profile: &Profile) -> proto::Profile {
     let mut strings = StringTable::default();
     let info = &profile.info;
     // A sample stands for one period of its thread's time.
-    let period = if info.rate_hz > 0.0 {
-        (1e9 / info.rate_hz).round() as i64
-    } else {
-        0
-    };
+    let period = (profile.seconds_per_sample() * 1e9).round() as i64;
     let time_kind = if info.mode == "cpu" { "cpu" } else { "wall" };
     let value_type = |strings: &mut StringTable, kind: &str, unit: &str| proto::ValueType {
         r#type: strings.id(kind),
@@ -281,10 +277,8 @@ pub fn build(profile: &Profile) -> proto::Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::profile::StackKey;
+    use crate::report::fixtures::{add_stack, frame};
     use crate::report::ProfileInfo;
-    use crate::sampler::ThreadKey;
-    use crate::symbolize::Frame;
 
     #[test]
     fn stacks_become_samples_of_shared_locations_and_functions() {
@@ -293,26 +287,14 @@ mod tests {
             mode: "wall".into(),
             ..ProfileInfo::default()
         });
-        let frame = |name: &str, line| Frame {
-            name: name.into(),
-            filename: "w.py".into(),
-            line,
-            first_line: 1,
-        };
-        profile.frames = vec![frame("main", 3), frame("work", 7), frame("work", 8)];
+        profile.frames = vec![
+            frame("main", 3, 1),
+            frame("work", 7, 1),
+            frame("work", 8, 1),
+        ];
         profile.thread_names.insert(1, "MainThread".into());
-        let thread = ThreadKey {
-            python_id: 1,
-            os_id: Some(50),
-        };
-        for (frames, idle, count) in [(vec![0, 1], false, 3), (vec![0, 2], true, 2)] {
-            let key = StackKey {
-                thread,
-                idle,
-                frames,
-            };
-            profile.stacks.insert(key, count);
-        }
+        add_stack(&mut profile, 1, false, &[0, 1], 3);
+        add_stack(&mut profile, 1, true, &[0, 2], 2);
         let pprof = build(&profile);
         let text = |id: i64| pprof.string_table[id as usize].as_str();
         assert_eq!(text(0), "");
@@ -335,7 +317,7 @@ mod tests {
             labels,
             vec![
                 ("thread", "MainThread", 0),
-                ("thread_id", "", 50),
+                ("thread_id", "", 11),
                 ("idle", "true", 0)
             ]
         );

@@ -118,6 +118,15 @@ impl Profile {
         &self.frames[id as usize]
     }
 
+    /// Wall-clock seconds one sample stands for: one period at the requested rate.
+    pub fn seconds_per_sample(&self) -> f64 {
+        if self.info.rate_hz > 0.0 {
+            1.0 / self.info.rate_hz
+        } else {
+            0.0
+        }
+    }
+
     /// Total samples over all stacks.
     pub fn total_samples(&self) -> u64 {
         self.stacks.values().sum()

@@ -19,11 +19,8 @@ pub struct Pstats;
 impl Renderer for Pstats {
     fn render(&self, profile: &Profile, out: &mut dyn Write) -> anyhow::Result<()> {
         let mut bytes = Vec::new();
-        write_stats(
-            &function_stats(profile),
-            seconds_per_sample(profile),
-            &mut bytes,
-        );
+        let seconds = profile.seconds_per_sample();
+        write_stats(&function_stats(profile), seconds, &mut bytes);
         out.write_all(&bytes)?;
         Ok(())
     }
@@ -49,15 +46,6 @@ pub struct FunctionStats {
     /// Per calling function: the samples in which that caller called it (once per
     /// sample), and those in which it was also the innermost frame.
     pub callers: HashMap<FunctionKey, Counts>,
-}
-
-/// Wall-clock seconds one sample stands for.
-fn seconds_per_sample(profile: &Profile) -> f64 {
-    if profile.info.rate_hz > 0.0 {
-        1.0 / profile.info.rate_hz
-    } else {
-        0.0
-    }
 }
 
 /// Per-function counts, with callers, from every stack of `profile`.
@@ -159,36 +147,18 @@ fn marshal_float(value: f64, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::profile::StackKey;
+    use crate::report::fixtures::{add_stack, frame};
     use crate::report::ProfileInfo;
-    use crate::sampler::ThreadKey;
-    use crate::symbolize::Frame;
 
     #[test]
     fn callers_and_recursion_are_counted_once_per_sample() {
         let mut profile = Profile::new(ProfileInfo::default());
-        let frame = |name: &str, line| Frame {
-            name: name.into(),
-            filename: "f.py".into(),
-            line,
-            first_line: line,
-        };
-        profile.frames = vec![frame("main", 1), frame("fib", 5)];
-        let thread = ThreadKey {
-            python_id: 1,
-            os_id: None,
-        };
-        for (frames, count) in [(vec![0, 1, 1, 1], 3), (vec![0], 1)] {
-            let key = StackKey {
-                thread,
-                idle: false,
-                frames,
-            };
-            profile.stacks.insert(key, count);
-        }
+        profile.frames = vec![frame("main", 1, 1), frame("fib", 5, 5)];
+        add_stack(&mut profile, 1, false, &[0, 1, 1, 1], 3);
+        add_stack(&mut profile, 1, false, &[0], 1);
         let stats = function_stats(&profile);
-        let main = ("f.py".to_string(), 1, "main".to_string());
-        let fib = ("f.py".to_string(), 5, "fib".to_string());
+        let main = ("w.py".to_string(), 1, "main".to_string());
+        let fib = ("w.py".to_string(), 5, "fib".to_string());
         assert_eq!(stats[&main].counts, Counts { own: 1, total: 4 });
         assert_eq!(stats[&fib].counts, Counts { own: 3, total: 3 });
         assert_eq!(stats[&fib].callers[&main], Counts { own: 0, total: 3 });
