@@ -68,6 +68,10 @@ pub struct RecordArgs {
     /// Which threads the outputs show, and how.
     #[command(flatten)]
     pub threads: ThreadArgs,
+    /// Also sample the target's descendant processes that run Python (multiprocessing
+    /// workers, subprocesses); each stack then starts with `process PID: COMMAND`.
+    #[arg(long)]
+    pub subprocesses: bool,
 }
 
 /// Which threads a profile's outputs show, and whether each gets its own subtree;

@@ -48,6 +48,8 @@ impl fmt::Display for Mode {
 /// Identity of a sampled thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ThreadKey {
+    /// The process it belongs to.
+    pub pid: u32,
     /// `threading.get_ident()` value.
     pub python_id: u64,
     /// Kernel TID, when known.
@@ -72,19 +74,37 @@ pub struct Sample {
     pub holds_gil: bool,
 }
 
-/// What the sampler sends.
+/// What the sampler sends. Frame ids are each process's own (each has its sampler),
+/// so every event says which process it is about.
 #[derive(Debug, Clone)]
 pub enum SamplerEvent {
     /// A frame seen for the first time; it precedes every sample that uses it.
-    NewFrame(FrameId, Frame),
+    NewFrame {
+        /// The process whose sampler numbered it.
+        pid: u32,
+        /// Its id in that process's samples.
+        id: FrameId,
+        /// The frame.
+        frame: Frame,
+    },
     /// A stack.
     Sample(Sample),
     /// A thread's name, sent when first learned or when it changes.
     ThreadName {
+        /// The process.
+        pid: u32,
         /// The thread's `threading.get_ident()`.
         python_id: u64,
         /// Its `threading.Thread.name`.
         name: String,
+    },
+    /// A process joined the recording (sent by `record --subprocesses` for each
+    /// process it samples, before the process's first event).
+    Process {
+        /// Its id.
+        pid: u32,
+        /// Its command line.
+        command: String,
     },
 }
 
@@ -396,7 +416,11 @@ impl StackReader {
         for (python_id, name) in process.thread_names() {
             if self.names.get(&python_id) != Some(&name) {
                 self.names.insert(python_id, name.clone());
-                events.push(SamplerEvent::ThreadName { python_id, name });
+                events.push(SamplerEvent::ThreadName {
+                    pid: process.pid,
+                    python_id,
+                    name,
+                });
             }
         }
     }
@@ -444,7 +468,11 @@ impl StackReader {
             events.extend(
                 new_frames
                     .drain(..)
-                    .map(|(id, frame)| SamplerEvent::NewFrame(id, frame)),
+                    .map(|(id, frame)| SamplerEvent::NewFrame {
+                        pid: process.pid,
+                        id,
+                        frame,
+                    }),
             );
             match stack {
                 Ok(frames) if frames.is_empty() => {}
@@ -453,6 +481,7 @@ impl StackReader {
                     events.push(SamplerEvent::Sample(Sample {
                         elapsed,
                         thread: ThreadKey {
+                            pid: process.pid,
                             python_id: thread.thread_id,
                             os_id: thread.native_id,
                         },

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::python::code::{CodeHeader, CodeInfo, CodeReader};
 use crate::python::frames::{Position, RawFrame};
 use crate::python::objects::ObjectError;
+use crate::sampler::SamplerEvent;
 use crate::target::memory::Memory;
 
 /// A frame as shown to the user.
@@ -136,5 +137,106 @@ impl Symbolizer {
             },
         ));
         Ok(id)
+    }
+}
+
+/// One numbering of frames across processes. Each process's sampler numbers its own
+/// frames from 0; this gives equal frames one id whichever process they come from
+/// (forked workers run the same code), so that a profile of several processes has one
+/// frame table.
+#[derive(Debug, Default)]
+pub struct FrameMerger {
+    ids: FxHashMap<Frame, FrameId>,
+    /// Per process, the merged id of each of its frame ids.
+    by_process: FxHashMap<u32, Vec<FrameId>>,
+}
+
+impl FrameMerger {
+    /// An empty numbering.
+    pub fn new() -> FrameMerger {
+        FrameMerger::default()
+    }
+
+    /// `event` with its frame ids in the merged numbering. A new frame that equals one
+    /// already known gives `None`, as does a sample with a frame never announced.
+    pub fn merge(&mut self, event: SamplerEvent) -> Option<SamplerEvent> {
+        match event {
+            SamplerEvent::NewFrame { pid, id, frame } => {
+                let next = self.ids.len() as FrameId;
+                let merged = *self.ids.entry(frame.clone()).or_insert(next);
+                let local = self.by_process.entry(pid).or_default();
+                if local.len() <= id as usize {
+                    local.resize(id as usize + 1, FrameId::MAX);
+                }
+                local[id as usize] = merged;
+                (merged == next).then_some(SamplerEvent::NewFrame {
+                    pid,
+                    id: merged,
+                    frame,
+                })
+            }
+            SamplerEvent::Sample(mut sample) => {
+                let local = self.by_process.get(&sample.thread.pid)?;
+                for id in &mut sample.frames {
+                    *id = *local.get(*id as usize).filter(|&&m| m != FrameId::MAX)?;
+                }
+                Some(SamplerEvent::Sample(sample))
+            }
+            other => Some(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampler::{Sample, ThreadKey};
+
+    fn new_frame(pid: u32, id: FrameId, name: &str) -> SamplerEvent {
+        let frame = Frame {
+            name: name.into(),
+            ..Frame::default()
+        };
+        SamplerEvent::NewFrame { pid, id, frame }
+    }
+
+    fn sample(pid: u32, frames: Vec<FrameId>) -> SamplerEvent {
+        SamplerEvent::Sample(Sample {
+            elapsed: std::time::Duration::ZERO,
+            thread: ThreadKey {
+                pid,
+                python_id: 1,
+                os_id: Some(pid),
+            },
+            thread_state: 0,
+            frames,
+            idle: false,
+            holds_gil: false,
+        })
+    }
+
+    fn frames_of(event: Option<SamplerEvent>) -> Vec<FrameId> {
+        match event {
+            Some(SamplerEvent::Sample(sample)) => sample.frames,
+            other => panic!("not a sample: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn equal_frames_of_two_processes_get_one_id() {
+        let mut merger = FrameMerger::new();
+        assert!(merger.merge(new_frame(10, 0, "main")).is_some());
+        assert!(merger.merge(new_frame(10, 1, "work")).is_some());
+        // A forked worker numbers the same frames its own way.
+        assert!(merger.merge(new_frame(20, 0, "work")).is_none());
+        match merger.merge(new_frame(20, 1, "child")) {
+            Some(SamplerEvent::NewFrame { id: 2, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(frames_of(merger.merge(sample(10, vec![1, 0]))), vec![1, 0]);
+        assert_eq!(frames_of(merger.merge(sample(20, vec![1, 0]))), vec![2, 1]);
+        // Frames never announced: the sample is dropped.
+        assert!(merger.merge(sample(20, vec![7])).is_none());
+        assert!(merger.merge(sample(30, vec![0])).is_none());
     }
 }

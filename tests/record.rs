@@ -10,15 +10,13 @@ use common::{collapsed_shares, pyscry, script, Python, TempDir};
 /// `pyscry record --rate 200 -o OUT_PATH -- PYTHON ratio.py UNIT ROUNDS` (the format
 /// from the extension).
 fn record_ratio(python: &Python, out_path: &Path, unit: &str, rounds: &str) -> Output {
-    pyscry()
-        .args(["record", "--rate", "200", "-o"])
-        .arg(out_path)
-        .arg("--")
-        .arg(&python.path)
-        .arg(script("ratio.py"))
-        .args([unit, rounds])
-        .output()
-        .unwrap()
+    common::record_script(
+        python,
+        &["--rate", "200"],
+        out_path,
+        "ratio.py",
+        &[unit, rounds],
+    )
 }
 
 /// The samples in one, two and three must be within 3 points of 16.7 / 33.3 / 50 % of

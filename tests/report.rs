@@ -28,15 +28,8 @@ fn succeeded(out: Output, what: &str) -> Output {
 /// `pyscry record --rate 200 -f pyscry -o RECORDING -- PYTHON SCRIPT ARGS…`, which
 /// must succeed.
 fn record_script(python: &Python, recording: &Path, name: &str, args: &[&str]) -> Output {
-    let out = pyscry()
-        .args(["record", "--rate", "200", "-f", "pyscry", "-o"])
-        .arg(recording)
-        .arg("--")
-        .arg(&python.path)
-        .arg(script(name))
-        .args(args)
-        .output()
-        .unwrap();
+    let options = ["--rate", "200", "-f", "pyscry"];
+    let out = common::record_script(python, &options, recording, name, args);
     succeeded(out, &python.name)
 }
 

@@ -87,15 +87,18 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         stacks.clear();
         for event in events.drain(..) {
             match event {
-                SamplerEvent::NewFrame(id, frame) => {
+                SamplerEvent::NewFrame { id, frame, .. } => {
                     known.insert(id, frame);
                 }
                 SamplerEvent::Sample(sample) => {
                     stacks.insert(sample.thread_state, sample.frames);
                 }
-                SamplerEvent::ThreadName { python_id, name } => {
+                SamplerEvent::ThreadName {
+                    python_id, name, ..
+                } => {
                     names.insert(python_id, name);
                 }
+                SamplerEvent::Process { .. } => {}
             }
         }
         let whole = reader

@@ -6,5 +6,6 @@ pub mod dump;
 pub mod output;
 pub mod record;
 pub mod report;
+pub mod subprocesses;
 pub mod threads;
 pub mod top;

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,11 +11,13 @@ use crossbeam_channel::RecvTimeoutError;
 
 use super::attach::{check_mode, open_python, Opened};
 use super::output::OutputFile;
+use super::subprocesses::ProcessWatcher;
 use super::threads;
 use crate::cli::RecordArgs;
 use crate::error::Result;
 use crate::report::{table, Format, Profile, ProfileInfo};
 use crate::sampler::{self, EndReason, SamplerConfig, SamplerEvent, SamplerStats};
+use crate::symbolize::FrameMerger;
 use crate::target::process;
 
 /// How often the status line is redrawn, and a streamed recording flushed.
@@ -85,8 +87,18 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         blocking: args.sampling.blocking,
     };
     let started = Instant::now();
+    let watcher = args.subprocesses.then(|| {
+        let command = profile.info.command.clone();
+        // Announced first, so that every process of the recording has a root label.
+        let _ = events_tx.send(SamplerEvent::Process { pid, command });
+        let deadline = config.duration.map(|d| started + d);
+        let (stop, events) = (Arc::clone(&stop), events_tx.clone());
+        ProcessWatcher::start(pid, config, deadline, stop, events)
+    });
     let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
     let mut status = StatusLine::new();
+    // Each process's sampler numbers its own frames; the outputs need one numbering.
+    let mut frames = FrameMerger::new();
     let stats = Arc::clone(&sampler.stats);
     // A failure to write the recording stops sampling; it is reported once the
     // sampler has let go of the target.
@@ -95,7 +107,10 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     loop {
         let burst: Vec<SamplerEvent> = match events_rx.recv_timeout(STATUS_INTERVAL) {
             // The sampler sends in bursts: take the whole burst before looking up.
-            Ok(event) => std::iter::once(event).chain(events_rx.try_iter()).collect(),
+            Ok(event) => std::iter::once(event)
+                .chain(events_rx.try_iter())
+                .filter_map(|event| frames.merge(event))
+                .collect(),
             Err(RecvTimeoutError::Timeout) => Vec::new(),
             Err(RecvTimeoutError::Disconnected) => break,
         };
@@ -114,12 +129,26 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         status.update(started.elapsed(), &stats);
     }
     let reason = sampler.join();
+    // The channel closed: every process's sampler has ended. Counts add up over them;
+    // ticks are the target's own, so that the rate printed is the rate asked for.
+    let ticks = stats.ticks.load(Ordering::Relaxed);
+    let mut all_stats = vec![stats];
+    for other in watcher.map(ProcessWatcher::join).unwrap_or_default() {
+        all_stats.push(Arc::clone(&other.stats));
+        other.join();
+    }
     status.clear();
+    let total = |count: fn(&SamplerStats) -> &AtomicU64| -> u64 {
+        all_stats
+            .iter()
+            .map(|s| count(s).load(Ordering::Relaxed))
+            .sum()
+    };
     profile.info.duration_secs = started.elapsed().as_secs_f64();
-    profile.info.ticks = stats.ticks.load(Ordering::Relaxed);
-    profile.info.samples = stats.samples.load(Ordering::Relaxed);
-    profile.info.errors = stats.errors.load(Ordering::Relaxed);
-    profile.info.dropped_ticks = stats.dropped_ticks.load(Ordering::Relaxed);
+    profile.info.ticks = ticks;
+    profile.info.samples = total(|s| &s.samples);
+    profile.info.errors = total(|s| &s.errors);
+    profile.info.dropped_ticks = total(|s| &s.dropped_ticks);
     let failed = match (write_error, reason) {
         (Some(error), _) => Some(error),
         (None, EndReason::PauseFailed(why)) => {

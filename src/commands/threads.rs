@@ -3,13 +3,12 @@
 use crate::cli::ThreadArgs;
 use crate::report::Profile;
 
-/// Keep the threads `args` asks for and set whether each gets its own subtree. The
-/// main thread is the one whose kernel id is the process id.
+/// Keep the threads `args` asks for and set whether each gets its own subtree. A
+/// process's main thread is the one whose kernel id is the process id.
 pub fn select(args: &ThreadArgs, profile: &mut Profile) {
     profile.show_threads = args.split;
     if args.main_thread {
-        let pid = profile.info.pid;
-        profile.retain_threads(|thread, _| thread.os_id == Some(pid));
+        profile.retain_threads(|thread, _| thread.os_id == Some(thread.pid));
     }
     if !args.only.is_empty() {
         profile.retain_threads(|thread, name| {

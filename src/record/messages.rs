@@ -15,7 +15,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Record {
     /// What the entry holds.
-    #[prost(oneof = "Entry", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "Entry", tags = "1, 2, 3, 4, 5, 6, 7")]
     pub entry: Option<Entry>,
 }
 
@@ -40,6 +40,10 @@ pub enum Entry {
     /// The counts at the end; absent when the recording was cut short.
     #[prost(message, tag = "6")]
     Summary(Summary),
+    /// A process sampled besides the target (`record --subprocesses`), before its
+    /// first stack.
+    #[prost(message, tag = "7")]
+    Process(ProcessRecord),
 }
 
 /// What was recorded, and by what.
@@ -100,6 +104,20 @@ pub struct ThreadName {
     /// Its `threading.Thread.name`.
     #[prost(string, tag = "2")]
     pub name: String,
+    /// Its process.
+    #[prost(uint32, tag = "3")]
+    pub pid: u32,
+}
+
+/// A process of the recording.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProcessRecord {
+    /// Its id.
+    #[prost(uint32, tag = "1")]
+    pub pid: u32,
+    /// Its command line.
+    #[prost(string, tag = "2")]
+    pub command: String,
 }
 
 /// A distinct stack of one thread; ids are consecutive from 0 in file order.
@@ -120,6 +138,9 @@ pub struct StackRecord {
     /// Frame ids, root first.
     #[prost(uint32, repeated, tag = "5")]
     pub frames: Vec<u32>,
+    /// The thread's process.
+    #[prost(uint32, tag = "6")]
+    pub pid: u32,
 }
 
 /// Samples as two parallel lists.

@@ -47,9 +47,22 @@ mod tests {
             first_line: line,
         };
         let mut events = vec![
-            SamplerEvent::NewFrame(0, frame("main", 1)),
-            SamplerEvent::NewFrame(1, frame("work", 5)),
+            SamplerEvent::NewFrame {
+                pid: 42,
+                id: 0,
+                frame: frame("main", 1),
+            },
+            SamplerEvent::NewFrame {
+                pid: 42,
+                id: 1,
+                frame: frame("work", 5),
+            },
+            SamplerEvent::Process {
+                pid: 43,
+                command: "python3 -c work".into(),
+            },
             SamplerEvent::ThreadName {
+                pid: 42,
                 python_id: 1,
                 name: "MainThread".into(),
             },
@@ -59,6 +72,7 @@ mod tests {
                 SamplerEvent::Sample(Sample {
                     elapsed: Duration::from_millis(10 * tick),
                     thread: ThreadKey {
+                        pid: 42,
                         python_id,
                         os_id: Some(python_id as u32 + 100),
                     },
@@ -102,6 +116,7 @@ mod tests {
         assert_eq!(back.info.command, "python3 w.py");
         assert_eq!(back.stacks, profile.stacks);
         assert_eq!(back.thread_names, profile.thread_names);
+        assert_eq!(back.processes, profile.processes);
         assert_eq!(folded_lines(&back), folded_lines(&profile));
         // Each sample costs a few bytes: the stacks are stored once.
         assert!(bytes.len() < 20_000 * 4, "{} bytes", bytes.len());

@@ -127,7 +127,8 @@ struct Reader {
     frames: Vec<Frame>,
     stacks: Vec<StackKey>,
     counts: Vec<u64>,
-    thread_names: Vec<(u64, String)>,
+    thread_names: Vec<((u32, u64), String)>,
+    processes: Vec<(u32, String)>,
     summary: Option<ProfileInfo>,
     time_us: u64,
     ticks_seen: u64,
@@ -154,7 +155,8 @@ impl Reader {
                 });
             }
             (Entry::ThreadName(thread), true) => {
-                self.thread_names.push((thread.python_id, thread.name));
+                let key = (thread.pid, thread.python_id);
+                self.thread_names.push((key, thread.name));
             }
             (Entry::Stack(stack), true) => {
                 expect_id("stack", stack.id, self.stacks.len())?;
@@ -167,6 +169,7 @@ impl Reader {
                 }
                 self.stacks.push(StackKey {
                     thread: ThreadKey {
+                        pid: stack.pid,
                         python_id: stack.python_id,
                         os_id: stack.os_id,
                     },
@@ -190,6 +193,9 @@ impl Reader {
                     }
                     self.time_us = self.time_us.saturating_add(delta);
                 }
+            }
+            (Entry::Process(process), true) => {
+                self.processes.push((process.pid, process.command));
             }
             (Entry::Summary(summary), true) => {
                 self.summary = Some(ProfileInfo {
@@ -230,6 +236,7 @@ impl Reader {
         let mut profile = Profile::new(info);
         profile.frames = self.frames;
         profile.thread_names = self.thread_names.into_iter().collect();
+        profile.processes = self.processes.into_iter().collect();
         profile.stacks = self
             .stacks
             .into_iter()

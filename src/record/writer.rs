@@ -6,8 +6,8 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 
 use super::messages::{
-    Entry, FrameRecord, Header, Record, SampleBatch, StackRecord, Summary, ThreadName,
-    FORMAT_VERSION, MAGIC,
+    Entry, FrameRecord, Header, ProcessRecord, Record, SampleBatch, StackRecord, Summary,
+    ThreadName, FORMAT_VERSION, MAGIC,
 };
 use crate::report::profile::StackKey;
 use crate::report::ProfileInfo;
@@ -17,7 +17,8 @@ use crate::sampler::{Sample, SamplerEvent};
 const BATCH_SAMPLES: usize = 4096;
 
 /// Streams a recording to `out`: frames and stacks as they are first seen, samples in
-/// batches. What [`RecordingWriter::flush`] has written is readable even if pyscry is
+/// batches. Frame ids must be in one numbering for all processes (one sampler's, or
+/// [`crate::symbolize::FrameMerger`]'s). What [`RecordingWriter::flush`] has written is readable even if pyscry is
 /// killed before [`RecordingWriter::finish`].
 pub struct RecordingWriter<W: Write> {
     out: W,
@@ -53,19 +54,26 @@ impl<W: Write> RecordingWriter<W> {
     /// Record one event of the sampler.
     pub fn add_event(&mut self, event: &SamplerEvent) -> io::Result<()> {
         match event {
-            SamplerEvent::NewFrame(id, frame) => self.write(Entry::Frame(FrameRecord {
+            SamplerEvent::NewFrame { id, frame, .. } => self.write(Entry::Frame(FrameRecord {
                 id: *id,
                 name: frame.name.clone(),
                 filename: frame.filename.clone(),
                 line: frame.line,
                 first_line: frame.first_line,
             })),
-            SamplerEvent::ThreadName { python_id, name } => {
-                self.write(Entry::ThreadName(ThreadName {
-                    python_id: *python_id,
-                    name: name.clone(),
-                }))
-            }
+            SamplerEvent::ThreadName {
+                pid,
+                python_id,
+                name,
+            } => self.write(Entry::ThreadName(ThreadName {
+                python_id: *python_id,
+                name: name.clone(),
+                pid: *pid,
+            })),
+            SamplerEvent::Process { pid, command } => self.write(Entry::Process(ProcessRecord {
+                pid: *pid,
+                command: command.clone(),
+            })),
             SamplerEvent::Sample(sample) => self.add_sample(sample),
         }
     }
@@ -82,6 +90,7 @@ impl<W: Write> RecordingWriter<W> {
                     os_id: key.thread.os_id,
                     idle: key.idle,
                     frames: key.frames.clone(),
+                    pid: key.thread.pid,
                 }))?;
                 self.stacks.insert(key, id);
                 id

@@ -33,8 +33,8 @@ pub(crate) mod fixtures {
         }
     }
 
-    /// Count `count` samples of `frames` (root first) in thread `python_id`, whose
-    /// kernel id is `python_id + 10`.
+    /// Count `count` samples of `frames` (root first) in thread `python_id` of process
+    /// 1, whose kernel id is `python_id + 10`.
     pub fn add_stack(
         profile: &mut Profile,
         python_id: u64,
@@ -44,6 +44,7 @@ pub(crate) mod fixtures {
     ) {
         let key = StackKey {
             thread: ThreadKey {
+                pid: 1,
                 python_id,
                 os_id: Some(python_id as u32 + 10),
             },

@@ -232,7 +232,7 @@ pub fn build(profile: &Profile) -> proto::Profile {
             location_id.push(loc);
         }
         let mut label = vec![];
-        if let Some(name) = profile.thread_names.get(&stack.thread.python_id) {
+        if let Some(name) = profile.thread_name(&stack.thread) {
             label.push(proto::Label {
                 key: thread_key,
                 str: strings.id(name),
@@ -292,7 +292,7 @@ mod tests {
             frame("work", 7, 1),
             frame("work", 8, 1),
         ];
-        profile.thread_names.insert(1, "MainThread".into());
+        profile.thread_names.insert((1, 1), "MainThread".into());
         add_stack(&mut profile, 1, false, &[0, 1], 3);
         add_stack(&mut profile, 1, true, &[0, 2], 2);
         let pprof = build(&profile);

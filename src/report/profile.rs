@@ -65,8 +65,11 @@ pub struct Profile {
     pub frames: Vec<Frame>,
     /// Sample count per stack.
     pub stacks: FxHashMap<StackKey, u64>,
-    /// Thread names by Python thread id, where known.
-    pub thread_names: HashMap<u64, String>,
+    /// Thread names by process and Python thread id, where known.
+    pub thread_names: HashMap<(u32, u64), String>,
+    /// Command lines of the processes sampled besides the target itself
+    /// (`record --subprocesses`), by process id.
+    pub processes: BTreeMap<u32, String>,
     /// Whether stack outputs start each stack with a `thread NAME (tid)` frame.
     pub show_threads: bool,
 }
@@ -80,10 +83,11 @@ impl Profile {
         }
     }
 
-    /// Take one event from the sampler.
+    /// Take one event of the sampler, its frame ids in one numbering for every
+    /// process (one process's sampler, or [`crate::symbolize::FrameMerger`]).
     pub fn add_event(&mut self, event: &SamplerEvent) {
         match event {
-            SamplerEvent::NewFrame(id, frame) => {
+            SamplerEvent::NewFrame { id, frame, .. } => {
                 let index = *id as usize;
                 if self.frames.len() <= index {
                     self.frames.resize(index + 1, Frame::default());
@@ -91,10 +95,24 @@ impl Profile {
                 self.frames[index] = frame.clone();
             }
             SamplerEvent::Sample(sample) => self.add_sample(sample),
-            SamplerEvent::ThreadName { python_id, name } => {
-                self.thread_names.insert(*python_id, name.clone());
+            SamplerEvent::ThreadName {
+                pid,
+                python_id,
+                name,
+            } => {
+                self.thread_names.insert((*pid, *python_id), name.clone());
+            }
+            SamplerEvent::Process { pid, command } => {
+                self.processes.insert(*pid, command.clone());
             }
         }
+    }
+
+    /// The name of `thread`, where known.
+    pub fn thread_name(&self, thread: &ThreadKey) -> Option<&str> {
+        self.thread_names
+            .get(&(thread.pid, thread.python_id))
+            .map(String::as_str)
     }
 
     /// Count one stack.
@@ -106,10 +124,8 @@ impl Profile {
     pub fn retain_threads(&mut self, keep: impl Fn(&ThreadKey, Option<&str>) -> bool) {
         let names = &self.thread_names;
         self.stacks.retain(|key, _| {
-            keep(
-                &key.thread,
-                names.get(&key.thread.python_id).map(String::as_str),
-            )
+            let name = names.get(&(key.thread.pid, key.thread.python_id));
+            keep(&key.thread, name.map(String::as_str))
         });
     }
 
@@ -137,7 +153,10 @@ impl Profile {
     pub fn labelled_stacks(&self) -> BTreeMap<Vec<String>, u64> {
         let mut out = BTreeMap::new();
         for (key, &count) in &self.stacks {
-            let mut labels = Vec::with_capacity(key.frames.len() + 1);
+            let mut labels = Vec::with_capacity(key.frames.len() + 2);
+            if !self.processes.is_empty() {
+                labels.push(self.process_label(key.thread.pid));
+            }
             if self.show_threads {
                 labels.push(self.thread_label(&key.thread));
             }
@@ -158,12 +177,19 @@ impl Profile {
         format!("{} ({}:{})", frame.name, frame.filename, frame.line).replace(';', ":")
     }
 
+    /// A process's root label, when several were sampled: `process PID: COMMAND`.
+    pub fn process_label(&self, pid: u32) -> String {
+        let command = match self.processes.get(&pid) {
+            Some(command) => command.as_str(),
+            None if pid == self.info.pid => self.info.command.as_str(),
+            None => "?",
+        };
+        format!("process {pid}: {command}").replace(';', ":")
+    }
+
     /// A thread's root label: `thread NAME (tid)`.
     pub fn thread_label(&self, thread: &ThreadKey) -> String {
-        let name = self
-            .thread_names
-            .get(&thread.python_id)
-            .map_or("?", String::as_str);
+        let name = self.thread_name(thread).unwrap_or("?");
         match thread.os_id {
             Some(tid) => format!("thread {name} ({tid})"),
             None => format!("thread {name} ({:#x})", thread.python_id),
@@ -207,14 +233,16 @@ mod tests {
             },
         ];
         let a = ThreadKey {
+            pid: 1,
             python_id: 1,
             os_id: Some(10),
         };
         let b = ThreadKey {
+            pid: 1,
             python_id: 2,
             os_id: None,
         };
-        profile.thread_names.insert(1, "MainThread".into());
+        profile.thread_names.insert((1, 1), "MainThread".into());
         for (thread, idle, count) in [(a, false, 3), (b, false, 2), (b, true, 1)] {
             let key = StackKey {
                 thread,

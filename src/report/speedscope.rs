@@ -152,7 +152,7 @@ mod tests {
             ..ProfileInfo::default()
         });
         profile.frames = vec![frame("main", 3, 1), frame("work", 7, 1)];
-        profile.thread_names.insert(1, "MainThread".into());
+        profile.thread_names.insert((1, 1), "MainThread".into());
         add_stack(&mut profile, 1, false, &[0, 1], 3);
         add_stack(&mut profile, 1, false, &[0], 1);
         add_stack(&mut profile, 2, true, &[0, 1], 2);

@@ -131,6 +131,7 @@ mod tests {
         profile.frames = vec![frame("main"), frame("fib")];
         let key = |frames: Vec<u32>| crate::report::profile::StackKey {
             thread: crate::sampler::ThreadKey {
+                pid: 1,
                 python_id: 1,
                 os_id: None,
             },

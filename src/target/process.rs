@@ -38,6 +38,41 @@ pub fn state_letter(stat: &str) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// Every descendant of `root` (children, their children, …) now, from the parent ids
+/// in `/proc/*/stat`.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let mut children: std::collections::HashMap<u32, Vec<u32>> = Default::default();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command in parentheses: state, then the parent's id.
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        if let Some(parent) = parent {
+            children.entry(parent).or_default().push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut pending = vec![root];
+    while let Some(pid) = pending.pop() {
+        for &child in children.get(&pid).into_iter().flatten() {
+            out.push(child);
+            pending.push(child);
+        }
+    }
+    out
+}
+
 /// The executable of `pid` as the target sees it (for messages).
 pub fn exe_path(pid: u32) -> String {
     std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -115,6 +150,30 @@ pub fn terminate(child: &mut Child) -> std::io::Result<ExitStatus> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn descendants_include_grandchildren() {
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & wait"])
+            .spawn()
+            .unwrap();
+        let sleeper = || super::descendants(shell.id()).first().copied();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while sleeper().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let grandchild = sleeper();
+        let found = super::descendants(std::process::id());
+        if let Some(pid) = grandchild {
+            // SAFETY: a plain signal to our own grandchild.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        let _ = shell.kill();
+        let _ = shell.wait();
+        let grandchild = grandchild.expect("the shell's sleep was found");
+        assert!(found.contains(&shell.id()), "{found:?}");
+        assert!(found.contains(&grandchild), "{found:?}");
+    }
+
     use super::*;
 
     #[test]

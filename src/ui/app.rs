@@ -437,6 +437,7 @@ mod tests {
     fn t_cycles_through_the_threads_and_back_to_all() {
         let mut app = app();
         let key = |id| ThreadKey {
+            pid: 1,
             python_id: id,
             os_id: None,
         };

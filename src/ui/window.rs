@@ -210,10 +210,12 @@ mod tests {
     use crate::sampler::Sample;
 
     const MAIN: ThreadKey = ThreadKey {
+        pid: 1,
         python_id: 1,
         os_id: Some(100),
     };
     const WORKER: ThreadKey = ThreadKey {
+        pid: 1,
         python_id: 2,
         os_id: Some(101),
     };
@@ -246,7 +248,11 @@ mod tests {
             .into_iter()
             .enumerate()
         {
-            agg.add_event(SamplerEvent::NewFrame(id as u32, f));
+            agg.add_event(SamplerEvent::NewFrame {
+                pid: 1,
+                id: id as u32,
+                frame: f,
+            });
         }
         (agg, start)
     }

@@ -188,6 +188,28 @@ pub fn run_pyscry(args: &[&str]) -> Output {
     pyscry().args(args).output().expect("running pyscry")
 }
 
+/// `pyscry record OPTIONS -o OUTPUT -- PYTHON tests/scripts/SCRIPT ARGS…`, the
+/// format from the options or the output's extension.
+pub fn record_script(
+    python: &Python,
+    options: &[&str],
+    output: &Path,
+    name: &str,
+    args: &[&str],
+) -> Output {
+    pyscry()
+        .arg("record")
+        .args(options)
+        .arg("-o")
+        .arg(output)
+        .arg("--")
+        .arg(&python.path)
+        .arg(script(name))
+        .args(args)
+        .output()
+        .expect("running pyscry")
+}
+
 /// A scratch directory for one test, removed at the end.
 pub struct TempDir(pub PathBuf);
 
