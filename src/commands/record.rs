@@ -98,7 +98,8 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
     let mut status = StatusLine::new();
     // Each process's sampler numbers its own frames; the outputs need one numbering.
-    let mut frames = FrameMerger::new();
+    // One process's are already that.
+    let mut frames = args.subprocesses.then(FrameMerger::new);
     let stats = Arc::clone(&sampler.stats);
     // A failure to write the recording stops sampling; it is reported once the
     // sampler has let go of the target.
@@ -109,7 +110,10 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
             // The sampler sends in bursts: take the whole burst before looking up.
             Ok(event) => std::iter::once(event)
                 .chain(events_rx.try_iter())
-                .filter_map(|event| frames.merge(event))
+                .filter_map(|event| match &mut frames {
+                    Some(frames) => frames.merge(event),
+                    None => Some(event),
+                })
                 .collect(),
             Err(RecvTimeoutError::Timeout) => Vec::new(),
             Err(RecvTimeoutError::Disconnected) => break,

@@ -25,6 +25,7 @@ CHECKS = [
     ("sampling", "threads", "per-thread shares and names"),
     ("code_cache", "churn", "code-object cache under address reuse"),
     ("report", "lines", "record -f pyscry, then report: same table; --lines gives 3:1 lines"),
+    ("subprocesses", "pool", "record --subprocesses: both pool workers sampled"),
 ]
 ASK = (
     "import sys, sysconfig, platform\n"
