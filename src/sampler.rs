@@ -292,7 +292,8 @@ fn sample(
                     return EndReason::Stopped;
                 }
             }
-            Err(_) if !crate::target::process::is_running(process.pid) => {
+            // A process that exec'd another program has ended as far as Python goes.
+            Err(_) if !crate::target::process::is_running(process.pid) || process.replaced() => {
                 return EndReason::TargetExited;
             }
             Err(_) => {

@@ -91,3 +91,30 @@ fn without_the_option_children_are_left_alone() {
     assert!(!text.contains("child_work"), "{text}");
     assert!(!text.lines().any(|l| l.starts_with("process ")), "{text}");
 }
+
+/// A child sampled as a forked Python that then `exec`s another program ends its
+/// sampling there, instead of counting an error at every tick until it exits.
+#[test]
+fn a_child_that_execs_ends_cleanly() {
+    let Some(python) = common::any_python() else {
+        return common::skip("fork_exec", "no interpreter");
+    };
+    let dir = TempDir::new("fork-exec");
+    let out_path = dir.path("fork.txt");
+    let options = ["--subprocesses", "-r", "100", "-f", "collapsed"];
+    let out = common::record_script(&python, &options, &out_path, "fork_exec.py", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let processes = per_process(&text);
+    assert!(text.contains(";before_exec ("), "{text}");
+    assert_eq!(processes.len(), 2, "{processes:?}");
+    // "pyscry: wrote PATH (N ticks, M samples, E errors, …)"
+    let errors: u64 = stderr
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" errors"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no error count in {stderr}"));
+    // 1.5 s after the exec at 100 Hz would be about 150.
+    assert!(errors <= 10, "{errors} errors: {stderr}");
+}

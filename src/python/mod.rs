@@ -65,6 +65,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     thread_ids: ThreadIds,
     /// Thread names; `None` when this interpreter lacks what reading them needs.
     names: Option<ThreadNameReader>,
+    /// The program the process ran when it was opened (see [`PythonProcess::replaced`]).
+    exe: Option<(u64, u64)>,
 }
 
 /// Why a process could not be opened as a Python process.
@@ -148,6 +150,7 @@ impl PythonProcess<ProcessMemory> {
                 native_ids: NativeIdResolver::default(),
                 thread_ids: ThreadIds::of(pid),
                 names,
+                exe: crate::target::process::exe_identity(pid),
             })
         };
         setup().map_err(|missing| unsupported(format!(": {missing}")))
@@ -155,6 +158,12 @@ impl PythonProcess<ProcessMemory> {
 }
 
 impl<M: Memory> PythonProcess<M> {
+    /// Whether the process has `exec`ed another program since it was opened (a forked
+    /// Python child that runs a command): its memory no longer holds this interpreter.
+    pub fn replaced(&self) -> bool {
+        crate::target::process::exe_identity(self.pid) != self.exe
+    }
+
     /// Every thread of every interpreter into `threads` (emptied first), with OS thread
     /// ids filled in where they can be found, read through `mem` (the process's memory,
     /// or a tick's view of it). Returns the interpreters' addresses.

@@ -38,6 +38,14 @@ pub fn state_letter(stat: &str) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
+/// The identity (device, inode) of the program `pid` runs, which changes when it
+/// `exec`s another; `None` when it cannot be read (the process is gone).
+pub fn exe_identity(pid: u32) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(format!("/proc/{pid}/exe")).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
 /// Every descendant of `root` (children, their children, …) now, from the parent ids
 /// in `/proc/*/stat`.
 pub fn descendants(root: u32) -> Vec<u32> {
