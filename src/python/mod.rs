@@ -160,8 +160,11 @@ impl PythonProcess<ProcessMemory> {
 impl<M: Memory> PythonProcess<M> {
     /// Whether the process has `exec`ed another program since it was opened (a forked
     /// Python child that runs a command): its memory no longer holds this interpreter.
+    /// A process that is exiting has no program to compare (its memory is gone): that
+    /// is not a replacement, and the caller sees the exit itself soon after.
     pub fn replaced(&self) -> bool {
-        crate::target::process::exe_identity(self.pid) != self.exe
+        let now = crate::target::process::exe_identity(self.pid);
+        now.is_some() && now != self.exe
     }
 
     /// Every thread of every interpreter into `threads` (emptied first), with OS thread
