@@ -145,6 +145,9 @@ pub struct SamplerConfig {
     pub mode: Mode,
     /// Pause the target's threads while each sample is read.
     pub blocking: bool,
+    /// The instant sample times count from: the recording's start, so that a process
+    /// sampled from later on (`--subprocesses`) shares the target's clock.
+    pub epoch: Instant,
 }
 
 /// A running sampler thread.
@@ -281,7 +284,8 @@ fn sample(
             Ok(paused) => paused,
             Err(e) => return EndReason::PauseFailed(e.to_string()),
         };
-        let tick = reader.read(&mut process, woken - start, outbox.pending());
+        let elapsed = woken.saturating_duration_since(config.epoch);
+        let tick = reader.read(&mut process, elapsed, outbox.pending());
         drop(paused);
         let now = Instant::now();
         match tick {

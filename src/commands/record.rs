@@ -80,13 +80,14 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     }
     let mut profile = Profile::new(info);
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let started = Instant::now();
     let config = SamplerConfig {
         rate_hz: args.rate,
         duration: args.duration.map(Duration::from_secs_f64),
         mode: args.sampling.mode,
         blocking: args.sampling.blocking,
+        epoch: started,
     };
-    let started = Instant::now();
     let watcher = args.subprocesses.then(|| {
         let command = profile.info.command.clone();
         // Announced first, so that every process of the recording has a root label.

@@ -70,6 +70,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         duration: None,
         mode,
         blocking: args.sampling.blocking,
+        epoch: std::time::Instant::now(),
     };
     let watch = Watch {
         sampler: sampler::start(*python, config, Arc::clone(&stop), events_tx),
