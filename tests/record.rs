@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{collapsed_shares, pyscry, script, Python, TempDir};
@@ -17,6 +17,22 @@ fn record_ratio(python: &Python, out_path: &Path, unit: &str, rounds: &str) -> O
         "ratio.py",
         &[unit, rounds],
     )
+}
+
+/// Record the 1:2:3 workload (0.1 s units, 3 rounds) on any interpreter into
+/// `file_name` of a new scratch directory, which must succeed; `None`, reported as
+/// skipped by `test`, when there is no interpreter.
+fn ratio_recording(test: &str, file_name: &str) -> Option<(Python, TempDir, PathBuf)> {
+    let Some(python) = common::any_python() else {
+        common::skip(test, "no interpreter");
+        return None;
+    };
+    let dir = TempDir::new(test);
+    let out_path = dir.path(file_name);
+    let out = record_ratio(&python, &out_path, "0.1", "3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    Some((python, dir, out_path))
 }
 
 /// The samples in one, two and three must be within 3 points of 16.7 / 33.3 / 50 % of
@@ -149,17 +165,9 @@ fn pprof_holds_the_shares() {
     use pyscry::report::pprof::proto;
     use std::io::Read;
 
-    let Some(python) = common::any_python() else {
-        return common::skip("pprof", "no interpreter");
+    let Some((_python, _dir, out_path)) = ratio_recording("pprof", "ratio.pb.gz") else {
+        return;
     };
-    let dir = TempDir::new("pprof");
-    let out_path = dir.path("ratio.pb.gz");
-    let out = record_ratio(&python, &out_path, "0.1", "3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let gzipped = std::fs::read(&out_path).unwrap();
     let mut bytes = Vec::new();
     flate2::read::GzDecoder::new(&gzipped[..])
@@ -209,17 +217,9 @@ fn pprof_holds_the_shares() {
 /// callers are the three.
 #[test]
 fn pstats_loads_in_python() {
-    let Some(python) = common::any_python() else {
-        return common::skip("pstats", "no interpreter");
+    let Some((python, _dir, out_path)) = ratio_recording("pstats", "ratio.pstats") else {
+        return;
     };
-    let dir = TempDir::new("pstats");
-    let out_path = dir.path("ratio.pstats");
-    let out = record_ratio(&python, &out_path, "0.1", "3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let load = "import pstats, sys\n\
         stats = pstats.Stats(sys.argv[1]).stats\n\
         for (path, line, name), (cc, nc, tt, ct, callers) in stats.items():\n\
@@ -262,17 +262,9 @@ fn pstats_loads_in_python() {
 /// in seconds, hold the 1:2:3 shares.
 #[test]
 fn speedscope_holds_the_shares() {
-    let Some(python) = common::any_python() else {
-        return common::skip("speedscope", "no interpreter");
+    let Some((_python, _dir, out_path)) = ratio_recording("speedscope", "ratio.json") else {
+        return;
     };
-    let dir = TempDir::new("speedscope");
-    let out_path = dir.path("ratio.json");
-    let out = record_ratio(&python, &out_path, "0.1", "3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = std::fs::read_to_string(&out_path).unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(

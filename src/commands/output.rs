@@ -94,9 +94,7 @@ impl OutputFile {
         renderer.render(profile, &mut out)?;
         Ok(out.flush()?)
     }
-}
 
-impl OutputFile {
     /// Empty a regular file before writing it; a pipe or device (`-o /dev/stdout`)
     /// cannot be truncated and need not be.
     fn truncate(&self) -> io::Result<()> {

@@ -1,22 +1,18 @@
 //! Per-line tables: one function's source with the time spent on each line, the view
 //! line_profiler gives, without decorating anything.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 
+use super::profile::Counts;
 use super::table::display_path;
 use super::Profile;
-use crate::symbolize::Frame;
+use crate::symbolize::{Frame, FrameId};
 
-/// Samples attributed to one source line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LineCounts {
-    /// Samples in which this line was executing in the innermost frame.
-    pub own: u64,
-    /// Samples in which this line was executing in any frame of the function (counted
-    /// once per sample): its own time plus that of what it called.
-    pub total: u64,
-}
+/// Samples attributed to one source line: "own" while it was executing in the
+/// innermost frame, "total" while it was executing in any frame of the function (its
+/// own time plus that of what it called).
+pub type LineCounts = Counts;
 
 /// One function's samples, line by line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,43 +39,31 @@ pub fn names_function(frame: &Frame, wanted: &str) -> bool {
 
 /// Every function named `wanted`, most total samples first.
 pub fn function_lines(profile: &Profile, wanted: &str) -> Vec<FunctionLines> {
-    type Key<'a> = (&'a str, &'a str, u32);
-    let mut functions: HashMap<Key, FunctionLines> = HashMap::new();
-    for (stack, &count) in &profile.stacks {
-        let mut seen_functions: HashSet<Key> = HashSet::new();
-        let mut seen_lines: HashSet<(Key, u32)> = HashSet::new();
-        for (depth, &id) in stack.frames.iter().enumerate() {
-            let frame = profile.frame(id);
-            if !names_function(frame, wanted) {
-                continue;
-            }
-            let key = (
-                frame.name.as_str(),
-                frame.filename.as_str(),
-                frame.first_line,
-            );
-            let function = functions.entry(key).or_insert_with(|| FunctionLines {
-                name: frame.name.clone(),
-                filename: frame.filename.clone(),
-                first_line: frame.first_line,
-                own: 0,
-                total: 0,
-                lines: BTreeMap::new(),
-            });
-            if seen_functions.insert(key) {
-                function.total += count;
-            }
-            let line = function.lines.entry(frame.line).or_default();
-            if seen_lines.insert((key, frame.line)) {
-                line.total += count;
-            }
-            if depth + 1 == stack.frames.len() {
-                function.own += count;
-                line.own += count;
-            }
-        }
-    }
-    let mut out: Vec<FunctionLines> = functions.into_values().collect();
+    let function_at = |frames: &[FrameId], depth: usize| {
+        let frame = profile.frame(frames[depth]);
+        names_function(frame, wanted).then_some(frame)
+    };
+    let key = |f: &Frame| (f.name.clone(), f.filename.clone(), f.first_line);
+    let functions = profile.counts_by(|frames, depth| function_at(frames, depth).map(key));
+    let lines =
+        profile.counts_by(|frames, depth| function_at(frames, depth).map(|f| (key(f), f.line)));
+    let mut out: Vec<FunctionLines> = functions
+        .into_iter()
+        .map(|((name, filename, first_line), counts)| FunctionLines {
+            lines: lines
+                .iter()
+                .filter(|((function, _), _)| {
+                    (&function.0, &function.1, function.2) == (&name, &filename, first_line)
+                })
+                .map(|((_, line), &counts)| (*line, counts))
+                .collect(),
+            name,
+            filename,
+            first_line,
+            own: counts.own,
+            total: counts.total,
+        })
+        .collect();
     out.sort_by(|a, b| {
         (b.total, &a.filename, a.first_line).cmp(&(a.total, &b.filename, b.first_line))
     });

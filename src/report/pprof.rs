@@ -144,19 +144,21 @@ pub mod proto {
     }
 }
 
-/// Strings by index, each stored once.
-#[derive(Default)]
+/// Strings by index, each stored once; index 0 is "", as pprof requires.
 struct StringTable {
     strings: Vec<String>,
     index: HashMap<String, i64>,
 }
 
 impl StringTable {
-    fn id(&mut self, text: &str) -> i64 {
-        if self.strings.is_empty() {
-            self.strings.push(String::new());
-            self.index.insert(String::new(), 0);
+    fn new() -> StringTable {
+        StringTable {
+            strings: vec![String::new()],
+            index: HashMap::from([(String::new(), 0)]),
         }
+    }
+
+    fn id(&mut self, text: &str) -> i64 {
         if let Some(&id) = self.index.get(text) {
             return id;
         }
@@ -169,7 +171,7 @@ impl StringTable {
 
 /// The pprof message for `profile`.
 pub fn build(profile: &Profile) -> proto::Profile {
-    let mut strings = StringTable::default();
+    let mut strings = StringTable::new();
     let info = &profile.info;
     // A sample stands for one period of its thread's time.
     let period = (profile.seconds_per_sample() * 1e9).round() as i64;

@@ -1,6 +1,7 @@
 //! A profile: every distinct stack with its sample count, plus what produced it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
 
@@ -54,6 +55,15 @@ impl StackKey {
             frames: sample.frames.iter().rev().copied().collect(),
         }
     }
+}
+
+/// Samples that something (a function, a line, a call) stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Samples in which it was the innermost frame's.
+    pub own: u64,
+    /// Samples in which it was anywhere on the stack (once per sample).
+    pub total: u64,
 }
 
 /// Aggregated stacks.
@@ -127,6 +137,36 @@ impl Profile {
             let name = names.get(&(key.thread.pid, key.thread.python_id));
             keep(&key.thread, name.map(String::as_str))
         });
+    }
+
+    /// Own and total samples per key. `key_at(frames, depth)` says what the frame at
+    /// `depth` of a stack (root first) stands for, or `None`; a key counts toward
+    /// "total" once per sample however often it recurs in the stack, and toward "own"
+    /// when it is the innermost frame's. Every per-function and per-line table is
+    /// counted this way.
+    pub fn counts_by<'a, K: Hash + Eq + Clone>(
+        &'a self,
+        key_at: impl Fn(&'a [FrameId], usize) -> Option<K>,
+    ) -> HashMap<K, Counts> {
+        let mut counts: HashMap<K, Counts> = HashMap::new();
+        let mut seen: HashSet<K> = HashSet::new();
+        for (stack, &count) in &self.stacks {
+            seen.clear();
+            let frames = stack.frames.as_slice();
+            for depth in 0..frames.len() {
+                let Some(key) = key_at(frames, depth) else {
+                    continue;
+                };
+                let entry = counts.entry(key.clone()).or_default();
+                if depth + 1 == frames.len() {
+                    entry.own += count;
+                }
+                if seen.insert(key) {
+                    entry.total += count;
+                }
+            }
+        }
+        counts
     }
 
     /// The frame with id `id`.

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+pub use super::profile::Counts;
 use super::{Profile, Renderer};
 
 /// A `.pstats` file for `pstats.Stats(path)`.
@@ -29,15 +30,6 @@ impl Renderer for Pstats {
 /// A function as pstats keys it: file, first line, name.
 pub type FunctionKey = (String, u32, String);
 
-/// Sample counts of a function, or of its calls from one caller.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Samples in which it was the innermost frame.
-    pub own: u64,
-    /// Samples in which it was on the stack (once per sample).
-    pub total: u64,
-}
-
 /// One function's counts and those of its calls from each caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionStats {
@@ -50,34 +42,29 @@ pub struct FunctionStats {
 
 /// Per-function counts, with callers, from every stack of `profile`.
 pub fn function_stats(profile: &Profile) -> HashMap<FunctionKey, FunctionStats> {
-    let mut stats: HashMap<FunctionKey, FunctionStats> = HashMap::new();
     let key = |id| {
         let frame = profile.frame(id);
         (frame.filename.clone(), frame.first_line, frame.name.clone())
     };
-    for (stack, &count) in &profile.stacks {
-        let keys: Vec<FunctionKey> = stack.frames.iter().map(|&id| key(id)).collect();
-        let mut seen_functions = std::collections::HashSet::new();
-        let mut seen_edges = std::collections::HashSet::new();
-        for (depth, function) in keys.iter().enumerate() {
-            let leaf = depth + 1 == keys.len();
-            let entry = stats.entry(function.clone()).or_default();
-            if seen_functions.insert(function) {
-                entry.counts.total += count;
-            }
-            if leaf {
-                entry.counts.own += count;
-            }
-            let Some(caller) = depth.checked_sub(1).map(|d| &keys[d]) else {
-                continue;
+    let functions = profile.counts_by(|frames, depth| Some(key(frames[depth])));
+    // A call counts as the callee's frame with its caller's.
+    let calls = profile.counts_by(|frames, depth| {
+        let caller = frames[..depth].last()?;
+        Some((key(frames[depth]), key(*caller)))
+    });
+    let mut stats: HashMap<FunctionKey, FunctionStats> = functions
+        .into_iter()
+        .map(|(function, counts)| {
+            let stats = FunctionStats {
+                counts,
+                callers: HashMap::new(),
             };
-            let edge = entry.callers.entry(caller.clone()).or_default();
-            if seen_edges.insert((caller, function)) {
-                edge.total += count;
-            }
-            if leaf {
-                edge.own += count;
-            }
+            (function, stats)
+        })
+        .collect();
+    for ((callee, caller), counts) in calls {
+        if let Some(callee) = stats.get_mut(&callee) {
+            callee.callers.insert(caller, counts);
         }
     }
     stats

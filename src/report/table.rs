@@ -1,6 +1,5 @@
 //! The top-N table printed at the end of a recording: own and total time per function.
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use super::Profile;
@@ -22,32 +21,18 @@ pub struct FunctionRow {
 
 /// Own and total samples per function, sorted by own then total, descending.
 pub fn function_rows(profile: &Profile) -> Vec<FunctionRow> {
-    type Key<'a> = (&'a str, &'a str, u32);
-    let mut rows: HashMap<Key, (u64, u64)> = HashMap::new();
-    for (key, &count) in &profile.stacks {
-        let stack = &key.frames;
-        let key = |id| {
-            let f = profile.frame(id);
-            (f.name.as_str(), f.filename.as_str(), f.first_line)
-        };
-        let mut seen: HashSet<Key> = HashSet::new();
-        for &id in stack {
-            if seen.insert(key(id)) {
-                rows.entry(key(id)).or_default().1 += count;
-            }
-        }
-        if let Some(&leaf) = stack.last() {
-            rows.entry(key(leaf)).or_default().0 += count;
-        }
-    }
-    let mut out: Vec<FunctionRow> = rows
+    let counts = profile.counts_by(|frames, depth| {
+        let f = profile.frame(frames[depth]);
+        Some((f.name.as_str(), f.filename.as_str(), f.first_line))
+    });
+    let mut out: Vec<FunctionRow> = counts
         .into_iter()
-        .map(|((name, filename, first_line), (own, total))| FunctionRow {
+        .map(|((name, filename, first_line), counts)| FunctionRow {
             name: name.to_string(),
             filename: filename.to_string(),
             first_line,
-            own,
-            total,
+            own: counts.own,
+            total: counts.total,
         })
         .collect();
     // Ties in a stable order, so that `record` and `report` print the same table.
