@@ -103,20 +103,26 @@ impl Running {
             .collect()
     }
 
-    /// Wait until the process has become `python…` (it may still be a wrapper).
-    fn wait_exec_python(&self) {
+    /// Wait until the process has become `python…` (it may still be a wrapper) and the
+    /// dynamic loader has mapped its `libpython…`: right after the exec, the runtime a
+    /// shared build keeps in that library is not there yet, and pyscry rightly calls the
+    /// process "not a Python process".
+    fn wait_exec_python_library(&self) {
         let pid = self.pid;
-        let is_python = || {
-            std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+        let loaded = || {
+            let is_python = std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
                 exe.file_name()
                     .unwrap()
                     .to_string_lossy()
                     .starts_with("python")
-            })
+            });
+            is_python
+                && std::fs::read_to_string(format!("/proc/{pid}/maps"))
+                    .is_ok_and(|maps| maps.contains("/libpython"))
         };
         assert!(
-            common::wait_until(Duration::from_secs(10), is_python),
-            "process {pid} did not exec python"
+            common::wait_until(Duration::from_secs(10), loaded),
+            "process {pid} did not exec python and map its libpython"
         );
     }
 
@@ -516,7 +522,7 @@ mod container {
             "/tests/scripts/ratio.py",
             &["0.05", "100000"],
         );
-        target.wait_exec_python();
+        target.wait_exec_python_library();
         dump_until(&label, target.pid, &["burn"]);
         let collapsed = record_attached_ratio(&label, target.pid);
         assert!(collapsed.contains("/tests/scripts/ratio.py"), "{collapsed}");
