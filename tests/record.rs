@@ -300,4 +300,55 @@ fn speedscope_holds_the_shares() {
     }
     assert!(counts.iter().sum::<u64>() > 300, "{counts:?}");
     assert_one_two_three(&counts, "speedscope");
+    // The samples are in time order: one, two, three, round after round.
+    let mut order: Vec<&str> = Vec::new();
+    for stack in samples {
+        let stack = stack.as_array().unwrap();
+        let names = stack
+            .iter()
+            .map(|i| frames[i.as_u64().unwrap() as usize]["name"].as_str());
+        let call = names
+            .flatten()
+            .find(|n| ["one", "two", "three"].contains(n));
+        if let Some(call) = call.filter(|&c| order.last() != Some(&c)) {
+            order.push(call);
+        }
+    }
+    assert_eq!(order, ["one", "two", "three"].repeat(3), "speedscope order");
+}
+
+/// `-o FILE.trace.json` writes a Chrome trace: the main thread's calls to one, two
+/// and three come in that order, round after round, and last 0.1, 0.2 and 0.3 s.
+#[test]
+fn chrome_trace_lays_out_the_calls_in_time() {
+    let Some((python, _dir, out_path)) = ratio_recording("chrome_trace", "ratio.trace.json") else {
+        return;
+    };
+    let (slices, names) = common::trace_slices(&out_path);
+    assert_eq!(slices.len(), 1, "one thread: {names:?}");
+    let (tid, main) = slices.iter().next().unwrap();
+    // The name is known once `threading` is imported; ratio.py does not import it.
+    assert!(
+        names.get(tid).is_none_or(|n| n == "MainThread"),
+        "{names:?}"
+    );
+    // At 200 Hz: a slice starts and ends at samples 0–10 ms after the call does.
+    let calls = common::calls_of(main, &["one", "two", "three"], 50.0);
+    let order: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        order,
+        ["one", "two", "three"].repeat(3),
+        "{}: {calls:?}",
+        python.name
+    );
+    for (name, ms) in &calls {
+        let expected = match name.as_str() {
+            "one" => 100.0,
+            "two" => 200.0,
+            _ => 300.0,
+        };
+        assert!((ms - expected).abs() <= 25.0, "{}: {calls:?}", python.name);
+    }
+    let burns = main.iter().filter(|s| s.name == "burn").count();
+    assert!(burns >= 9, "burn is a slice inside each call: {main:?}");
 }

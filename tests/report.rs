@@ -130,6 +130,26 @@ fn report_writes_other_formats_per_thread() {
     );
     // Without --threads, but filtered: only worker-a's samples.
     assert!(!text.contains("thread "), "{text}");
+    // A Chrome trace of one thread: its calls in order, as long as they were.
+    let trace = dir.path("two.trace.json");
+    let trace_arg = trace.to_str().unwrap();
+    succeeded(
+        report(&[file, "--thread", "worker-a", "-o", trace_arg]),
+        "trace",
+    );
+    let (slices, names) = common::trace_slices(&trace);
+    assert_eq!(names.values().collect::<Vec<_>>(), ["worker-a"]);
+    assert_eq!(slices.len(), 1, "{names:?}");
+    let calls = common::calls_of(
+        slices.values().next().unwrap(),
+        &["one", "two", "three"],
+        30.0,
+    );
+    let order: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(order, ["one", "two", "three"].repeat(3), "{calls:?}");
+    for ((_, ms), expected) in calls.iter().zip([50.0, 100.0, 150.0].repeat(3)) {
+        assert!((ms - expected).abs() <= 25.0, "{calls:?}");
+    }
     let svg = dir.path("two.svg");
     succeeded(report(&[file, "-o", svg.to_str().unwrap()]), "svg");
     let svg = std::fs::read_to_string(&svg).unwrap();

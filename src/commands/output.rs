@@ -42,6 +42,11 @@ impl OutputFile {
         &self.path
     }
 
+    /// The format it is written in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// Sampling starts: a recording begins with the header made from `info`.
     pub fn start(&mut self, info: &ProfileInfo) -> Result<()> {
         if self.format == Format::Pyscry && self.stream.is_none() {

@@ -79,6 +79,9 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         return Err(error);
     }
     let mut profile = Profile::new(info);
+    if output.format().needs_timeline() {
+        profile.keep_timeline();
+    }
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let started = Instant::now();
     let config = SamplerConfig {

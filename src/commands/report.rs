@@ -11,10 +11,16 @@ use crate::report::{lines, table, Format};
 
 /// Run `pyscry report`; returns the exit code.
 pub fn run(args: ReportArgs) -> Result<i32> {
-    let recording = record::read_file(&args.file).map_err(|source| Error::BadRecording {
-        path: args.file.clone(),
-        source,
-    })?;
+    let format = args
+        .output
+        .as_deref()
+        .map(|path| Format::choose(args.format, Some(path)));
+    let keep_timeline = format.is_some_and(Format::needs_timeline);
+    let recording =
+        record::read_file(&args.file, keep_timeline).map_err(|source| Error::BadRecording {
+            path: args.file.clone(),
+            source,
+        })?;
     let mut profile = recording.profile;
     if !recording.complete {
         eprintln!(
@@ -25,8 +31,7 @@ pub fn run(args: ReportArgs) -> Result<i32> {
         );
     }
     threads::select(&args.threads, &mut profile);
-    if let Some(path) = &args.output {
-        let format = Format::choose(args.format, Some(path));
+    if let (Some(path), Some(format)) = (&args.output, format) {
         if format == Format::Pyscry {
             let why =
                 "report writes flamegraph or collapsed output; the input is already a recording";

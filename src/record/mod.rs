@@ -21,6 +21,8 @@ mod tests {
     use super::reader::read_bytes;
     use super::*;
     use crate::report::collapsed::folded_lines;
+    use crate::report::timeline::{TimedSample, Timeline};
+    use crate::report::Renderer;
     use crate::report::{Profile, ProfileInfo};
     use crate::sampler::{Sample, SamplerEvent, ThreadKey};
     use crate::symbolize::Frame;
@@ -91,6 +93,7 @@ mod tests {
     /// A whole recording's bytes and the profile `record` would have built.
     fn recording(ticks: u64) -> (Vec<u8>, Profile) {
         let mut profile = Profile::new(info());
+        profile.keep_timeline();
         let mut writer = RecordingWriter::new(Vec::new(), &profile.info).unwrap();
         for event in events(ticks) {
             writer.add_event(&event).unwrap();
@@ -106,7 +109,7 @@ mod tests {
     #[test]
     fn a_recording_reads_back_as_the_profile_it_was_made_from() {
         let (bytes, profile) = recording(10_000);
-        let read = read_bytes(&bytes).unwrap();
+        let read = read_bytes(&bytes, true).unwrap();
         assert!(read.complete);
         assert_eq!(read.tool_version, env!("CARGO_PKG_VERSION"));
         let back = read.profile;
@@ -118,6 +121,17 @@ mod tests {
         assert_eq!(back.thread_names, profile.thread_names);
         assert_eq!(back.processes, profile.processes);
         assert_eq!(folded_lines(&back), folded_lines(&profile));
+        // The samples come back in order, at their times.
+        let (timeline, back_timeline) = (profile.timeline.unwrap(), back.timeline.unwrap());
+        let stack_at =
+            |t: &Timeline, s: TimedSample| (s.time_us, t.stacks()[s.stack as usize].clone());
+        let sent: Vec<_> = timeline.samples().map(|s| stack_at(&timeline, s)).collect();
+        let read: Vec<_> = back_timeline
+            .samples()
+            .map(|s| stack_at(&back_timeline, s))
+            .collect();
+        assert_eq!(sent.len(), 20_000);
+        assert_eq!(read, sent);
         // Each sample costs a few bytes: the stacks are stored once.
         assert!(bytes.len() < 20_000 * 4, "{} bytes", bytes.len());
     }
@@ -127,7 +141,7 @@ mod tests {
         let (bytes, _) = recording(10_000);
         // Without the summary, and cut in the middle of a batch of samples.
         for (cut, all_samples) in [(bytes.len() - 20, true), (bytes.len() / 2, false)] {
-            let read = read_bytes(&bytes[..cut]).unwrap();
+            let read = read_bytes(&bytes[..cut], false).unwrap();
             assert!(!read.complete);
             let samples = read.profile.total_samples();
             assert!(
@@ -145,10 +159,10 @@ mod tests {
     #[test]
     fn what_is_not_a_recording_is_refused() {
         assert!(matches!(
-            read_bytes(b"<svg>"),
+            read_bytes(b"<svg>", false),
             Err(RecordingError::NotARecording)
         ));
-        let error = read_bytes(MAGIC).unwrap_err().to_string();
+        let error = read_bytes(MAGIC, false).unwrap_err().to_string();
         assert!(error.contains("ends before its header"), "{error}");
     }
 
@@ -157,16 +171,19 @@ mod tests {
         let (bytes, _) = recording(100);
         let mut garbage = MAGIC.to_vec();
         garbage.extend([0xff; 64]);
-        let error = read_bytes(&garbage).unwrap_err().to_string();
+        let error = read_bytes(&garbage, false).unwrap_err().to_string();
         assert!(error.starts_with("corrupt at byte 8:"), "{error}");
         // A record of the right length whose contents are wrong.
         let mut flipped = bytes.clone();
         let at = bytes.len() / 2;
         flipped[at..at + 8].fill(0xff);
         assert!(
-            matches!(read_bytes(&flipped), Err(RecordingError::Corrupt { .. })),
+            matches!(
+                read_bytes(&flipped, false),
+                Err(RecordingError::Corrupt { .. })
+            ),
             "{:?}",
-            read_bytes(&flipped).map(|r| r.complete)
+            read_bytes(&flipped, false).map(|r| r.complete)
         );
         // A sample of a stack that was never defined.
         let mut orphan = MAGIC.to_vec();
@@ -179,7 +196,7 @@ mod tests {
             stacks: vec![7],
             time_deltas_us: vec![0],
         })));
-        let error = read_bytes(&orphan).unwrap_err().to_string();
+        let error = read_bytes(&orphan, false).unwrap_err().to_string();
         assert!(error.contains("unknown stack 7"), "{error}");
     }
 
@@ -206,7 +223,7 @@ mod tests {
                     damaged.drain(at..at + len);
                 }
             }
-            match read_bytes(&damaged) {
+            match read_bytes(&damaged, true) {
                 Ok(read) => {
                     outcomes[0] += 1;
                     let profile = &read.profile;
@@ -215,6 +232,10 @@ mod tests {
                     let _ = crate::report::pprof::build(profile);
                     let _ = crate::report::pstats::function_stats(profile);
                     let _ = crate::report::lines::function_lines(profile, "work");
+                    let _ = crate::report::speedscope::build(profile).unwrap();
+                    crate::report::chrome::ChromeTrace
+                        .render(profile, &mut std::io::sink())
+                        .unwrap();
                 }
                 Err(_) => outcomes[1] += 1,
             }
@@ -237,7 +258,7 @@ mod tests {
             }
             .encode_length_delimited_to_vec(),
         );
-        let error = read_bytes(&bytes).unwrap_err().to_string();
+        let error = read_bytes(&bytes, false).unwrap_err().to_string();
         assert!(error.contains("by pyscry 9.0.0"), "{error}");
     }
 }

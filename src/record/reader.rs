@@ -6,6 +6,7 @@ use prost::Message;
 
 use super::messages::{Entry, Header, Record, FORMAT_VERSION, MAGIC};
 use crate::report::profile::StackKey;
+use crate::report::timeline::Timeline;
 use crate::report::{Profile, ProfileInfo};
 use crate::sampler::ThreadKey;
 use crate::symbolize::Frame;
@@ -53,8 +54,9 @@ pub enum RecordingError {
     },
 }
 
-/// Read the recording at `path`.
-pub fn read_file(path: &Path) -> Result<Recording, RecordingError> {
+/// Read the recording at `path`; with `keep_timeline`, keep every sample in order too
+/// (for the outputs that show time).
+pub fn read_file(path: &Path, keep_timeline: bool) -> Result<Recording, RecordingError> {
     let file = std::fs::File::open(path)?;
     let metadata = file.metadata()?;
     if metadata.is_dir() {
@@ -66,15 +68,18 @@ pub fn read_file(path: &Path) -> Result<Recording, RecordingError> {
     // SAFETY: the map is only read; a file changed underneath gives wrong bytes, which
     // the parser rejects like any corrupt input.
     let map = unsafe { memmap2::Mmap::map(&file)? };
-    read_bytes(&map)
+    read_bytes(&map, keep_timeline)
 }
 
-/// Read a recording from its bytes.
-pub fn read_bytes(bytes: &[u8]) -> Result<Recording, RecordingError> {
+/// Read a recording from its bytes; with `keep_timeline`, keep every sample in order.
+pub fn read_bytes(bytes: &[u8], keep_timeline: bool) -> Result<Recording, RecordingError> {
     let body = bytes
         .strip_prefix(MAGIC.as_slice())
         .ok_or(RecordingError::NotARecording)?;
-    let mut state = Reader::default();
+    let mut state = Reader {
+        timeline: keep_timeline.then(Timeline::default),
+        ..Reader::default()
+    };
     let mut offset = MAGIC.len();
     let mut rest = body;
     while !rest.is_empty() {
@@ -132,6 +137,7 @@ struct Reader {
     summary: Option<ProfileInfo>,
     time_us: u64,
     ticks_seen: u64,
+    timeline: Option<Timeline>,
 }
 
 impl Reader {
@@ -192,6 +198,9 @@ impl Reader {
                         self.ticks_seen += 1;
                     }
                     self.time_us = self.time_us.saturating_add(delta);
+                    if let Some(timeline) = &mut self.timeline {
+                        timeline.push(&self.stacks[stack as usize], self.time_us);
+                    }
                 }
             }
             (Entry::Process(process), true) => {
@@ -234,6 +243,7 @@ impl Reader {
             ..counts
         };
         let mut profile = Profile::new(info);
+        profile.timeline = self.timeline;
         profile.frames = self.frames;
         profile.thread_names = self.thread_names.into_iter().collect();
         profile.processes = self.processes.into_iter().collect();

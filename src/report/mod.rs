@@ -2,6 +2,7 @@
 //!
 //! Renderers only see a [`Profile`]; they never read process memory.
 
+pub mod chrome;
 pub mod collapsed;
 pub mod flamegraph;
 pub mod lines;
@@ -10,6 +11,7 @@ pub mod profile;
 pub mod pstats;
 pub mod speedscope;
 pub mod table;
+pub mod timeline;
 
 use std::io::Write;
 
@@ -20,7 +22,7 @@ pub use profile::{Profile, ProfileInfo};
 pub(crate) mod fixtures {
     use super::profile::StackKey;
     use super::Profile;
-    use crate::sampler::ThreadKey;
+    use crate::sampler::{Sample, ThreadKey};
     use crate::symbolize::{Frame, FrameId};
 
     /// A frame of `w.py`.
@@ -53,6 +55,29 @@ pub(crate) mod fixtures {
         };
         *profile.stacks.entry(key).or_default() += count;
     }
+
+    /// Take one sample of `frames` (root first) in thread `python_id` of process 1
+    /// (kernel id `python_id + 10`), `time_ms` after the start, as the sampler would.
+    pub fn sample_at(
+        profile: &mut Profile,
+        python_id: u64,
+        idle: bool,
+        frames: &[FrameId],
+        time_ms: u64,
+    ) {
+        profile.add_sample(&Sample {
+            elapsed: std::time::Duration::from_millis(time_ms),
+            thread: ThreadKey {
+                pid: 1,
+                python_id,
+                os_id: Some(python_id as u32 + 10),
+            },
+            thread_state: 0,
+            frames: frames.iter().rev().copied().collect(),
+            idle,
+            holds_gil: false,
+        });
+    }
 }
 
 /// An output format that a whole profile can be written in.
@@ -72,8 +97,10 @@ pub enum Format {
     Pprof,
     /// cProfile's pstats file, for `pstats.Stats`, snakeviz, tuna and gprof2dot.
     Pstats,
-    /// speedscope JSON, one profile per thread (left-heavy and sandwich views).
+    /// speedscope JSON, one profile per thread, samples in time order.
     Speedscope,
+    /// Chrome trace JSON, each thread's calls in time, for Perfetto and chrome://tracing.
+    Chrometrace,
     /// The recording itself, streamed as it is made, for `pyscry report`.
     Pyscry,
 }
@@ -88,6 +115,7 @@ impl Format {
             Format::Pprof => Some(Box::new(pprof::Pprof)),
             Format::Pstats => Some(Box::new(pstats::Pstats)),
             Format::Speedscope => Some(Box::new(speedscope::Speedscope)),
+            Format::Chrometrace => Some(Box::new(chrome::ChromeTrace)),
             Format::Pyscry => None,
         }
     }
@@ -100,13 +128,20 @@ impl Format {
             Format::Pprof => "pb.gz",
             Format::Pstats => "pstats",
             Format::Speedscope => "speedscope.json",
+            Format::Chrometrace => "trace.json",
             Format::Pyscry => "pyscry",
         }
     }
 
+    /// Whether the format shows time, and so needs the profile's timeline: every
+    /// sample kept in order ([`Profile::keep_timeline`]).
+    pub fn needs_timeline(self) -> bool {
+        matches!(self, Format::Speedscope | Format::Chrometrace)
+    }
+
     /// The format `--format` names, or else the one `path`'s extension implies
     /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`, `.pb.gz`/`.pprof`,
-    /// `.pstats`/`.prof`, `.json`), or else a flamegraph.
+    /// `.pstats`/`.prof`, `.trace.json`, `.json`), or else a flamegraph.
     pub fn choose(given: Option<Format>, path: Option<&std::path::Path>) -> Format {
         let by_extension = || {
             let name = path?.file_name()?.to_str()?;
@@ -116,6 +151,7 @@ impl Format {
                 "txt" | "folded" | "collapsed" => Some(Format::Collapsed),
                 "pprof" => Some(Format::Pprof),
                 "pstats" | "prof" => Some(Format::Pstats),
+                "json" if name.ends_with(".trace.json") => Some(Format::Chrometrace),
                 "json" => Some(Format::Speedscope),
                 "gz" if name.ends_with(".pb.gz") => Some(Format::Pprof),
                 _ => None,
@@ -142,6 +178,8 @@ mod tests {
         assert_eq!(choose(None, "a.tar.gz"), Format::Flamegraph);
         assert_eq!(choose(None, "a.prof"), Format::Pstats);
         assert_eq!(choose(None, "a.speedscope.json"), Format::Speedscope);
+        assert_eq!(choose(None, "a.json"), Format::Speedscope);
+        assert_eq!(choose(None, "a.trace.json"), Format::Chrometrace);
         assert_eq!(choose(Some(Format::Collapsed), "a.svg"), Format::Collapsed);
         assert_eq!(Format::choose(None, None), Format::Flamegraph);
     }

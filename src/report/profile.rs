@@ -5,6 +5,7 @@ use std::hash::Hash;
 
 use rustc_hash::FxHashMap;
 
+use super::timeline::Timeline;
 use crate::sampler::{Sample, SamplerEvent, ThreadKey};
 use crate::symbolize::{Frame, FrameId};
 
@@ -82,6 +83,9 @@ pub struct Profile {
     pub processes: BTreeMap<u32, String>,
     /// Whether stack outputs start each stack with a `thread NAME (tid)` frame.
     pub show_threads: bool,
+    /// Every sample in order, kept only for the outputs that show time
+    /// ([`Profile::keep_timeline`]).
+    pub timeline: Option<Timeline>,
 }
 
 impl Profile {
@@ -91,6 +95,11 @@ impl Profile {
             info,
             ..Profile::default()
         }
+    }
+
+    /// Keep every sample from now on, in order, besides counting it.
+    pub fn keep_timeline(&mut self) {
+        self.timeline.get_or_insert_with(Timeline::default);
     }
 
     /// Take one event of the sampler, its frame ids in one numbering for every
@@ -127,16 +136,24 @@ impl Profile {
 
     /// Count one stack.
     pub fn add_sample(&mut self, sample: &Sample) {
-        *self.stacks.entry(StackKey::of(sample)).or_default() += 1;
+        let key = StackKey::of(sample);
+        if let Some(timeline) = &mut self.timeline {
+            timeline.push(&key, sample.elapsed.as_micros() as u64);
+        }
+        *self.stacks.entry(key).or_default() += 1;
     }
 
     /// Keep only the stacks of threads for which `keep(thread, name)` holds.
     pub fn retain_threads(&mut self, keep: impl Fn(&ThreadKey, Option<&str>) -> bool) {
         let names = &self.thread_names;
-        self.stacks.retain(|key, _| {
-            let name = names.get(&(key.thread.pid, key.thread.python_id));
-            keep(&key.thread, name.map(String::as_str))
-        });
+        let kept = |thread: &ThreadKey| {
+            let name = names.get(&(thread.pid, thread.python_id));
+            keep(thread, name.map(String::as_str))
+        };
+        self.stacks.retain(|key, _| kept(&key.thread));
+        if let Some(timeline) = &mut self.timeline {
+            timeline.retain_threads(kept);
+        }
     }
 
     /// Own and total samples per key. `key_at(frames, depth)` says what the frame at

@@ -9,14 +9,15 @@ use serde::Serialize;
 use super::{Profile, Renderer};
 use crate::sampler::ThreadKey;
 
-/// One "sampled" profile per thread. The profile is aggregated, so each distinct stack
-/// appears once with its weight: speedscope's left-heavy and sandwich views are exact,
-/// its time-order view shows equal stacks together rather than in time order.
+/// One "sampled" profile per thread, its samples in time order (consecutive equal
+/// stacks as one, weighted by their count): speedscope's time-order view shows the
+/// run as it happened, its left-heavy and sandwich views the totals. It needs the
+/// profile's timeline.
 pub struct Speedscope;
 
 impl Renderer for Speedscope {
     fn render(&self, profile: &Profile, out: &mut dyn Write) -> anyhow::Result<()> {
-        serde_json::to_writer(&mut *out, &build(profile))?;
+        serde_json::to_writer(&mut *out, &build(profile)?)?;
         writeln!(out)?;
         Ok(())
     }
@@ -78,46 +79,61 @@ pub struct SampledProfile {
     pub weights: Vec<f64>,
 }
 
-/// The speedscope file for `profile`.
-pub fn build(profile: &Profile) -> File {
+/// The speedscope file for `profile`, which must have a timeline.
+pub fn build(profile: &Profile) -> anyhow::Result<File> {
+    let timeline = profile
+        .timeline
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("speedscope output needs the samples in time order"))?;
     let seconds = profile.seconds_per_sample();
     let mut frames: Vec<FrameEntry> = Vec::new();
     let mut frame_index: HashMap<FrameEntry, usize> = HashMap::new();
-    let mut index_of = |entry: FrameEntry| {
-        *frame_index.entry(entry.clone()).or_insert_with(|| {
-            frames.push(entry);
-            frames.len() - 1
+    // Each distinct stack as frame indices, root first.
+    let stacks: Vec<Vec<usize>> = timeline
+        .stacks()
+        .iter()
+        .map(|stack| {
+            let depth = stack.frames.len();
+            let entries = stack.frames.iter().enumerate().map(|(at, &id)| {
+                let frame = profile.frame(id);
+                let idle_leaf = stack.idle && at + 1 == depth;
+                FrameEntry {
+                    name: if idle_leaf {
+                        format!("{} [idle]", frame.name)
+                    } else {
+                        frame.name.clone()
+                    },
+                    file: frame.filename.clone(),
+                    line: frame.line,
+                }
+            });
+            entries
+                .map(|entry| {
+                    *frame_index.entry(entry.clone()).or_insert_with(|| {
+                        frames.push(entry);
+                        frames.len() - 1
+                    })
+                })
+                .collect()
         })
-    };
-    // Threads and, within each, stacks in a stable order.
-    let mut threads: BTreeMap<ThreadKey, BTreeMap<Vec<usize>, u64>> = BTreeMap::new();
-    for (stack, &count) in &profile.stacks {
-        let mut indices = Vec::with_capacity(stack.frames.len());
-        for (depth, &id) in stack.frames.iter().enumerate() {
-            let frame = profile.frame(id);
-            let idle_leaf = stack.idle && depth + 1 == stack.frames.len();
-            indices.push(index_of(FrameEntry {
-                name: if idle_leaf {
-                    format!("{} [idle]", frame.name)
-                } else {
-                    frame.name.clone()
-                },
-                file: frame.filename.clone(),
-                line: frame.line,
-            }));
+        .collect();
+    // Per thread, in a stable order: runs of equal stacks, in time order.
+    let mut threads: BTreeMap<ThreadKey, Vec<(u32, u64)>> = BTreeMap::new();
+    for sample in timeline.samples() {
+        let runs = threads
+            .entry(timeline.stacks()[sample.stack as usize].thread)
+            .or_default();
+        match runs.last_mut() {
+            Some((stack, count)) if *stack == sample.stack => *count += 1,
+            _ => runs.push((sample.stack, 1)),
         }
-        *threads
-            .entry(stack.thread)
-            .or_default()
-            .entry(indices)
-            .or_default() += count;
     }
     let profiles = threads
         .into_iter()
-        .map(|(thread, stacks)| {
-            let (samples, weights): (Vec<_>, Vec<_>) = stacks
+        .map(|(thread, runs)| {
+            let (samples, weights): (Vec<_>, Vec<_>) = runs
                 .into_iter()
-                .map(|(stack, count)| (stack, count as f64 * seconds))
+                .map(|(stack, count)| (stacks[stack as usize].clone(), count as f64 * seconds))
                 .unzip();
             SampledProfile {
                 kind: "sampled",
@@ -130,44 +146,52 @@ pub fn build(profile: &Profile) -> File {
             }
         })
         .collect();
-    File {
+    Ok(File {
         schema: "https://www.speedscope.app/file-format-schema.json",
         shared: Shared { frames },
         profiles,
         name: format!("pyscry: {}", profile.describe()),
         exporter: format!("pyscry {}", env!("CARGO_PKG_VERSION")),
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fixtures::{add_stack, frame};
+    use crate::report::fixtures::{frame, sample_at};
     use crate::report::ProfileInfo;
 
     #[test]
-    fn each_thread_gets_its_stacks_with_weights_in_seconds() {
+    fn each_thread_gets_its_runs_of_stacks_in_time_order_weighted_in_seconds() {
         let mut profile = Profile::new(ProfileInfo {
             rate_hz: 100.0,
             ..ProfileInfo::default()
         });
+        profile.keep_timeline();
         profile.frames = vec![frame("main", 3, 1), frame("work", 7, 1)];
         profile.thread_names.insert((1, 1), "MainThread".into());
-        add_stack(&mut profile, 1, false, &[0, 1], 3);
-        add_stack(&mut profile, 1, false, &[0], 1);
-        add_stack(&mut profile, 2, true, &[0, 1], 2);
-        let file = build(&profile);
+        for (time_ms, frames) in [(0, &[0, 1][..]), (10, &[0, 1]), (20, &[0]), (30, &[0, 1])] {
+            sample_at(&mut profile, 1, false, frames, time_ms);
+            sample_at(&mut profile, 2, true, &[0, 1], time_ms);
+        }
+        let file = build(&profile).unwrap();
         let names: Vec<&str> = file.shared.frames.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names.len(), 3, "{names:?}");
-        assert!(names.contains(&"work [idle]"));
+        assert_eq!(names, ["main", "work", "work [idle]"]);
         assert_eq!(file.profiles.len(), 2);
         let main = &file.profiles[0];
         assert_eq!(main.name, "thread MainThread (11)");
-        assert_eq!(main.samples.len(), 2);
+        assert_eq!(main.samples, [vec![0, 1], vec![0], vec![0, 1]]);
+        let weights: Vec<f64> = main.weights.iter().map(|w| (w * 1e3).round()).collect();
+        assert_eq!(weights, [20.0, 10.0, 10.0]);
         assert!((main.end_value - 0.04).abs() < 1e-9);
-        let work = main.samples.iter().position(|s| s.len() == 2).unwrap();
-        assert!((main.weights[work] - 0.03).abs() < 1e-9);
-        assert_eq!(file.shared.frames[main.samples[work][1]].line, 7);
-        assert_eq!(file.profiles[1].name, "thread ? (12)");
+        assert_eq!(file.shared.frames[main.samples[0][1]].line, 7);
+        let idle = &file.profiles[1];
+        assert_eq!(idle.name, "thread ? (12)");
+        assert_eq!(idle.samples, [vec![0, 2]]);
+    }
+
+    #[test]
+    fn without_a_timeline_there_is_no_time_order_to_show() {
+        assert!(build(&Profile::default()).is_err());
     }
 }

@@ -335,6 +335,98 @@ pub fn collapsed_shares(text: &str, names: &[&str]) -> (Vec<u64>, u64) {
     (counts, total)
 }
 
+/// One call in a Chrome trace: a `B` event and its `E`.
+#[derive(Debug, Clone)]
+pub struct TraceSlice {
+    /// The function.
+    pub name: String,
+    /// Slices open around it.
+    pub depth: usize,
+    /// Start and end, in milliseconds.
+    pub start_ms: f64,
+    /// End, in milliseconds.
+    pub end_ms: f64,
+}
+
+/// The slices of each thread (by `tid`, in start order) of the Chrome trace at `path`,
+/// checking that each thread's events are in time order and that every `B` has its
+/// `E`; also returns the thread names the metadata events give.
+pub fn trace_slices(
+    path: &Path,
+) -> (
+    std::collections::BTreeMap<u64, Vec<TraceSlice>>,
+    std::collections::BTreeMap<u64, String>,
+) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let trace: serde_json::Value = serde_json::from_str(&text).expect("a trace is JSON");
+    let mut slices = std::collections::BTreeMap::<u64, Vec<TraceSlice>>::new();
+    let mut names = std::collections::BTreeMap::new();
+    let mut open = std::collections::BTreeMap::<u64, Vec<(String, f64)>>::new();
+    let mut last = std::collections::BTreeMap::<u64, f64>::new();
+    for event in trace["traceEvents"].as_array().expect("traceEvents") {
+        let tid = event["tid"].as_u64().expect("tid");
+        let name = event["name"].as_str().unwrap_or("").to_string();
+        let ts = event["ts"].as_f64().unwrap_or(0.0) / 1000.0;
+        match event["ph"].as_str().unwrap() {
+            "M" if name == "thread_name" => {
+                names.insert(tid, event["args"]["name"].as_str().unwrap().to_string());
+            }
+            "M" => {}
+            phase => {
+                let before = last.insert(tid, ts).unwrap_or(0.0);
+                assert!(ts >= before, "thread {tid}: {ts} ms after {before} ms");
+                let stack = open.entry(tid).or_default();
+                if phase == "B" {
+                    stack.push((name, ts));
+                } else {
+                    assert_eq!(phase, "E");
+                    let (name, start_ms) = stack.pop().expect("an E without a B");
+                    let depth = stack.len();
+                    slices.entry(tid).or_default().push(TraceSlice {
+                        name,
+                        depth,
+                        start_ms,
+                        end_ms: ts,
+                    });
+                }
+            }
+        }
+    }
+    for (tid, stack) in open {
+        assert!(
+            stack.is_empty(),
+            "thread {tid}: slices never ended: {stack:?}"
+        );
+    }
+    for thread in slices.values_mut() {
+        thread.sort_by(|a, b| {
+            a.start_ms
+                .total_cmp(&b.start_ms)
+                .then(a.depth.cmp(&b.depth))
+        });
+    }
+    (slices, names)
+}
+
+/// The calls to `names` among `slices`, in order, as (name, milliseconds); a call that
+/// shows as two slices less than `join_ms` apart (ticks a loaded machine dropped)
+/// counts once.
+pub fn calls_of(slices: &[TraceSlice], names: &[&str], join_ms: f64) -> Vec<(String, f64)> {
+    let mut calls: Vec<(String, f64, f64)> = Vec::new();
+    for slice in slices.iter().filter(|s| names.contains(&s.name.as_str())) {
+        match calls.last_mut() {
+            Some((name, _, end)) if *name == slice.name && slice.start_ms - *end < join_ms => {
+                *end = slice.end_ms;
+            }
+            _ => calls.push((slice.name.clone(), slice.start_ms, slice.end_ms)),
+        }
+    }
+    calls
+        .into_iter()
+        .map(|(name, start, end)| (name, end - start))
+        .collect()
+}
+
 /// Wait until `f` holds, for up to `timeout`.
 pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
