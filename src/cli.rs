@@ -92,8 +92,15 @@ pub struct ThreadArgs {
 /// Options of `pyscry report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A recording written by `pyscry record -f pyscry`.
-    pub file: PathBuf,
+    /// A recording written by `pyscry record -f pyscry`; several are merged into one
+    /// profile (the same program on several hosts, or at several times).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Compare with this earlier recording: the table shows how each function's share
+    /// changed, and --output writes a differential flamegraph (red: grew, blue:
+    /// shrank) or folded stacks with both counts.
+    #[arg(long, value_name = "BEFORE", conflicts_with = "lines")]
+    pub diff: Option<PathBuf>,
     /// Also write the profile to this file (format from --format or the extension).
     #[arg(short, long)]
     pub output: Option<PathBuf>,

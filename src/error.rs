@@ -62,12 +62,14 @@ pub enum Error {
         source: crate::record::RecordingError,
     },
     /// `report --lines` names a function that no sample ran.
-    #[error("no function named `{name}` in {}; the functions with the most own time: {known}", path.display())]
+    #[error(
+        "no function named `{name}` in {recordings}; the functions with the most own time: {known}"
+    )]
     NoSuchFunction {
         /// The name asked for.
         name: String,
-        /// The recording.
-        path: PathBuf,
+        /// The recordings, as given.
+        recordings: String,
         /// Names that are in it.
         known: String,
     },

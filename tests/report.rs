@@ -274,3 +274,97 @@ fn an_unknown_function_is_named() {
         "{stderr}"
     );
 }
+
+/// Two recordings of the 1:2:3 workload, the second with the calls' lengths as 3:2:1:
+/// `report --diff` shows `one` gaining and `three` losing a third of the time, and
+/// writes differential outputs; both recordings merged give each call a third.
+#[test]
+fn recordings_compare_and_merge() {
+    let Some(python) = common::any_python() else {
+        return common::skip("recordings_compare_and_merge", "no interpreter");
+    };
+    let dir = TempDir::new("report-diff");
+    let [before, after] = [("before", "1,2,3"), ("after", "3,2,1")].map(|(name, units)| {
+        let path = dir.path(&format!("{name}.pyscry"));
+        record_script(&python, &path, "ratio.py", &["0.05", "3", units]);
+        path.to_str().unwrap().to_string()
+    });
+    let table = stdout(&succeeded(
+        report(&[&after, "--diff", &before, "--top", "100"]),
+        "diff",
+    ));
+    let total_change = |name: &str| -> f64 {
+        let row = table
+            .lines()
+            .find(|row| row.split_whitespace().nth(6) == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{table}"));
+        row.split_whitespace().nth(5).unwrap().parse().unwrap()
+    };
+    let third = 100.0 / 3.0;
+    for (name, expected) in [("one", third), ("two", 0.0), ("three", -third)] {
+        let change = total_change(name);
+        assert!(
+            (change - expected).abs() <= 5.0,
+            "{name} {change}:\n{table}"
+        );
+    }
+    let svg = dir.path("diff.svg");
+    let svg_arg = svg.to_str().unwrap();
+    succeeded(report(&[&after, "--diff", &before, "-o", svg_arg]), "svg");
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("three"),
+        "not a flamegraph"
+    );
+    let folded = dir.path("diff.txt");
+    let folded_arg = folded.to_str().unwrap();
+    succeeded(
+        report(&[&after, "--diff", &before, "-o", folded_arg]),
+        "folded",
+    );
+    let (mut before_three, mut after_three) = (0u64, 0u64);
+    for line in std::fs::read_to_string(&folded).unwrap().lines() {
+        let mut fields = line.rsplitn(3, ' ');
+        let after_count: u64 = fields.next().unwrap().parse().unwrap();
+        let before_count: u64 = fields.next().unwrap().parse().unwrap();
+        if fields.next().unwrap().contains(";three (") {
+            before_three += before_count;
+            after_three += after_count;
+        }
+    }
+    assert!(
+        before_three > 2 * after_three,
+        "{before_three} → {after_three}"
+    );
+
+    // Merged: each call has (1 + 3) / 12, (2 + 2) / 12, (3 + 1) / 12 of the calls' time.
+    succeeded(report(&[&before, &after, "-o", folded_arg]), "merge");
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let (counts, _) = common::collapsed_shares(&text, &["one", "two", "three"]);
+    let calls: u64 = counts.iter().sum();
+    for count in &counts {
+        let share = 100.0 * *count as f64 / calls as f64;
+        assert!((share - third).abs() <= 4.0, "{counts:?}");
+    }
+    let merged = stdout(&succeeded(report(&[&before, &after]), "merged table"));
+    let one_alone = stdout(&succeeded(report(&[&before]), "table"));
+    let samples =
+        |table: &str| -> u64 { table.split_whitespace().next().unwrap().parse().unwrap() };
+    assert!(samples(&merged) > samples(&one_alone) + 100, "{merged}");
+
+    // What cannot be: a timeline of two recordings, or recordings made differently.
+    let trace = dir.path("merged.trace.json");
+    let out = report(&[&before, &after, "-o", trace.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in time"));
+    let slower = dir.path("slower.pyscry");
+    let options = ["--rate", "50", "-f", "pyscry"];
+    let out = common::record_script(&python, &options, &slower, "ratio.py", &["0.02", "1"]);
+    succeeded(out, "at 50 Hz");
+    let out = report(&[&before, slower.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot be merged"),
+        "{stderr}"
+    );
+}

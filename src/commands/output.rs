@@ -94,9 +94,26 @@ impl OutputFile {
         let Some(renderer) = self.format.renderer() else {
             return Ok(());
         };
+        self.write_all(|out| renderer.render(profile, out))
+    }
+
+    /// Write the whole file with `write`, for what is not one profile's rendering (a
+    /// comparison of two).
+    pub fn write_with(
+        self,
+        write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+    ) -> Result<()> {
+        self.write_all(write)
+            .map_err(|e| not_writable(&self.path, io::Error::other(e.to_string())))
+    }
+
+    fn write_all(
+        &self,
+        write: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         self.truncate()?;
         let mut out = BufWriter::new(&self.file);
-        renderer.render(profile, &mut out)?;
+        write(&mut out)?;
         Ok(out.flush()?)
     }
 

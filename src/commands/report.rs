@@ -1,13 +1,15 @@
-//! `pyscry report`: show a saved recording as `record` would have, or line by line.
+//! `pyscry report`: show saved recordings as `record` would have, line by line, or
+//! against an earlier recording.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use super::output::OutputFile;
 use super::threads;
 use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
 use crate::record;
-use crate::report::{lines, table, Format};
+use crate::report::{diff, lines, table, Format, Profile};
 
 /// Run `pyscry report`; returns the exit code.
 pub fn run(args: ReportArgs) -> Result<i32> {
@@ -16,25 +18,21 @@ pub fn run(args: ReportArgs) -> Result<i32> {
         .as_deref()
         .map(|path| Format::choose(args.format, Some(path)));
     let keep_timeline = format.is_some_and(Format::needs_timeline);
-    let recording =
-        record::read_file(&args.file, keep_timeline).map_err(|source| Error::BadRecording {
-            path: args.file.clone(),
-            source,
-        })?;
-    let mut profile = recording.profile;
-    if !recording.complete {
-        eprintln!(
-            "pyscry: {} ends without its summary: the recording was cut short (was pyscry \
-             killed?); showing the {} samples it holds",
-            args.file.display(),
-            profile.total_samples()
-        );
+    if keep_timeline && (args.files.len() > 1 || args.diff.is_some()) {
+        let why = "speedscope and chrometrace show one recording's samples in time; \
+                   merged or compared recordings have no one timeline";
+        return Err(anyhow::anyhow!(why).into());
     }
+    let mut profile = read_merged(&args.files, keep_timeline)?;
     threads::select(&args.threads, &mut profile);
+    if let Some(before) = &args.diff {
+        let mut before = read(before, false)?;
+        threads::select(&args.threads, &mut before);
+        return compare(&args, &before, &profile, format);
+    }
     if let (Some(path), Some(format)) = (&args.output, format) {
         if format == Format::Pyscry {
-            let why =
-                "report writes flamegraph or collapsed output; the input is already a recording";
+            let why = "report writes the other formats; the input is already a recording";
             return Err(anyhow::anyhow!(why).into());
         }
         OutputFile::open(path, format)?.finish(&profile)?;
@@ -51,13 +49,83 @@ pub fn run(args: ReportArgs) -> Result<i32> {
                     .collect();
                 return Err(Error::NoSuchFunction {
                     name: name.clone(),
-                    path: args.file.clone(),
+                    recordings: describe_files(&args.files),
                     known: known.join(", "),
                 });
             }
         }
         None => table::print_top(&profile, args.top, stdout).map_err(anyhow::Error::from)?,
     }
+    stdout.flush().map_err(anyhow::Error::from)?;
+    Ok(0)
+}
+
+/// The recording at `path`, with a warning if it was cut short.
+fn read(path: &Path, keep_timeline: bool) -> Result<Profile> {
+    let recording =
+        record::read_file(path, keep_timeline).map_err(|source| Error::BadRecording {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if !recording.complete {
+        eprintln!(
+            "pyscry: {} ends without its summary: the recording was cut short (was pyscry \
+             killed?); showing the {} samples it holds",
+            path.display(),
+            recording.profile.total_samples()
+        );
+    }
+    Ok(recording.profile)
+}
+
+/// The recordings at `paths` merged into one profile.
+fn read_merged(paths: &[PathBuf], keep_timeline: bool) -> Result<Profile> {
+    let mut profile = read(&paths[0], keep_timeline)?;
+    for path in &paths[1..] {
+        profile.merge(read(path, false)?).map_err(|why| {
+            anyhow::anyhow!(
+                "{} and {}: {why}",
+                describe_files(&paths[..1]),
+                path.display()
+            )
+        })?;
+    }
+    Ok(profile)
+}
+
+fn describe_files(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
+}
+
+/// `report --diff`: the table of changes, and the differential output if asked for.
+fn compare(
+    args: &ReportArgs,
+    before: &Profile,
+    after: &Profile,
+    format: Option<Format>,
+) -> Result<i32> {
+    if let (Some(path), Some(format)) = (&args.output, format) {
+        let written = match format {
+            Format::Flamegraph => OutputFile::open(path, format)?
+                .write_with(|out| diff::draw_flamegraph(before, after, out)),
+            Format::Collapsed => OutputFile::open(path, format)?.write_with(|out| {
+                for line in diff::differential_lines(before, after)? {
+                    writeln!(out, "{line}")?;
+                }
+                Ok(())
+            }),
+            _ => {
+                let why = "--diff writes a differential flamegraph (.svg) or folded stacks \
+                           with both counts (.txt)";
+                return Err(anyhow::anyhow!(why).into());
+            }
+        };
+        written?;
+        eprintln!("pyscry: wrote {}", path.display());
+    }
+    let stdout = &mut std::io::stdout();
+    diff::print_changes(before, after, args.top, stdout).map_err(anyhow::Error::from)?;
     stdout.flush().map_err(anyhow::Error::from)?;
     Ok(0)
 }

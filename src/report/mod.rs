@@ -4,6 +4,7 @@
 
 pub mod chrome;
 pub mod collapsed;
+pub mod diff;
 pub mod flamegraph;
 pub mod lines;
 pub mod pprof;

@@ -127,6 +127,51 @@ impl Profile {
         }
     }
 
+    /// Add the samples of `other`, a recording made with the same mode and rate (of
+    /// the same program elsewhere, or of the same process at another time): its frames
+    /// join this frame table, equal frames taking one id; counts and times add up. The
+    /// timeline, which orders one recording's samples, is dropped.
+    pub fn merge(&mut self, other: Profile) -> Result<(), String> {
+        let (mine, theirs) = (&self.info, &other.info);
+        if mine.mode != theirs.mode || mine.rate_hz != theirs.rate_hz {
+            return Err(format!(
+                "recordings made differently cannot be merged: {} mode at {} Hz, and {} mode at {} Hz",
+                mine.mode, mine.rate_hz, theirs.mode, theirs.rate_hz
+            ));
+        }
+        let mut ids: HashMap<Frame, FrameId> = HashMap::new();
+        for (id, frame) in self.frames.iter().enumerate() {
+            ids.entry(frame.clone()).or_insert(id as FrameId);
+        }
+        let merged_ids: Vec<FrameId> = other
+            .frames
+            .into_iter()
+            .map(|frame| {
+                let next = self.frames.len() as FrameId;
+                *ids.entry(frame.clone()).or_insert_with(|| {
+                    self.frames.push(frame);
+                    next
+                })
+            })
+            .collect();
+        for (mut key, count) in other.stacks {
+            for id in &mut key.frames {
+                *id = merged_ids[*id as usize];
+            }
+            *self.stacks.entry(key).or_default() += count;
+        }
+        self.thread_names.extend(other.thread_names);
+        self.processes.extend(other.processes);
+        let info = &mut self.info;
+        info.duration_secs += other.info.duration_secs;
+        info.ticks += other.info.ticks;
+        info.samples += other.info.samples;
+        info.errors += other.info.errors;
+        info.dropped_ticks += other.info.dropped_ticks;
+        self.timeline = None;
+        Ok(())
+    }
+
     /// The name of `thread`, where known.
     pub fn thread_name(&self, thread: &ThreadKey) -> Option<&str> {
         self.thread_names
@@ -327,6 +372,41 @@ mod tests {
         assert_eq!(split.len(), 3);
         assert!(split.keys().any(|k| k[0] == "thread MainThread (10)"));
         assert!(split.keys().any(|k| k[0] == "thread ? (0x2)"));
+    }
+
+    #[test]
+    fn merged_profiles_share_one_frame_table_and_add_up() {
+        let mut a = profile_with_two_threads();
+        let mut b = profile_with_two_threads();
+        // b numbers its frames the other way round, and has one frame a lacks.
+        b.frames.reverse();
+        b.frames.push(Frame {
+            name: "extra".into(),
+            ..Frame::default()
+        });
+        b.stacks = b
+            .stacks
+            .into_iter()
+            .map(|(mut key, count)| {
+                key.frames = vec![1, 0, 2];
+                (key, count)
+            })
+            .collect();
+        b.info.samples = 6;
+        a.info.samples = 6;
+        a.merge(b.clone()).unwrap();
+        assert_eq!(a.frames.len(), 3);
+        assert_eq!(a.info.samples, 12);
+        let stacks = a.labelled_stacks();
+        let deeper = vec![
+            "main (m.py:3)".to_string(),
+            "work (m.py:9)".to_string(),
+            "extra (:0)".to_string(),
+        ];
+        assert_eq!(stacks[&deeper], 5);
+        b.info.mode = "cpu".into();
+        let refused = a.merge(b).unwrap_err();
+        assert!(refused.contains("cpu mode"), "{refused}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 # Three functions that burn CPU for 1:2:3 units of wall-clock time, repeated.
-# Usage: ratio.py [UNIT_SECONDS] [ROUNDS]
+# Usage: ratio.py [UNIT_SECONDS] [ROUNDS] [UNITS_OF_ONE,TWO,THREE (default 1,2,3)]
 import sys
 import time
 
@@ -11,25 +11,26 @@ def burn(seconds):
         x += 1
 
 
-def one(unit):
-    burn(unit)
+def one(seconds):
+    burn(seconds)
 
 
-def two(unit):
-    burn(2 * unit)
+def two(seconds):
+    burn(seconds)
 
 
-def three(unit):
-    burn(3 * unit)
+def three(seconds):
+    burn(seconds)
 
 
 def main():
     unit = float(sys.argv[1]) if len(sys.argv) > 1 else 0.1
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    units = [float(u) for u in (sys.argv[3] if len(sys.argv) > 3 else "1,2,3").split(",")]
     for _ in range(rounds):
-        one(unit)
-        two(unit)
-        three(unit)
+        one(units[0] * unit)
+        two(units[1] * unit)
+        three(units[2] * unit)
 
 
 main()
