@@ -65,19 +65,19 @@ pub struct RecordArgs {
     /// What time to count.
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Which threads the outputs show, and how.
+    /// How the outputs show the profile.
     #[command(flatten)]
-    pub threads: ThreadArgs,
+    pub view: ViewArgs,
     /// Also sample the target's descendant processes that run Python (multiprocessing
     /// workers, subprocesses); each stack then starts with `process PID: COMMAND`.
     #[arg(long)]
     pub subprocesses: bool,
 }
 
-/// Which threads a profile's outputs show, and whether each gets its own subtree;
-/// shared by `record` and `report`.
+/// How a profile's outputs show it: which threads, whether each gets its own
+/// subtree, how finely frames are told apart; shared by `record` and `report`.
 #[derive(Debug, Clone, Args)]
-pub struct ThreadArgs {
+pub struct ViewArgs {
     /// Start each stack with a `thread NAME (tid)` frame, one subtree per thread.
     #[arg(long = "threads")]
     pub split: bool,
@@ -87,6 +87,11 @@ pub struct ThreadArgs {
     /// Keep only the main thread.
     #[arg(long)]
     pub main_thread: bool,
+    /// Tell a function's frames apart by function, not by the line each was at: a
+    /// frame shows its function's first line, and a function is one box in a
+    /// flamegraph (py-spy's --function).
+    #[arg(short = 'F', long)]
+    pub function: bool,
 }
 
 /// Options of `pyscry report`.
@@ -114,9 +119,9 @@ pub struct ReportArgs {
     /// qualified name) line by line, with its source: own and total time per line.
     #[arg(long, value_name = "FUNCTION")]
     pub lines: Option<String>,
-    /// Which threads to show, and how.
+    /// How the outputs show the profile.
     #[command(flatten)]
-    pub threads: ThreadArgs,
+    pub view: ViewArgs,
 }
 
 /// How samples are taken; shared by the commands that sample.

@@ -91,6 +91,32 @@ fn lines_of_a_function(python: &Python) {
         "{}: {table}",
         python.name
     );
+
+    // Stack outputs name work's frames by line, or with --function by its first line.
+    let folded = recording.with_extension("txt");
+    let folded_arg = folded.to_str().unwrap();
+    let work_lines = |options: &[&str]| -> Vec<u32> {
+        let mut args = vec![file, "-o", folded_arg];
+        args.extend_from_slice(options);
+        succeeded(report(&args), &python.name);
+        let text = std::fs::read_to_string(&folded).unwrap();
+        let mut lines: Vec<u32> = text
+            .split(';')
+            .filter_map(|frame| frame.strip_prefix("work ("))
+            .map(|rest| rest.split([':', ')']).nth(1).unwrap().parse().unwrap())
+            .collect();
+        lines.sort();
+        lines.dedup();
+        lines
+    };
+    let (heavy, light) = (marked_line(&lines, "heavy"), marked_line(&lines, "light"));
+    let by_line = work_lines(&[]);
+    assert!(
+        by_line.contains(&heavy) && by_line.contains(&light),
+        "{}: {by_line:?}",
+        python.name
+    );
+    assert_eq!(work_lines(&["--function"]), [heavy - 3], "{}", python.name);
 }
 
 test_each_python!(lines, super::lines_of_a_function);

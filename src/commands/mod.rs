@@ -1,5 +1,5 @@
 //! One module per subcommand, each turning parsed arguments into work and an exit code,
-//! and the pieces they share: attaching, the output file, choosing threads.
+//! and the pieces they share: attaching, the output file, how outputs show a profile.
 
 pub mod attach;
 pub mod dump;
@@ -7,5 +7,5 @@ pub mod output;
 pub mod record;
 pub mod report;
 pub mod subprocesses;
-pub mod threads;
 pub mod top;
+pub mod view;

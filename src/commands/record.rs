@@ -12,7 +12,7 @@ use crossbeam_channel::RecvTimeoutError;
 use super::attach::{check_mode, open_python, Opened};
 use super::output::OutputFile;
 use super::subprocesses::ProcessWatcher;
-use super::threads;
+use super::view;
 use crate::cli::RecordArgs;
 use crate::error::Result;
 use crate::report::{table, Format, Profile, ProfileInfo};
@@ -188,7 +188,7 @@ fn finish(
 ) -> Result<i32> {
     // A recording keeps every thread (its end holds only the counts); the thread
     // options shape the rendered outputs and the table.
-    threads::select(&args.threads, &mut profile);
+    view::apply(&args.view, &mut profile);
     let path = output.path().to_path_buf();
     output.finish(&profile)?;
     if let Some(mut child) = child {

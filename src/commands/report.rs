@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::output::OutputFile;
-use super::threads;
+use super::view;
 use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
 use crate::record;
@@ -24,10 +24,10 @@ pub fn run(args: ReportArgs) -> Result<i32> {
         return Err(anyhow::anyhow!(why).into());
     }
     let mut profile = read_merged(&args.files, keep_timeline)?;
-    threads::select(&args.threads, &mut profile);
+    view::apply(&args.view, &mut profile);
     if let Some(before) = &args.diff {
         let mut before = read(before, false)?;
-        threads::select(&args.threads, &mut before);
+        view::apply(&args.view, &mut before);
         return compare(&args, &before, &profile, format);
     }
     if let (Some(path), Some(format)) = (&args.output, format) {

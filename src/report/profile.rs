@@ -83,6 +83,9 @@ pub struct Profile {
     pub processes: BTreeMap<u32, String>,
     /// Whether stack outputs start each stack with a `thread NAME (tid)` frame.
     pub show_threads: bool,
+    /// Whether stack outputs tell frames apart by function only: a frame then shows
+    /// its function's first line rather than the line it was at (`--function`).
+    pub by_function: bool,
     /// Every sample in order, kept only for the outputs that show time
     /// ([`Profile::keep_timeline`]).
     pub timeline: Option<Timeline>,
@@ -276,7 +279,18 @@ impl Profile {
     /// A frame's label in stack-based outputs: `name (file:line)`.
     pub fn label(&self, id: FrameId) -> String {
         let frame = self.frame(id);
-        format!("{} ({}:{})", frame.name, frame.filename, frame.line).replace(';', ":")
+        let line = self.shown_line(frame);
+        format!("{} ({}:{})", frame.name, frame.filename, line).replace(';', ":")
+    }
+
+    /// The line stack outputs show for `frame`: its own, or with
+    /// [`Profile::by_function`] its function's first.
+    pub fn shown_line(&self, frame: &Frame) -> u32 {
+        if self.by_function {
+            frame.first_line
+        } else {
+            frame.line
+        }
     }
 
     /// A process's root label, when several were sampled: `process PID: COMMAND`.
@@ -407,6 +421,21 @@ mod tests {
         b.info.mode = "cpu".into();
         let refused = a.merge(b).unwrap_err();
         assert!(refused.contains("cpu mode"), "{refused}");
+    }
+
+    #[test]
+    fn by_function_the_lines_of_a_function_are_one_frame() {
+        let mut profile = profile_with_two_threads();
+        profile.frames.push(Frame {
+            line: 10,
+            ..profile.frames[1].clone()
+        });
+        crate::report::fixtures::add_stack(&mut profile, 1, false, &[0, 2], 1);
+        assert_eq!(profile.labelled_stacks().len(), 3);
+        profile.by_function = true;
+        let stacks = profile.labelled_stacks();
+        let work = vec!["main (m.py:1)".to_string(), "work (m.py:8)".to_string()];
+        assert_eq!(stacks[&work], 6);
     }
 
     #[test]

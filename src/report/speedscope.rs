@@ -104,7 +104,7 @@ pub fn build(profile: &Profile) -> anyhow::Result<File> {
                         frame.name.clone()
                     },
                     file: frame.filename.clone(),
-                    line: frame.line,
+                    line: profile.shown_line(frame),
                 }
             });
             entries

@@ -1,12 +1,15 @@
-//! `--threads`, `--thread` and `--main-thread`: which threads a profile's outputs show.
+//! `--threads`, `--thread`, `--main-thread` and `--function`: how a profile's outputs
+//! show it.
 
-use crate::cli::ThreadArgs;
+use crate::cli::ViewArgs;
 use crate::report::Profile;
 
-/// Keep the threads `args` asks for and set whether each gets its own subtree. A
-/// process's main thread is the one whose kernel id is the process id.
-pub fn select(args: &ThreadArgs, profile: &mut Profile) {
+/// Keep the threads `args` asks for, and set whether each gets its own subtree and
+/// whether frames are told apart by line. A process's main thread is the one whose
+/// kernel id is the process id.
+pub fn apply(args: &ViewArgs, profile: &mut Profile) {
     profile.show_threads = args.split;
+    profile.by_function = args.function;
     if args.main_thread {
         profile.retain_threads(|thread, _| thread.os_id == Some(thread.pid));
     }
