@@ -63,7 +63,7 @@ SECTIONS = [
     "python", "runtime", "interpreter", "gil", "thread", "frame", "frame_owner",
     "stackref", "code", "code_array", "object", "bytes", "unicode", "stack_chunk",
     "dict", "dict_keys", "dict_entry", "dict_values", "type", "managed_dict", "module",
-    "long", "int", "debug_offsets",
+    "long", "int", "tuple", "float", "cell", "local_kind", "debug_offsets",
 ]
 
 # (section, key, C expression, C preprocessor condition under which the field exists).
@@ -119,6 +119,7 @@ ROWS = [
     ("frame", "stacktop", "offsetof(_PyInterpreterFrame, stacktop)", ver("3.11", "3.13")),
     ("frame", "stackpointer", "offsetof(_PyInterpreterFrame, stackpointer)", ver("3.14")),
     ("frame", "funcobj", "offsetof(_PyInterpreterFrame, f_funcobj)", ver("3.14")),
+    ("frame", "localsplus", "offsetof(PyFrameObject, f_localsplus)", ver(None, "3.10")),
     ("frame", "localsplus", "offsetof(_PyInterpreterFrame, localsplus)", ver("3.11")),
     ("frame", "size", "sizeof(PyFrameObject)", ver(None, "3.10")),
     ("frame", "size", "sizeof(_PyInterpreterFrame)", ver("3.11")),
@@ -228,6 +229,23 @@ ROWS = [
     # Module objects (before 3.10 PyModuleObject is private: see C_PRELUDE)
     ("module", "dict", "offsetof(PyModuleObject, md_dict)", ver()),
 
+    # Local variables: their names in the code object, their values in the frame
+    ("code", "argcount", "offsetof(PyCodeObject, co_argcount)", ver()),
+    ("code", "kwonlyargcount", "offsetof(PyCodeObject, co_kwonlyargcount)", ver("3.0")),
+    ("code", "varnames", "offsetof(PyCodeObject, co_varnames)", ver(None, "3.10")),
+    ("code", "cellvars", "offsetof(PyCodeObject, co_cellvars)", ver(None, "3.10")),
+    ("code", "freevars", "offsetof(PyCodeObject, co_freevars)", ver(None, "3.10")),
+    ("code", "localsplusnames", "offsetof(PyCodeObject, co_localsplusnames)", ver("3.11")),
+    ("code", "localspluskinds", "offsetof(PyCodeObject, co_localspluskinds)", ver("3.11")),
+    ("local_kind", "hidden", "CO_FAST_HIDDEN", both(ver("3.11"), "defined(CO_FAST_HIDDEN)")),
+    ("local_kind", "local", "CO_FAST_LOCAL", ver("3.11")),
+    ("local_kind", "cell", "CO_FAST_CELL", ver("3.11")),
+    ("local_kind", "free", "CO_FAST_FREE", ver("3.11")),
+    ("type", "name", "offsetof(PyTypeObject, tp_name)", ver()),
+    ("tuple", "items", "offsetof(PyTupleObject, ob_item)", ver()),
+    ("float", "value", "offsetof(PyFloatObject, ob_fval)", ver()),
+    ("cell", "ref", "offsetof(PyCellObject, ob_ref)", ver()),
+
     # int objects: 3.x (and 2.7 long) PyLongObject, 2.7 PyIntObject
     ("long", "digits", "offsetof(PyLongObject, ob_digit)", ver(None, "3.11")),
     ("long", "digits", "offsetof(PyLongObject, long_value.ob_digit)", ver("3.12")),
@@ -309,6 +327,13 @@ DEBUG_ROWS = [
 
     ("long.digits", "long_object.ob_digit", ver("3.13")),
     ("long.tag", "long_object.lv_tag", ver("3.13")),
+
+    ("code.argcount", "code_object.argcount", ver("3.13")),
+    ("code.localsplusnames", "code_object.localsplusnames", ver("3.13")),
+    ("code.localspluskinds", "code_object.localspluskinds", ver("3.13")),
+    ("type.name", "type_object.tp_name", ver("3.13")),
+    ("tuple.items", "tuple_object.ob_item", ver("3.13")),
+    ("float.value", "float_object.ob_fval", ver("3.13")),
 ]
 
 # Plain keys of [debug_offsets] (no dot): facts about the struct itself.

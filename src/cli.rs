@@ -146,6 +146,10 @@ pub struct DumpArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also show each frame's local variables, arguments first. The process is paused
+    /// while the dump is read (milliseconds), so that the values go with the stacks.
+    #[arg(short, long)]
+    pub locals: bool,
 }
 
 /// Options of `pyscry top`.

@@ -244,3 +244,84 @@ fn patch_release_drift_is_corrected_by_debug_offsets() {
     assert!(layout.contains("thread.size 304->312"), "{layout}");
     assert!(dump.to_string().contains("\"spin\""), "{dump:#}");
 }
+
+/// `dump --locals` shows each frame's arguments and locals with their values (ints of
+/// both signs and too wide, floats, strings, bytes, containers' sizes, None, True,
+/// a variable a closure captures), and leaves the target running.
+fn locals_of_each_kind(python: &Python) {
+    let mut target = Target::start(python, &script("locals.py"), &[]);
+    target.wait_for_line("ready");
+    let pid = target.pid().to_string();
+    let out = run_pyscry(&["dump", "--pid", &pid, "--locals", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", python.name);
+    let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+    let frames = dump["threads"][0]["frames"].as_array().unwrap();
+    let locals_of = |name: &str| -> Vec<(String, bool, String)> {
+        let frame = frames.iter().find(|f| f["name"] == name);
+        let frame = frame.unwrap_or_else(|| panic!("{}: no {name}: {dump:#}", python.name));
+        let locals = frame["locals"].as_array();
+        let locals = locals.unwrap_or_else(|| panic!("{}: {name}: {frame:#}", python.name));
+        locals
+            .iter()
+            .map(|l| {
+                let text = |key: &str| l[key].as_str().unwrap().to_string();
+                (
+                    text("name"),
+                    l["argument"].as_bool().unwrap(),
+                    text("value"),
+                )
+            })
+            .collect()
+    };
+    let data = if python.version() < (3, 0) {
+        "'\\x00ab'"
+    } else {
+        "b'\\x00ab'"
+    };
+    let expected = [
+        ("count", true, "42"),
+        ("label", true, "'name42'"),
+        ("rest", false, "<tuple of 1 item>"),
+        ("options", false, "<dict of 1 item>"),
+        ("ratio", false, "0.5"),
+        ("big", false, "<int wider than 64 bits>"),
+        ("negative", false, "-1234567"),
+        ("text", false, "\"it's\\n\""),
+        ("data", false, data),
+        ("items", false, "<list of 3 items>"),
+        ("pair", false, "<tuple of 2 items>"),
+        ("mapping", false, "<dict of 1 item>"),
+        ("nothing", false, "None"),
+        ("flag", false, "True"),
+    ];
+    let expected: Vec<(String, bool, String)> = expected
+        .iter()
+        .map(|&(name, argument, value)| (name.to_string(), argument, value.to_string()))
+        .collect();
+    assert_eq!(locals_of("inner"), expected, "{}", python.name);
+    let mut outer = locals_of("outer");
+    outer.sort();
+    assert_eq!(outer.len(), 3, "{}: {outer:?}", python.name);
+    assert_eq!(outer[0], ("captured".into(), false, "84".into()));
+    assert!(outer[1].0 == "closure" && outer[1].2.starts_with("<function at 0x"));
+    assert_eq!(outer[2], ("n".into(), true, "42".into()));
+
+    let text = run_pyscry(&["dump", "--pid", &pid, "--locals"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("        Arguments:\n            count = 42\n"),
+        "{}: {text}",
+        python.name
+    );
+    // Paused while it was read, running again since.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let state = common::process_state(target.pid());
+    assert!(
+        matches!(state, Some('S' | 'R')),
+        "{}: {state:?}",
+        python.name
+    );
+}
+
+test_each_python!(locals, super::locals_of_each_kind);

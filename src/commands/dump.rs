@@ -10,10 +10,13 @@ use serde::Serialize;
 use super::attach::{open_python, Opened};
 use crate::cli::DumpArgs;
 use crate::error::{Error, Result};
+use crate::python::frames::RawFrame;
+use crate::python::locals::Local;
 use crate::python::{read_error, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
 use crate::target::activity::thread_state;
+use crate::target::pause::Pauser;
 use crate::target::process;
 
 /// Most reads of the process a dump makes. The first one reads stack by stack and
@@ -36,10 +39,23 @@ struct ThreadDump {
     /// Whether it holds the GIL (always false for free-threaded builds).
     holds_gil: bool,
     /// Frames, innermost first; empty when the thread runs no Python code.
-    frames: Vec<Frame>,
+    frames: Vec<FrameDump>,
     /// Set when the stack could not be read consistently.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// One frame in a dump.
+#[derive(Debug, Serialize)]
+struct FrameDump {
+    #[serde(flatten)]
+    frame: Frame,
+    /// Its local variables that have a value (`--locals`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locals: Option<Vec<Local>>,
+    /// Why they could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locals_error: Option<String>,
 }
 
 /// The whole dump.
@@ -51,6 +67,32 @@ struct ProcessDump {
     runtime_file: String,
     layout: String,
     threads: Vec<ThreadDump>,
+    /// Each thread's innermost frame, for reading its locals.
+    #[serde(skip)]
+    innermost: Vec<u64>,
+}
+
+/// Add each frame's locals to `dump`, read while the process is paused: the frames
+/// are walked again from each thread's innermost one and must be the ones shown.
+fn read_locals(python: &PythonProcess, dump: &mut ProcessDump) {
+    let Ok(reader) = &python.locals else {
+        return;
+    };
+    for (thread, &innermost) in dump.threads.iter_mut().zip(&dump.innermost) {
+        let mut raw: Vec<RawFrame> = Vec::new();
+        let walked = python.frames.walk(&python.memory, innermost, &mut raw);
+        let same = walked.is_ok() && raw.len() == thread.frames.len();
+        for (index, frame) in thread.frames.iter_mut().enumerate() {
+            let read = match raw.get(index).filter(|_| same) {
+                Some(raw) => reader.read(&python.memory, raw).map_err(|e| e.to_string()),
+                None => Err("the stack changed while it was read".to_string()),
+            };
+            match read {
+                Ok(locals) => frame.locals = Some(locals),
+                Err(why) => frame.locals_error = Some(why),
+            }
+        }
+    }
 }
 
 /// Run `pyscry dump`; returns the exit code.
@@ -59,7 +101,27 @@ pub fn run(args: DumpArgs) -> Result<i32> {
         Opened::Ready(python) => python,
         Opened::ExitedEarly => return Err(Error::TargetExited(args.pid)),
     };
-    let dump = read_dump(&mut python)?;
+    let dump = if args.locals {
+        if let Err(missing) = &python.locals {
+            let why = format!(
+                "{} does not say where locals are: {missing}",
+                python.describe()
+            );
+            return Err(anyhow::anyhow!("--locals: {why}").into());
+        }
+        let mut pauser = Pauser::new(python.pid);
+        let _paused = pauser.pause().map_err(|e| {
+            anyhow::anyhow!(
+                "cannot pause process {} to read its locals: {e}",
+                python.pid
+            )
+        })?;
+        let mut dump = read_dump(&mut python)?;
+        read_locals(&python, &mut dump);
+        dump
+    } else {
+        read_dump(&mut python)?
+    };
     let stdout = &mut std::io::stdout().lock();
     let written = if args.json {
         serde_json::to_writer_pretty(&mut *stdout, &dump)
@@ -114,7 +176,16 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         .iter()
         .map(|thread| {
             let (frames, error) = match stacks.get(&thread.address) {
-                Some(ids) => (ids.iter().map(|id| known[id].clone()).collect(), None),
+                Some(ids) => (
+                    ids.iter()
+                        .map(|id| FrameDump {
+                            frame: known[id].clone(),
+                            locals: None,
+                            locals_error: None,
+                        })
+                        .collect(),
+                    None,
+                ),
                 None if thread.frame == 0 => (Vec::new(), None),
                 None => (Vec::new(), Some(StackError::Changed.to_string())),
             };
@@ -134,6 +205,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         })
         .collect();
     Ok(ProcessDump {
+        innermost: reader.threads().iter().map(|t| t.frame).collect(),
         pid,
         command: process::command_line(pid),
         python: python.describe(),
@@ -165,12 +237,26 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
         } else if thread.frames.is_empty() {
             writeln!(out, "    <no Python frames>")?;
         }
-        for frame in &thread.frames {
+        for dumped in &thread.frames {
+            let frame = &dumped.frame;
             writeln!(
                 out,
                 "    {} ({}:{})",
                 frame.name, frame.filename, frame.line
             )?;
+            if let Some(why) = &dumped.locals_error {
+                writeln!(out, "        <locals could not be read: {why}>")?;
+            }
+            let locals = dumped.locals.as_deref().unwrap_or_default();
+            for (heading, arguments) in [("Arguments:", true), ("Locals:", false)] {
+                let mut group = locals.iter().filter(|l| l.argument == arguments).peekable();
+                if group.peek().is_some() {
+                    writeln!(out, "        {heading}")?;
+                }
+                for local in group {
+                    writeln!(out, "            {} = {}", local.name, local.value)?;
+                }
+            }
         }
     }
     Ok(())

@@ -128,29 +128,15 @@ fn check_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::memory::fake::Blocks;
 
-    /// Memory holding one buffer at one address.
-    struct Blob(u64, Vec<u8>);
-
-    impl Memory for Blob {
-        fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-            let start = addr.checked_sub(self.0).ok_or(ReadError::Unmapped(addr))? as usize;
-            let src = self
-                .1
-                .get(start..start + buf.len())
-                .ok_or(ReadError::Unmapped(addr))?;
-            buf.copy_from_slice(src);
-            Ok(())
-        }
-    }
-
-    fn blob(version: u64, free_threaded: u64, current_frame: u64) -> Blob {
+    fn blob(version: u64, free_threaded: u64, current_frame: u64) -> Blocks {
         let mut raw = vec![0u8; 64];
         raw[..8].copy_from_slice(COOKIE);
         raw[8..16].copy_from_slice(&version.to_le_bytes());
         raw[16..24].copy_from_slice(&free_threaded.to_le_bytes());
         raw[40..48].copy_from_slice(&current_frame.to_le_bytes());
-        Blob(0x1000, raw)
+        Blocks::at(0x1000, raw)
     }
 
     fn table() -> toml::Table {

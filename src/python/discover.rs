@@ -24,6 +24,14 @@ pub const PYTHON_SYMBOLS: &[&str] = &[
     "PyModule_Type",
     "PyLong_Type",
     "PyInt_Type",
+    "PyFloat_Type",
+    "PyTuple_Type",
+    "PyList_Type",
+    "PyCell_Type",
+    "_Py_NoneStruct",
+    "_Py_TrueStruct",
+    "_Py_FalseStruct",
+    "_Py_ZeroStruct",
 ];
 
 /// Symbols that mark the file holding the runtime, in order of preference.

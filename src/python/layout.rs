@@ -62,6 +62,53 @@ pub struct Layout {
     pub long: LongOffsets,
     /// `PyIntObject` (2.7).
     pub int: IntOffsets,
+    /// `PyTupleObject`.
+    pub tuple: TupleOffsets,
+    /// `PyFloatObject`.
+    pub float: FloatOffsets,
+    /// `PyCellObject`.
+    pub cell: CellOffsets,
+    /// The `CO_FAST_*` kinds of `co_localspluskinds` (3.11+).
+    pub local_kind: LocalKindBits,
+}
+
+/// Offsets in `PyTupleObject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TupleOffsets {
+    /// `ob_item`, the inline array of items.
+    pub items: Option<u64>,
+}
+
+/// Offsets in `PyFloatObject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FloatOffsets {
+    /// `ob_fval` (a C double).
+    pub value: Option<u64>,
+}
+
+/// Offsets in `PyCellObject`, the box of a variable a closure captures.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct CellOffsets {
+    /// `ob_ref`, the boxed value (NULL while unbound).
+    #[serde(rename = "ref")]
+    pub value: Option<u64>,
+}
+
+/// Bits of a `co_localspluskinds` byte (3.11+; masks, not offsets).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LocalKindBits {
+    /// `CO_FAST_HIDDEN` (3.12+): a comprehension's variable inlined into its function.
+    pub hidden: Option<u64>,
+    /// `CO_FAST_LOCAL`: a fast local (parameters included).
+    pub local: Option<u64>,
+    /// `CO_FAST_CELL`: a local that closures capture (its slot holds a cell once made).
+    pub cell: Option<u64>,
+    /// `CO_FAST_FREE`: a variable captured from an outer function (a cell).
+    pub free: Option<u64>,
 }
 
 /// The `[python]` section: which headers a table was generated from.
@@ -170,6 +217,8 @@ pub struct FrameOffsets {
     pub stacktop: Option<u64>,
     /// `f_funcobj` (3.14+).
     pub funcobj: Option<u64>,
+    /// `f_localsplus` (≤3.10) / `localsplus` (3.11+): the local variables' slots.
+    pub localsplus: Option<u64>,
     /// `sizeof` the frame struct.
     pub size: Option<u64>,
 }
@@ -196,6 +245,20 @@ pub struct CodeOffsets {
     pub tlbc: Option<u64>,
     /// `sizeof(PyCodeObject)`.
     pub size: Option<u64>,
+    /// `co_argcount` (int): positional parameters.
+    pub argcount: Option<u64>,
+    /// `co_kwonlyargcount` (int, 3.x): keyword-only parameters.
+    pub kwonlyargcount: Option<u64>,
+    /// `co_varnames` (≤3.10): names of the fast locals, parameters first.
+    pub varnames: Option<u64>,
+    /// `co_cellvars` (≤3.10): names of the locals closures capture.
+    pub cellvars: Option<u64>,
+    /// `co_freevars` (≤3.10): names of the variables captured from outer functions.
+    pub freevars: Option<u64>,
+    /// `co_localsplusnames` (3.11+): names of every slot of `localsplus`.
+    pub localsplusnames: Option<u64>,
+    /// `co_localspluskinds` (3.11+): a bytes object, the kind of each slot.
+    pub localspluskinds: Option<u64>,
 }
 
 /// Offsets in the object header.
@@ -324,6 +387,8 @@ pub struct DictValuesOffsets {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct TypeOffsets {
+    /// `tp_name` (a C string).
+    pub name: Option<u64>,
     /// `tp_basicsize`.
     pub basicsize: Option<u64>,
     /// `tp_flags`.
@@ -444,6 +509,21 @@ impl Layout {
         });
         names
     }
+}
+
+/// Every embedded table with its name and its version's rules, for the tests that
+/// check each table has what a reader needs.
+#[cfg(test)]
+pub fn every_table() -> Vec<(&'static str, Layout, super::version::Semantics)> {
+    OFFSET_TABLES
+        .iter()
+        .map(|(name, text)| {
+            let layout: Layout = toml::from_str(text).unwrap();
+            let version = PythonVersion::from_hex(layout.python.version_hex).unwrap();
+            let rules = super::version::Semantics::for_version(version).unwrap();
+            (*name, layout, rules)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,12 +11,15 @@ pub mod dict;
 pub mod discover;
 pub mod frames;
 pub mod gil;
+pub mod ints;
 pub mod layout;
 pub mod linetable;
+pub mod locals;
 pub mod objects;
 pub mod running;
 pub mod thread_names;
 pub mod threads;
+pub mod values;
 pub mod version;
 
 use std::collections::HashMap;
@@ -30,6 +33,7 @@ use discover::{discover, DiscoveryError};
 use frames::FrameReader;
 use gil::GilReader;
 use layout::{require_symbol, Layout, MissingField};
+use locals::LocalsReader;
 use objects::{ObjectReader, TypeAddresses};
 use thread_names::ThreadNameReader;
 use threads::{Interpreters, NativeIdResolver, ThreadReader, ThreadState};
@@ -59,6 +63,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub code: CodeReader,
     /// The GIL holder; `None` for free-threaded builds, which have no GIL to hold.
     pub gil: Option<GilReader>,
+    /// Local variables (`dump --locals`), or the field this interpreter's table lacks.
+    pub locals: Result<LocalsReader, MissingField>,
     native_ids: NativeIdResolver,
     /// The process's thread ids, and what they are in pyscry's `/proc` when the
     /// process is in a PID namespace of its own.
@@ -133,6 +139,7 @@ impl PythonProcess<ProcessMemory> {
             let objects = ObjectReader::new(&layout, semantics.strings, types)?;
             let names =
                 ThreadNameReader::new(&layout, &semantics, objects.clone(), &found.binary).ok();
+            let locals = LocalsReader::new(&layout, &semantics, objects.clone(), &found.binary);
             Ok(PythonProcess {
                 pid,
                 memory,
@@ -147,6 +154,7 @@ impl PythonProcess<ProcessMemory> {
                     Flavour::FreeThreaded => None,
                     _ => Some(GilReader::new(&layout, semantics.gil, &found.binary)?),
                 },
+                locals,
                 native_ids: NativeIdResolver::default(),
                 thread_ids: ThreadIds::of(pid),
                 names,

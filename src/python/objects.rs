@@ -116,6 +116,16 @@ impl ObjectReader {
         self.read_sized(mem, addr, self.types.bytes, MAX_BYTES_LEN)
     }
 
+    /// Read at most the first `cap` bytes of a `bytes` object.
+    pub fn read_bytes_capped(
+        &self,
+        mem: &impl Memory,
+        addr: u64,
+        cap: u64,
+    ) -> Result<Vec<u8>, ObjectError> {
+        self.read_sized(mem, addr, self.types.bytes, cap)
+    }
+
     fn read_sized(
         &self,
         mem: &impl Memory,

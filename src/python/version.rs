@@ -7,8 +7,8 @@
 use std::fmt;
 
 use super::dict::{DictModel, InstanceDictModel};
+use super::ints::IntModel;
 use super::linetable::LineTableFormat;
-use super::thread_names::IntModel;
 
 /// A CPython version, as encoded in `PY_VERSION_HEX`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -203,6 +203,43 @@ fn le_bytes<const N: usize>(buf: &[u8], offset: u64) -> Option<[u8; N]> {
     buf.get(start..start.checked_add(N)?)?.try_into().ok()
 }
 
+/// Memory made of byte blocks at given addresses, for unit tests of readers.
+#[cfg(test)]
+pub mod fake {
+    use super::{Memory, ReadError};
+
+    /// Byte blocks at addresses; a read must fall inside one block.
+    #[derive(Debug, Default)]
+    pub struct Blocks(pub Vec<(u64, Vec<u8>)>);
+
+    impl Blocks {
+        /// One block of `bytes` at `address`.
+        pub fn at(address: u64, bytes: Vec<u8>) -> Blocks {
+            Blocks(vec![(address, bytes)])
+        }
+
+        /// Add a block of `bytes` at `address`.
+        pub fn put(&mut self, address: u64, bytes: Vec<u8>) {
+            self.0.push((address, bytes));
+        }
+    }
+
+    impl Memory for Blocks {
+        fn read_into(&self, addr: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+            for (start, bytes) in &self.0 {
+                let Some(offset) = addr.checked_sub(*start) else {
+                    continue;
+                };
+                if let Some(src) = bytes.get(offset as usize..offset as usize + buf.len()) {
+                    buf.copy_from_slice(src);
+                    return Ok(());
+                }
+            }
+            Err(ReadError::Unmapped(addr))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
