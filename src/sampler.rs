@@ -119,6 +119,8 @@ pub enum EndReason {
     TargetExited,
     /// The target's threads could not be paused (`--blocking`): the reason.
     PauseFailed(String),
+    /// The sampler's thread panicked: a bug in pyscry, reported as such.
+    Panicked,
 }
 
 /// Counters shared with the UI while sampling runs.
@@ -160,7 +162,7 @@ pub struct SamplerHandle {
 impl SamplerHandle {
     /// Wait for the sampler to end and say why it ended.
     pub fn join(self) -> EndReason {
-        self.thread.join().unwrap_or(EndReason::Stopped)
+        self.thread.join().unwrap_or(EndReason::Panicked)
     }
 }
 

@@ -162,6 +162,13 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         (None, EndReason::PauseFailed(why)) => {
             Some(anyhow::anyhow!("cannot pause process {pid} (--blocking): {why}").into())
         }
+        (None, EndReason::Panicked) => {
+            eprintln!(
+                "pyscry: sampling stopped on an internal error (a bug in pyscry; please \
+                 report it); writing what was recorded"
+            );
+            None
+        }
         (None, EndReason::TargetExited) if child.is_none() => {
             eprintln!("pyscry: process {pid} exited; writing what was recorded");
             None

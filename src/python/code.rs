@@ -211,13 +211,17 @@ impl CodeReader {
             .code_adaptive
             .ok_or(ObjectError::Corrupt(header.address))?;
         if copy == 0 || header.tlbc == 0 {
-            return Ok(header.address + inline);
+            return Ok(header.address.wrapping_add(inline));
         }
         let size = mem.read_u64(header.tlbc)?;
         if u64::from(copy) >= size {
             return Err(ObjectError::Corrupt(header.address));
         }
-        Ok(mem.read_u64(header.tlbc + self.tlbc_entries + 8 * u64::from(copy))?)
+        Ok(mem.read_u64(
+            header
+                .tlbc
+                .wrapping_add(self.tlbc_entries + 8 * u64::from(copy)),
+        )?)
     }
 
     /// Read the names and line table a header points to.
@@ -227,10 +231,10 @@ impl CodeReader {
         header: &CodeHeader,
     ) -> Result<CodeInfo, ObjectError> {
         let code_len = match self.code_len {
-            CodeLength::InlineUnits => header.inline_units * 2,
+            CodeLength::InlineUnits => header.inline_units.saturating_mul(2),
             CodeLength::BytesObject { co_code } => {
-                let bytes = mem.read_u64(header.address + co_code)?;
-                mem.read_u64(bytes + self.ob_size)?
+                let bytes = mem.read_u64(header.address.wrapping_add(co_code))?;
+                mem.read_u64(bytes.wrapping_add(self.ob_size))?
             }
         };
         let name = self.objects.read_str(mem, header.name)?;
@@ -243,5 +247,47 @@ impl CodeReader {
             lines: LineTable::decode(self.line_format, header.first_line, &table),
             code_len,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::python::layout::every_table;
+    use crate::python::objects::TypeAddresses;
+    use crate::target::memory::fake::Blocks;
+
+    /// Pointers read from the target are untrusted: one near the end of the address
+    /// space makes the read fail, never the arithmetic overflow (a panic in the
+    /// sampler's thread would end the recording).
+    #[test]
+    fn wild_pointers_fail_to_read_and_do_not_overflow() {
+        let types = TypeAddresses {
+            code: 0x10,
+            str: 0x20,
+            bytes: 0x30,
+        };
+        for (name, layout, rules) in every_table() {
+            let objects = ObjectReader::new(&layout, rules.strings, types).unwrap();
+            let reader = CodeReader::new(&layout, &rules, objects).unwrap();
+            // Every word of the code object points near the top of the address space.
+            let mem = Blocks::at(0x1000, u64::MAX.to_le_bytes().repeat(64));
+            let header = CodeHeader {
+                address: 0x1000,
+                name: u64::MAX - 1,
+                filename: u64::MAX - 1,
+                linetable: u64::MAX - 1,
+                first_line: 1,
+                inline_units: u64::MAX,
+                tlbc: u64::MAX - 4,
+            };
+            assert!(reader.read_info(&mem, &header).is_err(), "{name}");
+            let wild = CodeHeader {
+                address: u64::MAX - 8,
+                ..header
+            };
+            let _ = reader.bytecode_start(&mem, &wild, 0);
+            assert!(reader.bytecode_start(&mem, &wild, 1).is_err(), "{name}");
+        }
     }
 }

@@ -606,7 +606,7 @@ impl AttributeReader {
         let dict = |dict: u64| (dict != 0).then_some(AttrStorage::Dict(dict));
         Ok(match self.model {
             InstanceDictModel::DictOffset => match u64::try_from(info.dictoffset) {
-                Ok(offset) if offset > 0 => dict(mem.read_u64(obj + offset)?),
+                Ok(offset) if offset > 0 => dict(mem.read_u64(obj.wrapping_add(offset))?),
                 _ => None,
             },
             _ if !managed => None,
@@ -619,7 +619,7 @@ impl AttributeReader {
             InstanceDictModel::InlineValues => {
                 let managed_dict = word_before(self.dict_before);
                 if info.flags & self.types.inline_values_flag != 0 {
-                    values(obj + info.basicsize, true, managed_dict)
+                    values(obj.wrapping_add(info.basicsize), true, managed_dict)
                 } else {
                     dict(managed_dict)
                 }
@@ -667,7 +667,7 @@ fn read_entries(
     table: EntryTable,
 ) -> Result<Vec<(u64, u64)>, ObjectError> {
     let buf = mem.read_vec(
-        base + table.offset,
+        base.wrapping_add(table.offset),
         (table.count * table.entry.size) as usize,
     )?;
     Ok(parse_entries(&buf, table.count, table.entry))

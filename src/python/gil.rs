@@ -66,7 +66,7 @@ impl GilReader {
                 return Ok(Some(mem.read_u64(addr)?).filter(|&t| t != 0));
             }
             Location::Fixed(addr) => addr,
-            Location::InterpreterPointer(offset) => mem.read_u64(interp + offset)?,
+            Location::InterpreterPointer(offset) => mem.read_u64(interp.wrapping_add(offset))?,
         };
         let len = self.locked.max(self.last_holder) + 8;
         let mut buf = [0u8; 64];

@@ -120,9 +120,9 @@ impl LocalsReader {
     /// The local variables of `frame` that have a value, in the code's order.
     pub fn read(&self, mem: &impl Memory, frame: &RawFrame) -> Result<Vec<Local>, ObjectError> {
         let code = frame.code;
-        let arguments = self.read_int(mem, code + self.argcount)?
+        let arguments = self.read_int(mem, code.wrapping_add(self.argcount))?
             + match self.kwonlyargcount {
-                Some(offset) => self.read_int(mem, code + offset)?,
+                Some(offset) => self.read_int(mem, code.wrapping_add(offset))?,
                 None => 0,
             };
         // Each slot's name (`None` for one not shown), and whether it may hold a cell.
@@ -134,7 +134,7 @@ impl LocalsReader {
                 freevars,
             } => {
                 for (field, cells) in [(varnames, false), (cellvars, true), (freevars, true)] {
-                    for name in self.read_names(mem, code + field)? {
+                    for name in self.read_names(mem, code.wrapping_add(*field))? {
                         slots.push((Some(name), cells));
                     }
                 }
@@ -145,8 +145,8 @@ impl LocalsReader {
                 hidden,
                 celled,
             } => {
-                let names = self.read_names(mem, code + names)?;
-                let kinds_object = mem.read_vec(code + kinds, 8)?.u64_at(0);
+                let names = self.read_names(mem, code.wrapping_add(*names))?;
+                let kinds_object = mem.read_vec(code.wrapping_add(*kinds), 8)?.u64_at(0);
                 let kinds = self.strings.read_bytes(mem, kinds_object)?;
                 if kinds.len() != names.len() {
                     return Err(ObjectError::Corrupt(code));
@@ -157,7 +157,7 @@ impl LocalsReader {
                 }
             }
         }
-        let values = mem.read_vec(frame.address + self.localsplus, slots.len() * 8)?;
+        let values = mem.read_vec(frame.address.wrapping_add(self.localsplus), slots.len() * 8)?;
         let mut locals = Vec::new();
         for (index, (name, celled)) in slots.into_iter().enumerate() {
             let raw = values.u64_at(index as u64 * 8);
@@ -189,7 +189,9 @@ impl LocalsReader {
         }
         let mut object = raw & self.tag_mask;
         if object != 0 && celled && self.values.type_of(mem, object)? == self.cell_type {
-            object = mem.read_vec(object + self.cell_ref, 8)?.u64_at(0);
+            object = mem
+                .read_vec(object.wrapping_add(self.cell_ref), 8)?
+                .u64_at(0);
         }
         Ok((object != 0).then(|| self.values.describe(mem, object)))
     }
@@ -206,11 +208,11 @@ impl LocalsReader {
     /// The strings of the tuple whose pointer is at `field`.
     fn read_names(&self, mem: &impl Memory, field: u64) -> Result<Vec<String>, ObjectError> {
         let tuple = mem.read_vec(field, 8)?.u64_at(0);
-        let len = mem.read_vec(tuple + self.ob_size, 8)?.u64_at(0);
+        let len = mem.read_vec(tuple.wrapping_add(self.ob_size), 8)?.u64_at(0);
         if len > MAX_SLOTS {
             return Err(ObjectError::Corrupt(tuple));
         }
-        let items = mem.read_vec(tuple + self.tuple_items, len as usize * 8)?;
+        let items = mem.read_vec(tuple.wrapping_add(self.tuple_items), len as usize * 8)?;
         (0..len)
             .map(|i| self.strings.read_str(mem, items.u64_at(i * 8)))
             .collect()

@@ -141,7 +141,7 @@ impl ObjectReader {
         if len > MAX_BYTES_LEN {
             return Err(ObjectError::Corrupt(addr));
         }
-        Ok(mem.read_vec(addr + self.ob_sval, len.min(cap) as usize)?)
+        Ok(mem.read_vec(addr.wrapping_add(self.ob_sval), len.min(cap) as usize)?)
     }
 
     fn read_unicode(
@@ -163,8 +163,8 @@ impl ObjectReader {
             return Err(ObjectError::Corrupt(addr));
         }
         let data = match (compact, ascii) {
-            (true, true) => addr + u.ascii_data,
-            (true, false) => addr + u.compact_data,
+            (true, true) => addr.wrapping_add(u.ascii_data),
+            (true, false) => addr.wrapping_add(u.compact_data),
             (false, _) => header.u64_at(u.legacy_data),
         };
         let chars = length.min(MAX_STRING_BYTES);

@@ -130,7 +130,7 @@ impl ThreadNameReader {
 
     /// Search `sys.modules["threading"].__dict__["_active"]`.
     fn find_active(&mut self, mem: &impl Memory, interp: u64) -> Result<Lookup, ObjectError> {
-        let modules = mem.read_u64(interp + self.modules)?;
+        let modules = mem.read_u64(interp.wrapping_add(self.modules))?;
         let items = self.dicts.items(mem, modules)?;
         let keys: Vec<u64> = items.iter().map(|&(k, _)| k).collect();
         if self.found.get(&interp) == Some(&Lookup::NotImported(keys.clone())) {

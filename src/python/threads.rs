@@ -184,7 +184,7 @@ impl ThreadReader {
         interp: u64,
         out: &mut Vec<ThreadState>,
     ) -> Result<(), ReadError> {
-        let mut address = mem.read_u64(interp + self.threads_head)?;
+        let mut address = mem.read_u64(interp.wrapping_add(self.threads_head))?;
         let mut buf = SmallVec::<[u8; INLINE_THREAD_STATE]>::from_elem(0, self.read_len);
         let mut count = 0;
         while address != 0 && count < MAX_LIST_LEN {
@@ -208,7 +208,7 @@ impl ThreadReader {
     /// The innermost frame of the thread state at `tstate`, read afresh: comparing it
     /// with the frame a walk started from tells whether the stack changed meanwhile.
     pub fn current_frame(&self, mem: &impl Memory, tstate: u64) -> Result<u64, ReadError> {
-        self.follow_link(mem, mem.read_u64(tstate + self.link_offset())?)
+        self.follow_link(mem, mem.read_u64(tstate.wrapping_add(self.link_offset()))?)
     }
 
     /// Where in the thread state the frame link is.

@@ -18,6 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CHECKS = [
     ("dump", "three_threads", "dump: names, files, lines of 3 threads"),
     ("dump", "under_churn", "dump: stacks hold together while calls come every 10 µs"),
+    ("dump", "locals", "dump --locals: arguments and locals of every kind, target left running"),
     ("record", "one_two_three", "record: 1:2:3 shares within 3 points"),
     ("attach", "leaves_target_running", "attach: target keeps running"),
     ("sampling", "modes", "wall/cpu/gil modes, with and without --blocking"),
