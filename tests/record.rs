@@ -7,15 +7,16 @@ use std::process::Output;
 
 use common::{collapsed_shares, pyscry, script, Python, TempDir};
 
-/// `pyscry record --rate 200 -o OUT_PATH -- PYTHON ratio.py UNIT ROUNDS` (the format
-/// from the extension).
+/// `pyscry record --rate 200 -o OUT_PATH -- PYTHON ratio.py UNIT ROUNDS 1,2,3 0.3`
+/// (the format from the extension). The 0.3 s lead-in keeps a sampler that starts late
+/// on a loaded machine from missing part of the first round.
 fn record_ratio(python: &Python, out_path: &Path, unit: &str, rounds: &str) -> Output {
     common::record_script(
         python,
         &["--rate", "200"],
         out_path,
         "ratio.py",
-        &[unit, rounds],
+        &[unit, rounds, "1,2,3", "0.3"],
     )
 }
 
