@@ -119,7 +119,7 @@ pub fn print_changes(
 }
 
 /// Folded lines with two counts, `stack BEFORE AFTER`, the input of differential
-/// flamegraphs (flamegraph.pl's `difffolded`). The before counts are scaled to the
+/// flamegraphs (flamegraph.pl's `difffolded`), in stack order. The before counts are scaled to the
 /// after profile's total, so that the colours show shares that moved.
 pub fn differential_lines(before: &Profile, after: &Profile) -> anyhow::Result<Vec<String>> {
     let join = |profile: &Profile| {
@@ -138,11 +138,14 @@ pub fn differential_lines(before: &Profile, after: &Profile) -> anyhow::Result<V
         join(after).as_bytes(),
         &mut merged,
     )?;
-    Ok(String::from_utf8(merged)?
+    // inferno lists the stacks in hash order: sorted, the output is the same each run.
+    let mut lines: Vec<String> = String::from_utf8(merged)?
         .lines()
         .filter(|line| !line.is_empty())
         .map(str::to_string)
-        .collect())
+        .collect();
+    lines.sort();
+    Ok(lines)
 }
 
 /// A differential flamegraph: the after profile's stacks, red where a frame's share
