@@ -67,30 +67,25 @@ struct ProcessDump {
     runtime_file: String,
     layout: String,
     threads: Vec<ThreadDump>,
-    /// Each thread's innermost frame, for reading its locals.
-    #[serde(skip)]
-    innermost: Vec<u64>,
 }
 
-/// Add each frame's locals to `dump`, read while the process is paused: the frames
-/// are walked again from each thread's innermost one and must be the ones shown.
-fn read_locals(python: &PythonProcess, dump: &mut ProcessDump) {
+/// Give `frames` (one thread's, innermost first) their locals, read while the process
+/// is paused: the frames are walked again from `innermost` and must be the ones shown.
+fn read_locals(python: &PythonProcess, innermost: u64, frames: &mut [FrameDump]) {
     let Ok(reader) = &python.locals else {
         return;
     };
-    for (thread, &innermost) in dump.threads.iter_mut().zip(&dump.innermost) {
-        let mut raw: Vec<RawFrame> = Vec::new();
-        let walked = python.frames.walk(&python.memory, innermost, &mut raw);
-        let same = walked.is_ok() && raw.len() == thread.frames.len();
-        for (index, frame) in thread.frames.iter_mut().enumerate() {
-            let read = match raw.get(index).filter(|_| same) {
-                Some(raw) => reader.read(&python.memory, raw).map_err(|e| e.to_string()),
-                None => Err("the stack changed while it was read".to_string()),
-            };
-            match read {
-                Ok(locals) => frame.locals = Some(locals),
-                Err(why) => frame.locals_error = Some(why),
-            }
+    let mut raw: Vec<RawFrame> = Vec::new();
+    let walked = python.frames.walk(&python.memory, innermost, &mut raw);
+    let same = walked.is_ok() && raw.len() == frames.len();
+    for (index, frame) in frames.iter_mut().enumerate() {
+        let read = match raw.get(index).filter(|_| same) {
+            Some(raw) => reader.read(&python.memory, raw).map_err(|e| e.to_string()),
+            None => Err("the stack changed while it was read".to_string()),
+        };
+        match read {
+            Ok(locals) => frame.locals = Some(locals),
+            Err(why) => frame.locals_error = Some(why),
         }
     }
 }
@@ -116,11 +111,9 @@ pub fn run(args: DumpArgs) -> Result<i32> {
                 python.pid
             )
         })?;
-        let mut dump = read_dump(&mut python)?;
-        read_locals(&python, &mut dump);
-        dump
+        read_dump(&mut python, true)?
     } else {
-        read_dump(&mut python)?
+        read_dump(&mut python, false)?
     };
     let stdout = &mut std::io::stdout().lock();
     let written = if args.json {
@@ -134,7 +127,8 @@ pub fn run(args: DumpArgs) -> Result<i32> {
     Ok(0)
 }
 
-fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
+/// Read every thread's stack, and with `locals` each frame's locals.
+fn read_dump(python: &mut PythonProcess, locals: bool) -> Result<ProcessDump> {
     let pid = python.pid;
     let mut reader = StackReader::new(python, Mode::Wall);
     let mut known = HashMap::new();
@@ -175,7 +169,7 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         .threads()
         .iter()
         .map(|thread| {
-            let (frames, error) = match stacks.get(&thread.address) {
+            let (mut frames, error) = match stacks.get(&thread.address) {
                 Some(ids) => (
                     ids.iter()
                         .map(|id| FrameDump {
@@ -189,6 +183,9 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
                 None if thread.frame == 0 => (Vec::new(), None),
                 None => (Vec::new(), Some(StackError::Changed.to_string())),
             };
+            if locals {
+                read_locals(python, thread.frame, &mut frames);
+            }
             ThreadDump {
                 thread_id: thread.thread_id,
                 native_id: thread.native_id,
@@ -205,7 +202,6 @@ fn read_dump(python: &mut PythonProcess) -> Result<ProcessDump> {
         })
         .collect();
     Ok(ProcessDump {
-        innermost: reader.threads().iter().map(|t| t.frame).collect(),
         pid,
         command: process::command_line(pid),
         python: python.describe(),

@@ -146,7 +146,7 @@ impl LocalsReader {
                 celled,
             } => {
                 let names = self.read_names(mem, code.wrapping_add(*names))?;
-                let kinds_object = mem.read_vec(code.wrapping_add(*kinds), 8)?.u64_at(0);
+                let kinds_object = mem.read_u64(code.wrapping_add(*kinds))?;
                 let kinds = self.strings.read_bytes(mem, kinds_object)?;
                 if kinds.len() != names.len() {
                     return Err(ObjectError::Corrupt(code));
@@ -189,16 +189,14 @@ impl LocalsReader {
         }
         let mut object = raw & self.tag_mask;
         if object != 0 && celled && self.values.type_of(mem, object)? == self.cell_type {
-            object = mem
-                .read_vec(object.wrapping_add(self.cell_ref), 8)?
-                .u64_at(0);
+            object = mem.read_u64(object.wrapping_add(self.cell_ref))?;
         }
         Ok((object != 0).then(|| self.values.describe(mem, object)))
     }
 
     /// The C `int` at `addr`, which must be a plausible count.
     fn read_int(&self, mem: &impl Memory, addr: u64) -> Result<u64, ObjectError> {
-        let value = u64::from(mem.read_vec(addr, 4)?.u32_at(0));
+        let value = u64::from(mem.read_u32(addr)?);
         if value > MAX_SLOTS {
             return Err(ObjectError::Corrupt(addr));
         }
@@ -207,8 +205,8 @@ impl LocalsReader {
 
     /// The strings of the tuple whose pointer is at `field`.
     fn read_names(&self, mem: &impl Memory, field: u64) -> Result<Vec<String>, ObjectError> {
-        let tuple = mem.read_vec(field, 8)?.u64_at(0);
-        let len = mem.read_vec(tuple.wrapping_add(self.ob_size), 8)?.u64_at(0);
+        let tuple = mem.read_u64(field)?;
+        let len = mem.read_u64(tuple.wrapping_add(self.ob_size))?;
         if len > MAX_SLOTS {
             return Err(ObjectError::Corrupt(tuple));
         }

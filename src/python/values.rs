@@ -11,7 +11,7 @@ use super::layout::{require, Layout, MissingField};
 use super::objects::{ObjectError, ObjectReader};
 use super::version::Semantics;
 use crate::target::binary::Binary;
-use crate::target::memory::{FieldReader, Memory};
+use crate::target::memory::Memory;
 
 /// Longest `str` or `bytes` shown, in characters; longer ones end in `...`.
 const MAX_SHOWN: usize = 80;
@@ -89,7 +89,7 @@ impl ValueReader {
 
     /// The type object of the object at `addr`.
     pub fn type_of(&self, mem: &impl Memory, addr: u64) -> Result<u64, ObjectError> {
-        Ok(mem.read_vec(addr.wrapping_add(self.ob_type), 8)?.u64_at(0))
+        Ok(mem.read_u64(addr.wrapping_add(self.ob_type))?)
     }
 
     /// A one-line description of the object at `addr`, much like its `repr()`.
@@ -125,10 +125,7 @@ impl ValueReader {
             return int_text(longs, "L");
         }
         if is(k.float_type, ty) {
-            let value = f64::from_bits(
-                mem.read_vec(addr.wrapping_add(self.float_value), 8)?
-                    .u64_at(0),
-            );
+            let value = f64::from_bits(mem.read_u64(addr.wrapping_add(self.float_value))?);
             return Ok(float_repr(value));
         }
         if ty == types.str {
@@ -145,7 +142,7 @@ impl ValueReader {
         } else {
             self.ob_size
         };
-        let size = mem.read_vec(addr.wrapping_add(size_field), 8)?.u64_at(0) as i64;
+        let size = mem.read_u64(addr.wrapping_add(size_field))? as i64;
         let name = self.type_name(mem, ty)?;
         if is(k.tuple_type, ty) || is(k.list_type, ty) || is(k.dict_type, ty) {
             let items = if size == 1 { "item" } else { "items" };
@@ -156,7 +153,7 @@ impl ValueReader {
 
     /// `tp_name` of the type object at `ty`.
     fn type_name(&self, mem: &impl Memory, ty: u64) -> Result<String, ObjectError> {
-        let pointer = mem.read_vec(ty.wrapping_add(self.type_name), 8)?.u64_at(0);
+        let pointer = mem.read_u64(ty.wrapping_add(self.type_name))?;
         let raw = mem.read_vec(pointer, MAX_TYPE_NAME)?;
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
         let name = String::from_utf8_lossy(&raw[..end]).into_owned();
