@@ -16,51 +16,37 @@ pprof, written at the end) or also stream it to the file (pyscry).
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from recording import DEFAULT_PYTHON, build, record, start_target
+
 FORMATS = ["svg", "txt", "pb.gz", "pyscry"]
 
 
-def record(pid, rate, seconds, path):
+def cost(pid, rate, seconds, path):
     """CPU microseconds per tick of one recording of `pid` into `path`."""
-    command = [os.path.join(ROOT, "target/release/pyscry"), "record", "--pid", str(pid),
-               "-r", str(rate), "-d", str(seconds), "-o", path]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = child.stderr.read().decode()
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        sys.exit("pyscry failed: " + stderr)
-    # "pyscry: wrote PATH (N ticks, ...": the sampler's own tick count.
-    ticks = int(stderr.split(" (", 1)[1].split(" ticks", 1)[0])
-    return 1e6 * (usage.ru_utime + usage.ru_stime) / ticks
+    cpu, ticks = record(pid, rate, seconds, path)
+    return 1e6 * cpu / ticks
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_python = os.path.expanduser("~/.pyenv/versions/3.11.7/bin/python")
-    parser.add_argument("--python", default=default_python)
+    parser.add_argument("--python", default=DEFAULT_PYTHON)
     parser.add_argument("--threads", default="1,21")
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--repeats", type=int, default=4)
     args = parser.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    build()
     out_dir = tempfile.mkdtemp(prefix="pyscry-formats-")
     for threads in args.threads.split(","):
-        target = subprocess.Popen(
-            [args.python, os.path.join(ROOT, "benches/targets/deep.py"), "30", threads],
-            stdout=subprocess.DEVNULL)
+        target = start_target(args.python, 30, threads)
         try:
-            time.sleep(1.5)
             costs = {fmt: [] for fmt in FORMATS}
             for _ in range(args.repeats):
                 for fmt in FORMATS:
                     path = os.path.join(out_dir, "out." + fmt)
-                    costs[fmt].append(record(target.pid, args.rate, args.seconds, path))
+                    costs[fmt].append(cost(target.pid, args.rate, args.seconds, path))
         finally:
             target.kill()
             target.wait()

@@ -150,6 +150,11 @@ pub struct SamplerConfig {
     /// The instant sample times count from: the recording's start, so that a process
     /// sampled from later on (`--subprocesses`) shares the target's clock.
     pub epoch: Instant,
+    /// Longest time a sample is held back before it is sent. Samples go out in bursts
+    /// because each send to a waiting receiver wakes its thread, which on a virtual
+    /// machine costs more than a tick's read: the receiver's refresh interval is what
+    /// to choose here.
+    pub burst_interval: Duration,
 }
 
 /// A running sampler thread.
@@ -198,7 +203,7 @@ fn run(
     // at 10 kHz is half a tick.
     // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
-    let mut outbox = Outbox::new(events);
+    let mut outbox = Outbox::new(events, config.burst_interval);
     let reason = sample(process, config, stop, &mut outbox, stats);
     // A receiver that is gone has nothing left to be told.
     let _ = outbox.flush();
@@ -212,17 +217,21 @@ struct Outbox<'a> {
     sender: &'a Sender<SamplerEvent>,
     pending: Vec<SamplerEvent>,
     flushed_at: Instant,
+    /// Longest time an event waits here.
+    interval: Duration,
 }
 
-/// Longest time an event waits in the [`Outbox`].
-const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// Most events the [`Outbox`] holds before it sends them, whatever their age: this
+/// bounds its memory at high rates with many threads.
+const FLUSH_EVENTS: usize = 4096;
 
 impl<'a> Outbox<'a> {
-    fn new(sender: &'a Sender<SamplerEvent>) -> Outbox<'a> {
+    fn new(sender: &'a Sender<SamplerEvent>, interval: Duration) -> Outbox<'a> {
         Outbox {
             sender,
             pending: Vec::new(),
             flushed_at: Instant::now(),
+            interval,
         }
     }
 
@@ -233,7 +242,7 @@ impl<'a> Outbox<'a> {
 
     /// Send everything queued if it is time to, `now`. Fails when the receiver is gone.
     fn flush_if_due(&mut self, now: Instant) -> Result<(), Disconnected> {
-        if now - self.flushed_at >= FLUSH_INTERVAL {
+        if now - self.flushed_at >= self.interval || self.pending.len() >= FLUSH_EVENTS {
             self.flushed_at = now;
             self.flush()?;
         }

@@ -90,6 +90,7 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         mode: args.sampling.mode,
         blocking: args.sampling.blocking,
         epoch: started,
+        burst_interval: STATUS_INTERVAL,
     };
     let watcher = args.subprocesses.then(|| {
         let command = profile.info.command.clone();
@@ -110,7 +111,12 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     let mut write_error = None;
     let mut flushed_at = Instant::now();
     loop {
-        let burst: Vec<SamplerEvent> = match events_rx.recv_timeout(STATUS_INTERVAL) {
+        // Without a status line to redraw there is nothing to do until events come.
+        let received = match status.enabled {
+            true => events_rx.recv_timeout(STATUS_INTERVAL),
+            false => events_rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let burst: Vec<SamplerEvent> = match received {
             // The sampler sends in bursts: take the whole burst before looking up.
             Ok(event) => std::iter::once(event)
                 .chain(events_rx.try_iter())

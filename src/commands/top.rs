@@ -71,6 +71,8 @@ pub fn run(args: TopArgs) -> Result<i32> {
         mode,
         blocking: args.sampling.blocking,
         epoch: std::time::Instant::now(),
+        // A window's samples should be in it when it closes.
+        burst_interval: live::POLL,
     };
     let watch = Watch {
         sampler: sampler::start(*python, config, Arc::clone(&stop), events_tx),

@@ -20,7 +20,7 @@ use crate::target::process;
 
 /// Longest wait for a key before the sampler's events are taken in again and the stop
 /// flag is checked.
-const POLL: Duration = Duration::from_millis(50);
+pub const POLL: Duration = Duration::from_millis(50);
 
 /// What the loop watches.
 pub struct Watch<'a> {
