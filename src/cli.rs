@@ -150,6 +150,10 @@ pub struct DumpArgs {
     /// while the dump is read (milliseconds), so that the values go with the stacks.
     #[arg(short, long)]
     pub locals: bool,
+    /// Also show each thread's native (C) frames, with the Python frames where the
+    /// interpreter runs them. The process is paused while the dump is read.
+    #[arg(short, long)]
+    pub native: bool,
 }
 
 /// Options of `pyscry top`.

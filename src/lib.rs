@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod native;
 pub mod python;
 pub mod record;
 pub mod report;

@@ -10,13 +10,17 @@ use serde::Serialize;
 use super::attach::{open_python, Opened};
 use crate::cli::DumpArgs;
 use crate::error::{Error, Result};
+use crate::native::merge::{merge, MergedFrame};
+use crate::native::module::Module;
+use crate::native::unwind::{NativeFrame, Unwinder};
 use crate::python::frames::RawFrame;
 use crate::python::locals::Local;
 use crate::python::{read_error, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
 use crate::target::activity::thread_state;
-use crate::target::pause::Pauser;
+use crate::target::maps::read_maps;
+use crate::target::pause::{PausedThreads, Pauser};
 use crate::target::process;
 
 /// Most reads of the process a dump makes. The first one reads stack by stack and
@@ -38,11 +42,25 @@ struct ThreadDump {
     status: &'static str,
     /// Whether it holds the GIL (always false for free-threaded builds).
     holds_gil: bool,
-    /// Frames, innermost first; empty when the thread runs no Python code.
-    frames: Vec<FrameDump>,
+    /// Frames, innermost first; empty when the thread runs no Python code. Python
+    /// frames only, unless `--native` merged them into the native stack.
+    frames: Vec<StackFrame>,
     /// Set when the stack could not be read consistently.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Why `--native` could not merge the native stack (the frames are then Python's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    native_error: Option<String>,
+}
+
+/// One frame of a thread's stack in a dump.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum StackFrame {
+    /// A Python function's frame.
+    Python(FrameDump),
+    /// A C function's frame (`--native`).
+    Native(NativeFrame),
 }
 
 /// One frame in a dump.
@@ -69,17 +87,31 @@ struct ProcessDump {
     threads: Vec<ThreadDump>,
 }
 
-/// Give `frames` (one thread's, innermost first) their locals, read while the process
-/// is paused: the frames are walked again from `innermost` and must be the ones shown.
-fn read_locals(python: &PythonProcess, innermost: u64, frames: &mut [FrameDump]) {
+/// What a dump reads while the process is paused, besides the stacks.
+struct WhilePaused<'a, 'p> {
+    threads: &'a PausedThreads<'p>,
+    /// `--locals`.
+    locals: bool,
+    /// `--native`: unwinds over the process's modules.
+    unwinder: Option<Unwinder>,
+}
+
+/// The raw frames of the stack from `innermost`, walked again while the process is
+/// paused; `None` unless they are as many as the `expected` frames already read.
+fn walk_again(python: &PythonProcess, innermost: u64, expected: usize) -> Option<Vec<RawFrame>> {
+    let mut raw = Vec::new();
+    let walked = python.frames.walk(&python.memory, innermost, &mut raw);
+    (walked.is_ok() && raw.len() == expected).then_some(raw)
+}
+
+/// Give `frames` (one thread's, innermost first) their locals, from `raw`, the same
+/// frames walked while the process is paused.
+fn read_locals(python: &PythonProcess, raw: Option<&[RawFrame]>, frames: &mut [FrameDump]) {
     let Ok(reader) = &python.locals else {
         return;
     };
-    let mut raw: Vec<RawFrame> = Vec::new();
-    let walked = python.frames.walk(&python.memory, innermost, &mut raw);
-    let same = walked.is_ok() && raw.len() == frames.len();
     for (index, frame) in frames.iter_mut().enumerate() {
-        let read = match raw.get(index).filter(|_| same) {
+        let read = match raw.and_then(|raw| raw.get(index)) {
             Some(raw) => reader.read(&python.memory, raw).map_err(|e| e.to_string()),
             None => Err("the stack changed while it was read".to_string()),
         };
@@ -90,13 +122,50 @@ fn read_locals(python: &PythonProcess, innermost: u64, frames: &mut [FrameDump])
     }
 }
 
+/// `frames` (Python's, innermost first) in thread `tid`'s native stack, or why not.
+fn merge_native(
+    python: &PythonProcess,
+    paused: &mut WhilePaused<'_, '_>,
+    tid: Option<u32>,
+    raw: Option<&[RawFrame]>,
+    frames: Vec<FrameDump>,
+) -> (Vec<StackFrame>, Option<String>) {
+    let unmerged = |frames: Vec<FrameDump>, why: &str| {
+        let frames = frames.into_iter().map(StackFrame::Python).collect();
+        (frames, Some(why.to_string()))
+    };
+    let Some(unwinder) = paused.unwinder.as_mut() else {
+        return (frames.into_iter().map(StackFrame::Python).collect(), None);
+    };
+    let Some(registers) = tid.and_then(|tid| paused.threads.registers(tid)) else {
+        return unmerged(frames, "the thread's registers could not be read");
+    };
+    let Some(raw) = raw else {
+        return unmerged(frames, "the stack changed while it was read");
+    };
+    let native = unwinder.unwind(&python.memory, registers);
+    // Merged by index: the Python frames come out in order, each where it runs.
+    let entries: Vec<_> = raw.iter().map(|r| r.eval_call).enumerate().collect();
+    match merge(native, entries, python.eval_function) {
+        Ok(merged) => {
+            let mut frames = frames.into_iter();
+            let merged = merged.into_iter().filter_map(|frame| match frame {
+                MergedFrame::Python(_) => frames.next().map(StackFrame::Python),
+                MergedFrame::Native(frame) => Some(StackFrame::Native(frame)),
+            });
+            (merged.collect(), None)
+        }
+        Err(mismatch) => unmerged(frames, &format!("native stack not merged: {mismatch}")),
+    }
+}
+
 /// Run `pyscry dump`; returns the exit code.
 pub fn run(args: DumpArgs) -> Result<i32> {
     let mut python = match open_python(args.pid, None, &AtomicBool::new(false))? {
         Opened::Ready(python) => python,
         Opened::ExitedEarly => return Err(Error::TargetExited(args.pid)),
     };
-    let dump = if args.locals {
+    if args.locals {
         if let Err(missing) = &python.locals {
             let why = format!(
                 "{} does not say where locals are: {missing}",
@@ -104,16 +173,25 @@ pub fn run(args: DumpArgs) -> Result<i32> {
             );
             return Err(anyhow::anyhow!("--locals: {why}").into());
         }
+    }
+    let dump = if args.locals || args.native {
+        // The files are opened before the process is paused, to pause it for less.
+        let unwinder = args.native.then(|| {
+            let maps = read_maps(python.pid).unwrap_or_default();
+            Unwinder::new(Module::load_all(python.pid, &maps, &python.memory))
+        });
         let mut pauser = Pauser::new(python.pid);
-        let _paused = pauser.pause().map_err(|e| {
-            anyhow::anyhow!(
-                "cannot pause process {} to read its locals: {e}",
-                python.pid
-            )
-        })?;
-        read_dump(&mut python, true)?
+        let paused = pauser
+            .pause()
+            .map_err(|e| anyhow::anyhow!("cannot pause process {} to read it: {e}", python.pid))?;
+        let mut while_paused = WhilePaused {
+            threads: &paused,
+            locals: args.locals,
+            unwinder,
+        };
+        read_dump(&mut python, Some(&mut while_paused))?
     } else {
-        read_dump(&mut python, false)?
+        read_dump(&mut python, None)?
     };
     let stdout = &mut std::io::stdout().lock();
     let written = if args.json {
@@ -127,8 +205,11 @@ pub fn run(args: DumpArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Read every thread's stack, and with `locals` each frame's locals.
-fn read_dump(python: &mut PythonProcess, locals: bool) -> Result<ProcessDump> {
+/// Read every thread's stack, and what is asked for `while_paused`.
+fn read_dump(
+    python: &mut PythonProcess,
+    mut while_paused: Option<&mut WhilePaused<'_, '_>>,
+) -> Result<ProcessDump> {
     let pid = python.pid;
     let mut reader = StackReader::new(python, Mode::Wall);
     let mut known = HashMap::new();
@@ -183,9 +264,16 @@ fn read_dump(python: &mut PythonProcess, locals: bool) -> Result<ProcessDump> {
                 None if thread.frame == 0 => (Vec::new(), None),
                 None => (Vec::new(), Some(StackError::Changed.to_string())),
             };
-            if locals {
-                read_locals(python, thread.frame, &mut frames);
-            }
+            let (frames, native_error) = match while_paused.as_deref_mut() {
+                Some(paused) => {
+                    let raw = walk_again(python, thread.frame, frames.len());
+                    if paused.locals {
+                        read_locals(python, raw.as_deref(), &mut frames);
+                    }
+                    merge_native(python, paused, thread.native_id, raw.as_deref(), frames)
+                }
+                None => (frames.into_iter().map(StackFrame::Python).collect(), None),
+            };
             ThreadDump {
                 thread_id: thread.thread_id,
                 native_id: thread.native_id,
@@ -198,6 +286,7 @@ fn read_dump(python: &mut PythonProcess, locals: bool) -> Result<ProcessDump> {
                 holds_gil: thread.holds_gil,
                 frames,
                 error,
+                native_error,
             }
         })
         .collect();
@@ -233,7 +322,17 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
         } else if thread.frames.is_empty() {
             writeln!(out, "    <no Python frames>")?;
         }
-        for dumped in &thread.frames {
+        if let Some(why) = &thread.native_error {
+            writeln!(out, "    <{why}>")?;
+        }
+        for frame in &thread.frames {
+            let dumped = match frame {
+                StackFrame::Python(dumped) => dumped,
+                StackFrame::Native(native) => {
+                    write_native(native, out)?;
+                    continue;
+                }
+            };
             let frame = &dumped.frame;
             writeln!(
                 out,
@@ -256,4 +355,16 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One native frame: `function (file)`, the address where the function is unknown.
+fn write_native(frame: &NativeFrame, out: &mut impl Write) -> std::io::Result<()> {
+    let function = frame
+        .function
+        .clone()
+        .unwrap_or_else(|| format!("{:#x}", frame.address));
+    match &frame.module {
+        Some(module) => writeln!(out, "    {function} ({module})"),
+        None => writeln!(out, "    {function}"),
+    }
 }

@@ -17,6 +17,23 @@ pub struct RawFrame {
     pub code: u64,
     /// Where in the code the frame is.
     pub position: Position,
+    /// Where the frame stands in the C call of the interpreter's eval loop that runs
+    /// it. Native stacks are merged with Python ones by this.
+    pub eval_call: EvalCall,
+}
+
+/// Where a frame stands in the C call of the eval loop that runs it. Up to 3.10 each
+/// frame has a call of its own; from 3.11 one call runs a Python frame and those it
+/// calls in Python, until a call goes through C.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EvalCall {
+    /// Inside a run of frames that ends further out.
+    Within,
+    /// The outermost frame of its call's run.
+    Outermost,
+    /// The outermost frame of its call's run, above the call's shim frame (3.12+),
+    /// which is a local variable of the call: at this address on its C stack.
+    AboveShim(u64),
 }
 
 /// Where a frame is in its code, as the frame records it.
@@ -55,6 +72,8 @@ pub struct FrameReader {
     code: u64,
     position: u64,
     owner: Option<u64>,
+    /// `is_entry` (3.11, which marks eval-loop entries there rather than with shims).
+    is_entry: Option<u64>,
     tlbc_index: Option<u64>,
     /// Where a frame says whether it still runs (3.11+).
     run_mark: Option<RunMarkField>,
@@ -90,9 +109,17 @@ impl FrameReader {
             ),
         };
         let tlbc_index = f.tlbc_index;
+        let is_entry = match model {
+            FrameModel::InterpreterFrames {
+                first_shim_owner: None,
+                ..
+            } => Some(require(f.is_entry, "frame.is_entry")?),
+            _ => None,
+        };
         let read_len = [previous, code, position]
             .into_iter()
             .chain(owner)
+            .chain(is_entry)
             .chain(tlbc_index)
             .chain(run_mark.map(RunMarkField::offset))
             .max()
@@ -104,6 +131,7 @@ impl FrameReader {
             code,
             position,
             owner,
+            is_entry,
             tlbc_index,
             run_mark,
             read_len: read_len as usize,
@@ -117,7 +145,8 @@ impl FrameReader {
     }
 
     /// Walk from `innermost` outwards, appending the Python frames to `out` (innermost
-    /// first). Shim frames that run no Python code are skipped. When the frames are in a
+    /// first). Shim frames that run no Python code are skipped; the frame above each
+    /// says where it is ([`EvalCall::AboveShim`]). When the frames are in a
     /// copy taken at one instant (a tick's batch), the walk starts from the frame that
     /// ran then, which may differ from `innermost` if that was read a little earlier
     /// (see [`super::running`]).
@@ -148,6 +177,7 @@ impl FrameReader {
             }
         }
         let mut steps = 0;
+        let first = out.len();
         while address != 0 {
             steps += 1;
             if steps > MAX_DEPTH {
@@ -168,8 +198,13 @@ impl FrameReader {
                     None => mem.read_lent(address, scratch)?,
                 },
             };
-            if let Some(decoded) = self.decode(address, frame) {
-                out.push(decoded);
+            match self.decode(address, frame) {
+                Some(decoded) => out.push(decoded),
+                None => {
+                    if let Some(inner) = out[first..].last_mut() {
+                        inner.eval_call = EvalCall::AboveShim(address);
+                    }
+                }
             }
             address = frame.u64_at(self.previous);
         }
@@ -186,6 +221,8 @@ impl FrameReader {
                 position: Position::ByteOffset(
                     i64::from(buf.u32_at(self.position) as i32) * lasti_unit,
                 ),
+                // Up to 3.10 each frame runs in a call of the eval loop of its own.
+                eval_call: EvalCall::Outermost,
             }),
             FrameModel::InterpreterFrames {
                 code_tag_mask,
@@ -203,6 +240,11 @@ impl FrameReader {
                     position: Position::Instruction {
                         pointer: buf.u64_at(self.position),
                         copy: self.tlbc_index.map_or(0, |o| buf.u32_at(o)),
+                    },
+                    // 3.12+ mark entries with shim frames, see `walk`.
+                    eval_call: match self.is_entry.is_some_and(|o| buf.u8_at(o) != 0) {
+                        true => EvalCall::Outermost,
+                        false => EvalCall::Within,
                     },
                 })
             }

@@ -65,6 +65,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub gil: Option<GilReader>,
     /// Local variables (`dump --locals`), or the field this interpreter's table lacks.
     pub locals: Result<LocalsReader, MissingField>,
+    /// The eval loop's C function (see [`version::Semantics::eval_function`]).
+    pub eval_function: &'static str,
     native_ids: NativeIdResolver,
     /// The process's thread ids, and what they are in pyscry's `/proc` when the
     /// process is in a PID namespace of its own.
@@ -155,6 +157,7 @@ impl PythonProcess<ProcessMemory> {
                     _ => Some(GilReader::new(&layout, semantics.gil, &found.binary)?),
                 },
                 locals,
+                eval_function: semantics.eval_function,
                 native_ids: NativeIdResolver::default(),
                 thread_ids: ThreadIds::of(pid),
                 names,

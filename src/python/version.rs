@@ -222,6 +222,9 @@ pub struct Semantics {
     /// The instance attribute holding a `threading.Thread`'s name (2.7 mangles
     /// `self.__name`).
     pub thread_name_attribute: &'static str,
+    /// The C function of the eval loop, one native call of which runs one frame
+    /// (up to 3.10) or a run of frames (3.11+): where native stacks take in Python's.
+    pub eval_function: &'static str,
 }
 
 /// Where to find which thread holds the GIL.
@@ -304,6 +307,11 @@ impl Semantics {
                 _ => IntModel::Tagged,
             },
             thread_name_attribute: if py2 { "_Thread__name" } else { "_name" },
+            eval_function: if py2 {
+                "PyEval_EvalFrameEx"
+            } else {
+                "_PyEval_EvalFrameDefault"
+            },
         })
     }
 }

@@ -114,14 +114,7 @@ impl Binary {
             path: path.to_string(),
             reason: e.to_string(),
         })?;
-        let lowest_vaddr = elf
-            .program_headers
-            .iter()
-            .filter(|ph| ph.p_type == PT_LOAD)
-            .map(|ph| ph.p_vaddr & !0xfff)
-            .min()
-            .unwrap_or(0);
-        let bias = base_mapping.start.wrapping_sub(lowest_vaddr);
+        let bias = base_mapping.start.wrapping_sub(lowest_load_address(&elf));
         Ok(Binary {
             path: path.to_string(),
             symbols: symbols(&elf, bias, wanted),
@@ -138,6 +131,17 @@ impl Binary {
     pub fn section(&self, name: &str) -> Option<Region> {
         self.sections.get(name).copied()
     }
+}
+
+/// The page of the lowest address an ELF file loads at: its mapping at file offset 0
+/// starts there, so the difference is the load bias.
+pub fn lowest_load_address(elf: &Elf) -> u64 {
+    elf.program_headers
+        .iter()
+        .filter(|ph| ph.p_type == PT_LOAD)
+        .map(|ph| ph.p_vaddr & !0xfff)
+        .min()
+        .unwrap_or(0)
 }
 
 fn symbols(elf: &Elf, bias: u64, wanted: &[&str]) -> HashMap<String, Symbol> {

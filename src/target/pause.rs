@@ -128,6 +128,33 @@ impl Drop for Pauser {
     }
 }
 
+/// The registers a stopped thread's native stack is unwound from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registers {
+    /// The program counter (`rip`).
+    pub pc: u64,
+    /// The stack pointer (`rsp`).
+    pub sp: u64,
+    /// The frame base pointer (`rbp`).
+    pub bp: u64,
+}
+
+impl PausedThreads<'_> {
+    /// The registers of thread `tid`, if it is one of those stopped.
+    pub fn registers(&self, tid: u32) -> Option<Registers> {
+        let tid = Pid::from_raw(i32::try_from(tid).ok()?);
+        if !self.interrupted.contains(&tid) {
+            return None;
+        }
+        let regs = ptrace::getregs(tid).ok()?;
+        Some(Registers {
+            pc: regs.rip,
+            sp: regs.rsp,
+            bp: regs.rbp,
+        })
+    }
+}
+
 /// Threads stopped for one sample; dropping this resumes them.
 #[derive(Debug)]
 pub struct PausedThreads<'a> {

@@ -1,0 +1,203 @@
+//! The executable files mapped into a target, as native unwinding needs them: where
+//! each is loaded, its call frame information (`.eh_frame`) and its function symbols.
+
+use std::ops::Range;
+use std::path::Path;
+
+use goblin::elf::sym::STT_FUNC;
+use goblin::elf::Elf;
+
+use crate::target::binary::lowest_load_address;
+use crate::target::maps::Mapping;
+use crate::target::memory::Memory;
+
+/// One ELF file (executable, shared library or the vDSO) mapped into the target.
+pub struct Module {
+    /// The file's path as the target sees it, or `[vdso]`.
+    path: String,
+    /// The runtime address ranges where its code is mapped.
+    code: Vec<Range<u64>>,
+    /// Runtime address minus the file's own (link-time) address.
+    bias: u64,
+    /// The file's bytes.
+    bytes: Bytes,
+    /// `.eh_frame`: where it is in `bytes`, and its link-time address.
+    eh_frame: Option<(Range<usize>, u64)>,
+    /// `.eh_frame_hdr`, the sorted index into `.eh_frame`: where and its address.
+    eh_frame_hdr: Option<(Range<usize>, u64)>,
+    /// Link-time address of `.text`, which some pointer encodings count from.
+    text: u64,
+    /// Function symbols, sorted by address: link-time start, end, name.
+    functions: Vec<(u64, u64, String)>,
+}
+
+/// A file's bytes: mapped from disk, or read from the target (the vDSO has no file).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Copied(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Copied(vec) => vec,
+        }
+    }
+}
+
+/// What a module holds about one address in its code.
+pub struct CallFrameInfo<'a> {
+    /// `.eh_frame`'s bytes.
+    pub eh_frame: &'a [u8],
+    /// `.eh_frame_hdr`'s bytes, when the file has the index.
+    pub eh_frame_hdr: Option<&'a [u8]>,
+    /// Link-time addresses of `.eh_frame`, `.eh_frame_hdr` and `.text`.
+    pub bases: gimli::BaseAddresses,
+    /// The address, at link time.
+    pub address: u64,
+}
+
+impl Module {
+    /// Open every file that `maps` shows mapped executable in process `pid`, and the
+    /// vDSO. Files that cannot be read or parsed are left out: their frames are shown
+    /// by address and the unwinding stops there.
+    pub fn load_all(pid: u32, maps: &[Mapping], memory: &impl Memory) -> Vec<Module> {
+        let mut modules: Vec<Module> = Vec::new();
+        for mapping in maps.iter().filter(|m| m.perms.contains('x')) {
+            let range = mapping.start..mapping.end;
+            let path = mapping.path.as_deref().unwrap_or("");
+            if let Some(module) = modules.iter_mut().find(|m| m.is_named(path)) {
+                module.code.push(range);
+                continue;
+            }
+            let module = match path {
+                "[vdso]" => Module::from_vdso(range, memory),
+                _ => Module::from_file(pid, mapping, maps),
+            };
+            modules.extend(module);
+        }
+        modules
+    }
+
+    fn is_named(&self, path: &str) -> bool {
+        !path.is_empty() && self.path == path
+    }
+
+    /// The file's name, e.g. `libc.so.6`, or `[vdso]`.
+    pub fn name(&self) -> &str {
+        file_name(&self.path)
+    }
+
+    fn from_vdso(range: Range<u64>, memory: &impl Memory) -> Option<Module> {
+        let bytes = memory.read_vec(range.start, (range.end - range.start) as usize);
+        Module::parse("[vdso]".into(), range, Bytes::Copied(bytes.ok()?), |_| 0)
+    }
+
+    fn from_file(pid: u32, mapping: &Mapping, maps: &[Mapping]) -> Option<Module> {
+        let path = mapping.file_path()?;
+        let base = maps
+            .iter()
+            .filter(|m| m.file_path() == Some(path) && m.offset == 0)
+            .min_by_key(|m| m.start)?;
+        let file = std::fs::File::open(mapping.host_file(pid)?).ok()?;
+        // SAFETY: read-only and private, as in `crate::target::binary`.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let range = mapping.start..mapping.end;
+        let path = mapping.path.clone()?;
+        Module::parse(path, range, Bytes::Mapped(map), |lowest| {
+            base.start.wrapping_sub(lowest)
+        })
+    }
+
+    /// Index the ELF image in `bytes`, mapped at `code`; `bias` turns the lowest
+    /// loaded link-time address into the bias.
+    fn parse(
+        path: String,
+        code: Range<u64>,
+        bytes: Bytes,
+        bias: impl Fn(u64) -> u64,
+    ) -> Option<Module> {
+        let elf = Elf::parse(bytes.as_slice()).ok()?;
+        let lowest = lowest_load_address(&elf);
+        let bias = match path.as_str() {
+            // The vDSO is read from where it is mapped: its bias is its start.
+            "[vdso]" => code.start.wrapping_sub(lowest),
+            _ => bias(lowest),
+        };
+        let section = |wanted: &str| {
+            elf.section_headers.iter().find_map(|sh| {
+                let name = elf.shdr_strtab.get_at(sh.sh_name)?;
+                let start = usize::try_from(sh.sh_offset).ok()?;
+                let end = start.checked_add(usize::try_from(sh.sh_size).ok()?)?;
+                (name == wanted && end <= bytes.as_slice().len())
+                    .then_some((start..end, sh.sh_addr))
+            })
+        };
+        let mut functions: Vec<(u64, u64, String)> =
+            [(&elf.syms, &elf.strtab), (&elf.dynsyms, &elf.dynstrtab)]
+                .into_iter()
+                .flat_map(|(syms, strtab)| {
+                    syms.iter()
+                        .filter(|s| s.st_type() == STT_FUNC && s.st_value != 0)
+                        .filter_map(|s| {
+                            let name = strtab.get_at(s.st_name)?;
+                            let end = s.st_value.saturating_add(s.st_size.max(1));
+                            Some((s.st_value, end, name.to_string()))
+                        })
+                })
+                .collect();
+        // Of the symbols at one address (aliases), the one that spans most is kept.
+        functions.sort_unstable_by_key(|f| (f.0, std::cmp::Reverse(f.1)));
+        functions.dedup_by_key(|f| f.0);
+        Some(Module {
+            eh_frame: section(".eh_frame"),
+            eh_frame_hdr: section(".eh_frame_hdr"),
+            text: section(".text").map_or(0, |(_, address)| address),
+            path,
+            code: vec![code],
+            bias,
+            bytes,
+            functions,
+        })
+    }
+
+    /// Whether `address` (at runtime) is in this module's code.
+    pub fn contains(&self, address: u64) -> bool {
+        self.code.iter().any(|range| range.contains(&address))
+    }
+
+    /// The function symbol that `address` (at runtime) falls in.
+    pub fn function(&self, address: u64) -> Option<&str> {
+        let address = address.wrapping_sub(self.bias);
+        let index = self.functions.partition_point(|f| f.0 <= address);
+        let (_, end, name) = self.functions.get(index.checked_sub(1)?)?;
+        (address < *end).then_some(name.as_str())
+    }
+
+    /// The call frame information that covers `address` (at runtime).
+    pub fn call_frame_info(&self, address: u64) -> Option<CallFrameInfo<'_>> {
+        let bytes = self.bytes.as_slice();
+        let (eh_frame, eh_frame_address) = self.eh_frame.clone()?;
+        let mut bases = gimli::BaseAddresses::default()
+            .set_eh_frame(eh_frame_address)
+            .set_text(self.text);
+        let eh_frame_hdr = self.eh_frame_hdr.clone().map(|(range, address)| {
+            bases = bases.clone().set_eh_frame_hdr(address);
+            &bytes[range]
+        });
+        Some(CallFrameInfo {
+            eh_frame: &bytes[eh_frame],
+            eh_frame_hdr,
+            bases,
+            address: address.wrapping_sub(self.bias),
+        })
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    Path::new(path)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or(path)
+}
