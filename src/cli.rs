@@ -135,6 +135,11 @@ pub struct SamplingArgs {
     /// the target); by default pyscry reads without stopping it.
     #[arg(long)]
     pub blocking: bool,
+    /// Also sample each thread's native (C) frames, with the Python frames where the
+    /// interpreter runs them. The target's threads are paused at every sample, as with
+    /// --blocking, while their stacks are unwound.
+    #[arg(short, long)]
+    pub native: bool,
 }
 
 /// Options of `pyscry dump`.

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use rustc_hash::FxHashMap;
 
+use crate::native::stacks::NativeStacks;
+use crate::native::unwind::NativeFrame;
 use crate::python::code::CodeHeader;
 use crate::python::code_headers::{CodeEpoch, CodeHeaders};
 use crate::python::frames::{RawFrame, WalkError};
@@ -108,6 +110,18 @@ pub enum SamplerEvent {
     },
 }
 
+impl SamplerEvent {
+    /// The events that announce process `pid`'s new `frames`.
+    pub fn announcing(
+        pid: u32,
+        frames: impl IntoIterator<Item = (FrameId, Frame)>,
+    ) -> impl Iterator<Item = SamplerEvent> {
+        frames
+            .into_iter()
+            .map(move |(id, frame)| SamplerEvent::NewFrame { pid, id, frame })
+    }
+}
+
 /// Why sampling ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndReason {
@@ -147,6 +161,8 @@ pub struct SamplerConfig {
     pub mode: Mode,
     /// Pause the target's threads while each sample is read.
     pub blocking: bool,
+    /// Add each sample's native frames (the threads are then paused, as `blocking`).
+    pub native: bool,
     /// The instant sample times count from: the recording's start, so that a process
     /// sampled from later on (`--subprocesses`) shares the target's clock.
     pub epoch: Instant,
@@ -271,7 +287,8 @@ fn sample(
     let start = Instant::now();
     let mut schedule = Schedule::new(start, config.rate_hz);
     let mut reader = StackReader::new(&process, config.mode);
-    let mut pauser = config.blocking.then(|| Pauser::new(process.pid));
+    let mut pauser = (config.blocking || config.native).then(|| Pauser::new(process.pid));
+    let mut native = config.native.then(|| NativeStacks::new(&process));
     loop {
         let tick_at = schedule.next_tick();
         let woken = loop {
@@ -296,7 +313,11 @@ fn sample(
             Err(e) => return EndReason::PauseFailed(e.to_string()),
         };
         let elapsed = woken.saturating_duration_since(config.epoch);
+        let from = outbox.pending().len();
         let tick = reader.read(&mut process, elapsed, outbox.pending());
+        if let (Some(native), Some(paused)) = (native.as_mut(), paused.as_ref()) {
+            native.add(&process, &mut reader, paused, outbox.pending(), from);
+        }
         drop(paused);
         let now = Instant::now();
         match tick {
@@ -481,15 +502,7 @@ impl StackReader {
                 continue;
             }
             let stack = self.consistent_stack(process, &mut memory, thread, epoch, &mut new_frames);
-            events.extend(
-                new_frames
-                    .drain(..)
-                    .map(|(id, frame)| SamplerEvent::NewFrame {
-                        pid: process.pid,
-                        id,
-                        frame,
-                    }),
-            );
+            events.extend(SamplerEvent::announcing(process.pid, new_frames.drain(..)));
             match stack {
                 Ok(frames) if frames.is_empty() => {}
                 Ok(frames) => {
@@ -517,6 +530,21 @@ impl StackReader {
         self.walker.forget_unseen();
         self.prefetcher.finish(memory);
         Ok(Tick { samples, errors })
+    }
+
+    /// The raw frames of the stack last read for the thread whose state is at
+    /// `thread_state`, innermost first: those of its last sample.
+    pub fn last_stack(&self, thread_state: u64) -> Option<&[RawFrame]> {
+        self.walker.last_stack(thread_state)
+    }
+
+    /// The id of a native frame, numbered with the Python frames of the samples.
+    pub fn native_frame_id(
+        &mut self,
+        frame: &NativeFrame,
+        new_frames: &mut Vec<(FrameId, Frame)>,
+    ) -> FrameId {
+        self.walker.native_frame_id(frame, new_frames)
     }
 
     /// The threads found by the last [`StackReader::read`], those without Python code
@@ -787,6 +815,16 @@ impl StackWalker {
     /// The raw frames of the last stack read for `thread`, innermost first.
     pub fn last_stack(&self, thread: u64) -> Option<&[RawFrame]> {
         self.previous.get(&thread).map(|p| p.raw.as_slice())
+    }
+
+    /// The id of a native frame, numbered with the Python frames (see
+    /// [`Symbolizer::native`]).
+    pub fn native_frame_id(
+        &mut self,
+        frame: &NativeFrame,
+        new_frames: &mut Vec<(FrameId, Frame)>,
+    ) -> FrameId {
+        self.symbolizer.native(frame, new_frames)
     }
 
     /// Drop the previous stacks of threads not read since the last call.

@@ -9,13 +9,15 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::native::unwind::NativeFrame;
 use crate::python::code::{CodeHeader, CodeInfo, CodeReader};
 use crate::python::frames::{Position, RawFrame};
 use crate::python::objects::ObjectError;
 use crate::sampler::SamplerEvent;
 use crate::target::memory::Memory;
 
-/// A frame as shown to the user.
+/// A frame as shown to the user: a Python function's, or a native function's
+/// (`--native`), which has the file it is in as its `filename` and no lines.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Frame {
     /// Function name (qualified on 3.11+).
@@ -24,8 +26,30 @@ pub struct Frame {
     pub filename: String,
     /// Line being executed; 0 when the interpreter has no line for the instruction.
     pub line: u32,
-    /// First line of the function (`co_firstlineno`).
+    /// First line of the function (`co_firstlineno`); 0 for a native frame, which no
+    /// Python code has (its lines count from 1).
     pub first_line: u32,
+}
+
+impl Frame {
+    /// A native function's frame: its symbol (or address, where the file has none)
+    /// and the file's name, e.g. `libc.so.6`.
+    pub fn native(frame: &NativeFrame) -> Frame {
+        Frame {
+            name: match &frame.function {
+                Some(function) => function.clone(),
+                None => format!("{:#x}", frame.address),
+            },
+            filename: frame.module.clone().unwrap_or_else(|| "?".to_string()),
+            line: 0,
+            first_line: 0,
+        }
+    }
+
+    /// Whether this is a native function's frame (see [`Frame::native`]).
+    pub fn is_native(&self) -> bool {
+        self.first_line == 0 && self.line == 0
+    }
 }
 
 /// A small integer standing for an interned [`Frame`].
@@ -61,6 +85,8 @@ pub enum SymbolizeError {
 pub struct Symbolizer {
     codes: FxHashMap<u64, CachedCode>,
     frame_ids: FxHashMap<(u64, u32), FrameId>,
+    /// Native frames (`--native`) by what they show.
+    native_ids: FxHashMap<Frame, FrameId>,
     next_serial: u64,
     next_frame: FrameId,
 }
@@ -137,6 +163,24 @@ impl Symbolizer {
             },
         ));
         Ok(id)
+    }
+
+    /// The id of a native frame, numbered with the Python ones; a frame seen for the
+    /// first time is appended to `new_frames`.
+    pub fn native(
+        &mut self,
+        frame: &NativeFrame,
+        new_frames: &mut Vec<(FrameId, Frame)>,
+    ) -> FrameId {
+        let frame = Frame::native(frame);
+        if let Some(&id) = self.native_ids.get(&frame) {
+            return id;
+        }
+        let id = self.next_frame;
+        self.next_frame += 1;
+        self.native_ids.insert(frame.clone(), id);
+        new_frames.push((id, frame));
+        id
     }
 }
 

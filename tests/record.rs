@@ -353,3 +353,77 @@ fn chrome_trace_lays_out_the_calls_in_time() {
     let burns = main.iter().filter(|s| s.name == "burn").count();
     assert!(burns >= 9, "burn is a slice inside each call: {main:?}");
 }
+
+/// `record --native` puts native frames in the stacks, around and between the Python
+/// frames where the eval loop runs them: the C sleep inside `inner`, C (`sorted`)
+/// between `outer` and `inner`; and leaves the target running.
+fn native_frames_in_samples(python: &Python) {
+    let mut target = common::Target::start(python, &script("native.py"), &[]);
+    target.wait_for_line("ready");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let dir = TempDir::new(&format!("record-native-{}", python.name));
+    let out_path = dir.path("native.txt");
+    let pid = target.pid().to_string();
+    let out_arg = out_path.to_str().unwrap();
+    let out = common::run_pyscry(&[
+        "record", "--pid", &pid, "--native", "-d", "2", "-o", out_arg,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", python.name);
+    let folded = std::fs::read_to_string(&out_path).unwrap();
+    let is_python = |frame: &str| frame.contains(".py:");
+    let mut samples = 0;
+    let mut merged = 0;
+    for line in folded.lines() {
+        let (stack, count) = line.rsplit_once(' ').unwrap();
+        let count: u64 = count.parse().unwrap();
+        let frames: Vec<&str> = stack.split(';').collect();
+        samples += count;
+        let at = |name: &str| {
+            frames
+                .iter()
+                .position(|f| f.starts_with(&format!("{name} (")))
+        };
+        let (Some(outer), Some(inner)) = (at("outer"), at("inner")) else {
+            continue;
+        };
+        let sleeps = frames[inner + 1..]
+            .iter()
+            .any(|f| !is_python(f) && (f.contains("sleep") || f.contains("select")));
+        let between = inner > outer + 1 && frames[outer + 1..inner].iter().all(|f| !is_python(f));
+        let eval_left = frames.iter().any(|f| {
+            f.starts_with("_PyEval_EvalFrameDefault") || f.starts_with("PyEval_EvalFrameEx")
+        });
+        if sleeps && between && !eval_left {
+            merged += count;
+        }
+    }
+    // 200 are due; a loaded machine (CI runs tests side by side) can take far fewer,
+    // and a stack's share, not the count, is what this checks.
+    assert!(
+        samples >= 20,
+        "{}: {samples} samples: {stderr}",
+        python.name
+    );
+    if python.name == "3.15" {
+        // See tests/dump.rs: Debian's stripped 3.15 cannot be merged; its samples keep
+        // their Python frames.
+        assert_eq!(merged, 0, "{}: {folded}", python.name);
+        assert!(folded.contains("inner ("), "{}: {folded}", python.name);
+    } else {
+        assert!(
+            merged * 10 >= samples * 9,
+            "{}: {merged} of {samples}: {folded}",
+            python.name
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let state = common::process_state(target.pid());
+    assert!(
+        matches!(state, Some('S' | 'R')),
+        "{}: {state:?}",
+        python.name
+    );
+}
+
+test_each_python!(native, super::native_frames_in_samples);

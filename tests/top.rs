@@ -202,7 +202,11 @@ impl Screen {
                     own_percent: percent(fields.first()?)?,
                     total_percent: percent(fields.get(1)?)?,
                     function: fields.get(4)?.to_string(),
-                    line: fields.get(5)?.rsplit_once(':')?.1.parse().ok()?,
+                    // A native function's location is its file alone: line 0.
+                    line: match fields.get(5)?.rsplit_once(':') {
+                        Some((_, line)) => line.parse().ok()?,
+                        None => 0,
+                    },
                 })
             })
             .collect()
@@ -390,4 +394,27 @@ fn without_a_terminal_top_refuses_before_launching_anything() {
         text.contains("needs a terminal") && text.contains("pyscry record"),
         "{text}"
     );
+}
+
+#[test]
+fn native_frames_lead_with_native() {
+    let test = "native";
+    let Some(python) = common::any_python() else {
+        common::skip(test, "no interpreter");
+        return;
+    };
+    let (python, script) = (python.path.display().to_string(), script("native.py"));
+    let args = ["--native", "--", &python, script.to_str().unwrap()];
+    let Some(mut tmux) = Tmux::start(test, &args) else {
+        return;
+    };
+    // native.py sleeps in C: a C function of the sleep leads the own-time table.
+    let screen = tmux.wait_for("a table led by the C sleep", |s| {
+        s.rows().first().is_some_and(|r| {
+            r.line == 0 && ["sleep", "select"].iter().any(|n| r.function.contains(n))
+        })
+    });
+    tmux.target = Some(screen.pid());
+    tmux.keys(&["q"]);
+    tmux.assert_ended_cleanly();
 }

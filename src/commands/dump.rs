@@ -11,7 +11,7 @@ use super::attach::{open_python, Opened};
 use crate::cli::DumpArgs;
 use crate::error::{Error, Result};
 use crate::native::merge::{merge, MergedFrame};
-use crate::native::module::Module;
+use crate::native::stacks;
 use crate::native::unwind::{NativeFrame, Unwinder};
 use crate::python::frames::RawFrame;
 use crate::python::locals::Local;
@@ -19,7 +19,6 @@ use crate::python::{read_error, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
 use crate::target::activity::thread_state;
-use crate::target::maps::read_maps;
 use crate::target::pause::{PausedThreads, Pauser};
 use crate::target::process;
 
@@ -176,10 +175,7 @@ pub fn run(args: DumpArgs) -> Result<i32> {
     }
     let dump = if args.locals || args.native {
         // The files are opened before the process is paused, to pause it for less.
-        let unwinder = args.native.then(|| {
-            let maps = read_maps(python.pid).unwrap_or_default();
-            Unwinder::new(Module::load_all(python.pid, &maps, &python.memory))
-        });
+        let unwinder = args.native.then(|| Unwinder::new(stacks::load(&python)));
         let mut pauser = Pauser::new(python.pid);
         let paused = pauser
             .pause()

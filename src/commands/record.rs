@@ -89,6 +89,7 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         duration: args.duration.map(Duration::from_secs_f64),
         mode: args.sampling.mode,
         blocking: args.sampling.blocking,
+        native: args.sampling.native,
         epoch: started,
         burst_interval: STATUS_INTERVAL,
     };

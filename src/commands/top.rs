@@ -70,6 +70,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         duration: None,
         mode,
         blocking: args.sampling.blocking,
+        native: args.sampling.native,
         epoch: std::time::Instant::now(),
         // A window's samples should be in it when it closes.
         burst_interval: live::POLL,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use super::collapsed::folded_lines;
-use super::table::{display_path, function_rows};
+use super::table::{display_location, function_rows};
 use super::{flamegraph, Profile};
 
 /// One function's shares before and after, in percent of each profile's samples.
@@ -103,7 +103,7 @@ pub fn print_changes(
     for change in function_changes(before, after).into_iter().take(limit) {
         writeln!(
             out,
-            "{:>6.1}% {:>6.1}% {:>+7.1}  {:>6.1}% {:>6.1}% {:>+7.1}  {:<40} {}:{}",
+            "{:>6.1}% {:>6.1}% {:>+7.1}  {:>6.1}% {:>6.1}% {:>+7.1}  {:<40} {}",
             change.own_before,
             change.own_after,
             change.own_change(),
@@ -111,8 +111,7 @@ pub fn print_changes(
             change.total_after,
             change.total_change(),
             change.name,
-            display_path(&change.filename),
-            change.first_line
+            display_location(&change.filename, change.first_line),
         )?;
     }
     Ok(())

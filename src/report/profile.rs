@@ -276,11 +276,20 @@ impl Profile {
         out
     }
 
-    /// A frame's label in stack-based outputs: `name (file:line)`.
+    /// A frame's label in stack-based outputs: `name (file:line)`, or `name (file)`
+    /// for a native frame.
     pub fn label(&self, id: FrameId) -> String {
         let frame = self.frame(id);
-        let line = self.shown_line(frame);
-        format!("{} ({}:{})", frame.name, frame.filename, line).replace(';', ":")
+        let label = match frame.is_native() {
+            true => format!("{} ({})", frame.name, frame.filename),
+            false => format!(
+                "{} ({}:{})",
+                frame.name,
+                frame.filename,
+                self.shown_line(frame)
+            ),
+        };
+        label.replace(';', ":")
     }
 
     /// The line stack outputs show for `frame`: its own, or with
@@ -396,7 +405,9 @@ mod tests {
         b.frames.reverse();
         b.frames.push(Frame {
             name: "extra".into(),
-            ..Frame::default()
+            filename: "m.py".into(),
+            line: 12,
+            first_line: 11,
         });
         b.stacks = b
             .stacks
@@ -415,7 +426,7 @@ mod tests {
         let deeper = vec![
             "main (m.py:3)".to_string(),
             "work (m.py:9)".to_string(),
-            "extra (:0)".to_string(),
+            "extra (m.py:12)".to_string(),
         ];
         assert_eq!(stacks[&deeper], 5);
         b.info.mode = "cpu".into();

@@ -60,15 +60,23 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
     for row in function_rows(profile).into_iter().take(limit) {
         writeln!(
             out,
-            "{:>6.1}% {:>6.1}%  {:<40} {}:{}",
+            "{:>6.1}% {:>6.1}%  {:<40} {}",
             pct(row.own),
             pct(row.total),
             row.name,
-            display_path(&row.filename),
-            row.first_line
+            display_location(&row.filename, row.first_line),
         )?;
     }
     Ok(())
+}
+
+/// Where a function is, as tables show it: `path:line`, or the file's name alone for
+/// a native function (first line 0, see `Frame::is_native`).
+pub fn display_location(filename: &str, first_line: u32) -> String {
+    match first_line {
+        0 => filename.to_string(),
+        line => format!("{}:{line}", display_path(filename)),
+    }
 }
 
 /// A source path as tables show it: relative to the working directory when inside it,

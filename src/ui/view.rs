@@ -248,13 +248,16 @@ fn right(text: &str, width: u16) -> String {
 }
 
 /// `file:line`, relative to the working directory when inside it, and cut at the
-/// front to `width` so that the file name stays.
+/// front to `width` so that the file name stays; a native function's file alone.
 fn location(row: &FunctionRow, cwd: Option<&Path>, width: usize) -> String {
     let path = cwd
         .and_then(|dir| Path::new(&row.filename).strip_prefix(dir).ok())
         .and_then(Path::to_str)
         .unwrap_or(&row.filename);
-    let text = format!("{path}:{}", row.first_line);
+    let text = match row.first_line {
+        0 => path.to_string(),
+        line => format!("{path}:{line}"),
+    };
     let count = text.chars().count();
     if count <= width || width == 0 {
         return text;
@@ -317,7 +320,7 @@ mod tests {
             .map(|i| FunctionRow {
                 name: format!("f{i:02}"),
                 filename: "/srv/app/work.py".into(),
-                first_line: i,
+                first_line: i + 1,
                 own: 30 - u64::from(i),
                 total: 40,
             })
@@ -340,7 +343,7 @@ mod tests {
             "{first}"
         );
         assert!(
-            first.contains("0.30s") && first.contains("/srv/app/work.py:0"),
+            first.contains("0.30s") && first.contains("/srv/app/work.py:1"),
             "{first}"
         );
         assert!(text.contains("q quit"), "{text}");
