@@ -3,13 +3,15 @@
 
     python3 benches/builds.py BINARY BINARY... [--python PATH] [--threads 1]
                               [--rates 100,1000] [--short 1] [--long 4] [--repeats 5]
+                              [--options="--native ..."]
 
 The machine's speed drifts within minutes (see docs/performance.md, "The machine's
 floor"), so a change is judged by running the builds alternately: for each repeat and
 rate, each build records benches/targets/deep.py (depth 30, THREADS threads) for SHORT
 and for LONG seconds, in a random order. Prints each build's marginal CPU per tick,
 (CPU of the long run - CPU of the short run) / (extra ticks), so that attach and
-start-up cancel out, as a median with every repeat's value.
+start-up cancel out, as a median with every repeat's value. OPTIONS are passed to
+every `record` (e.g. `--native`, `--blocking`).
 """
 
 import argparse
@@ -30,6 +32,7 @@ def main():
     parser.add_argument("--short", type=float, default=1)
     parser.add_argument("--long", type=float, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--options", default="", help="further options of record")
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
     out = os.path.join(tempfile.mkdtemp(prefix="pyscry-builds-"), "out.txt")
@@ -41,7 +44,8 @@ def main():
                 runs = [(binary, seconds) for binary in args.binaries
                         for seconds in (args.short, args.long)]
                 random.shuffle(runs)
-                measured = {run: record(target.pid, rate, run[1], out, run[0])
+                measured = {run: record(target.pid, rate, run[1], out, run[0],
+                                        args.options.split())
                             for run in runs}
                 for binary in args.binaries:
                     short_cpu, short_ticks = measured[(binary, args.short)]
@@ -51,8 +55,8 @@ def main():
     finally:
         target.kill()
         target.wait()
-    print("deep.py 30 %d, %s; short %.0f s, long %.0f s, %d repeats" % (
-        args.threads, args.python, args.short, args.long, args.repeats))
+    print("deep.py 30 %d, %s; short %.0f s, long %.0f s, %d repeats; record %s" % (
+        args.threads, args.python, args.short, args.long, args.repeats, args.options))
     print("| build | rate (Hz) | marginal CPU µs/tick (median) | repeats |")
     print("|---|---:|---:|---|")
     for rate in rates:

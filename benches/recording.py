@@ -24,10 +24,11 @@ def start_target(python, depth, threads):
     return target
 
 
-def record(pid, rate, seconds, path, binary=PYSCRY):
-    """CPU seconds (utime + stime, from wait4) and ticks of one recording of `pid`."""
+def record(pid, rate, seconds, path, binary=PYSCRY, options=()):
+    """CPU seconds (utime + stime, from wait4) and ticks of one recording of `pid`,
+    with further `options` of `record`."""
     command = [binary, "record", "--pid", str(pid), "-r", str(rate), "-d", str(seconds),
-               "-o", path]
+               "-o", path, *options]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = child.stderr.read().decode()
     _, status, usage = os.wait4(child.pid, 0)
