@@ -404,4 +404,4 @@ fn native_frames_around_python(python: &Python) {
     assert_running_again(python, target.pid());
 }
 
-test_each_python!(native, super::native_frames_around_python);
+test_each_python!(native_stack, super::native_frames_around_python);

@@ -426,4 +426,4 @@ fn native_frames_in_samples(python: &Python) {
     );
 }
 
-test_each_python!(native, super::native_frames_in_samples);
+test_each_python!(native_samples, super::native_frames_in_samples);

@@ -131,7 +131,7 @@ fn merge_native(
 ) -> (Vec<StackFrame>, Option<String>) {
     let unmerged = |frames: Vec<FrameDump>, why: &str| {
         let frames = frames.into_iter().map(StackFrame::Python).collect();
-        (frames, Some(why.to_string()))
+        (frames, Some(format!("native stack not merged: {why}")))
     };
     let Some(unwinder) = paused.unwinder.as_mut() else {
         return (frames.into_iter().map(StackFrame::Python).collect(), None);
@@ -154,7 +154,7 @@ fn merge_native(
             });
             (merged.collect(), None)
         }
-        Err(mismatch) => unmerged(frames, &format!("native stack not merged: {mismatch}")),
+        Err(mismatch) => unmerged(frames, &mismatch.to_string()),
     }
 }
 
@@ -355,12 +355,6 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
 
 /// One native frame: `function (file)`, the address where the function is unknown.
 fn write_native(frame: &NativeFrame, out: &mut impl Write) -> std::io::Result<()> {
-    let function = frame
-        .function
-        .clone()
-        .unwrap_or_else(|| format!("{:#x}", frame.address));
-    match &frame.module {
-        Some(module) => writeln!(out, "    {function} ({module})"),
-        None => writeln!(out, "    {function}"),
-    }
+    let shown = Frame::native(frame);
+    writeln!(out, "    {} ({})", shown.name, shown.filename)
 }

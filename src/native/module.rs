@@ -91,7 +91,14 @@ impl Module {
 
     fn from_vdso(range: Range<u64>, memory: &impl Memory) -> Option<Module> {
         let bytes = memory.read_vec(range.start, (range.end - range.start) as usize);
-        Module::parse("[vdso]".into(), range, Bytes::Copied(bytes.ok()?), |_| 0)
+        // Read from where it is mapped, whole: its first page is its lowest.
+        let start = range.start;
+        Module::parse(
+            "[vdso]".into(),
+            range,
+            Bytes::Copied(bytes.ok()?),
+            |lowest| start.wrapping_sub(lowest),
+        )
     }
 
     fn from_file(pid: u32, mapping: &Mapping, maps: &[Mapping]) -> Option<Module> {
@@ -110,8 +117,8 @@ impl Module {
         })
     }
 
-    /// Index the ELF image in `bytes`, mapped at `code`; `bias` turns the lowest
-    /// loaded link-time address into the bias.
+    /// Index the ELF image in `bytes`, whose code is mapped at `code`; `bias` turns
+    /// the lowest link-time address it loads at into its load bias.
     fn parse(
         path: String,
         code: Range<u64>,
@@ -119,12 +126,7 @@ impl Module {
         bias: impl Fn(u64) -> u64,
     ) -> Option<Module> {
         let elf = Elf::parse(bytes.as_slice()).ok()?;
-        let lowest = lowest_load_address(&elf);
-        let bias = match path.as_str() {
-            // The vDSO is read from where it is mapped: its bias is its start.
-            "[vdso]" => code.start.wrapping_sub(lowest),
-            _ => bias(lowest),
-        };
+        let bias = bias(lowest_load_address(&elf));
         let section = |wanted: &str| {
             elf.section_headers.iter().find_map(|sh| {
                 let name = elf.shdr_strtab.get_at(sh.sh_name)?;

@@ -32,7 +32,8 @@ pub enum EvalCall {
     /// The outermost frame of its call's run.
     Outermost,
     /// The outermost frame of its call's run, above the call's shim frame (3.12+),
-    /// which is a local variable of the call: at this address on its C stack.
+    /// which is at this address: a local variable of the call, on its C stack (but
+    /// for 3.15's outermost call, whose shim is the thread state's base frame).
     AboveShim(u64),
 }
 

@@ -19,9 +19,9 @@ CHECKS = [
     ("dump", "three_threads", "dump: names, files, lines of 3 threads"),
     ("dump", "under_churn", "dump: stacks hold together while calls come every 10 µs"),
     ("dump", "locals", "dump --locals: arguments and locals of every kind, target left running"),
-    ("dump", "native", "dump --native: C frames around and between Python frames (3.15: stated fallback)"),
+    ("dump", "native_stack", "dump --native: C frames around and between Python frames (3.15: stated fallback)"),
     ("record", "one_two_three", "record: 1:2:3 shares within 3 points"),
-    ("record", "native", "record --native: the same in at least 90 % of samples (3.15: stated fallback)"),
+    ("record", "native_samples", "record --native: the same in at least 90 % of samples (3.15: stated fallback)"),
     ("attach", "leaves_target_running", "attach: target keeps running"),
     ("sampling", "modes", "wall/cpu/gil modes, with and without --blocking"),
     ("sampling", "jitter", "periodic work not aliased"),
@@ -75,8 +75,12 @@ def main():
     skip_log = os.path.join(ROOT, "target", "tmp", "skipped.txt")
     if os.path.exists(skip_log):
         os.remove(skip_log)
-    command = ["cargo", "test"] + [a for b in binaries for a in ("--test", b)]
+    command = ["cargo", "test", "--no-fail-fast"] + [a for b in binaries for a in ("--test", b)]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    # Kept so that a failing cell can be looked into.
+    log = os.path.join(ROOT, "target", "tmp", "support-matrix.log")
+    with open(log, "w") as out:
+        out.write(run.stdout + run.stderr)
     results = dict(re.findall(r"^test (\S+) \.\.\. (ok|FAILED)", run.stdout, re.M))
     skipped = open(skip_log).read() if os.path.exists(skip_log) else ""
     rows = []
