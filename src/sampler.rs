@@ -544,7 +544,7 @@ impl StackReader {
         frame: &NativeFrame,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> FrameId {
-        self.walker.native_frame_id(frame, new_frames)
+        self.walker.symbolizer.native(frame, new_frames)
     }
 
     /// The threads found by the last [`StackReader::read`], those without Python code
@@ -815,16 +815,6 @@ impl StackWalker {
     /// The raw frames of the last stack read for `thread`, innermost first.
     pub fn last_stack(&self, thread: u64) -> Option<&[RawFrame]> {
         self.previous.get(&thread).map(|p| p.raw.as_slice())
-    }
-
-    /// The id of a native frame, numbered with the Python frames (see
-    /// [`Symbolizer::native`]).
-    pub fn native_frame_id(
-        &mut self,
-        frame: &NativeFrame,
-        new_frames: &mut Vec<(FrameId, Frame)>,
-    ) -> FrameId {
-        self.symbolizer.native(frame, new_frames)
     }
 
     /// Drop the previous stacks of threads not read since the last call.

@@ -7,7 +7,7 @@ use std::path::Path;
 use goblin::elf::sym::STT_FUNC;
 use goblin::elf::Elf;
 
-use crate::target::binary::lowest_load_address;
+use crate::target::binary::{lowest_load_address, map_file};
 use crate::target::maps::Mapping;
 use crate::target::memory::Memory;
 
@@ -91,42 +91,22 @@ impl Module {
 
     fn from_vdso(range: Range<u64>, memory: &impl Memory) -> Option<Module> {
         let bytes = memory.read_vec(range.start, (range.end - range.start) as usize);
-        // Read from where it is mapped, whole: its first page is its lowest.
-        let start = range.start;
-        Module::parse(
-            "[vdso]".into(),
-            range,
-            Bytes::Copied(bytes.ok()?),
-            |lowest| start.wrapping_sub(lowest),
-        )
+        // Read from where it is mapped, whole: its first page is at its start.
+        let base = range.start;
+        Module::parse("[vdso]".into(), range, Bytes::Copied(bytes.ok()?), base)
     }
 
     fn from_file(pid: u32, mapping: &Mapping, maps: &[Mapping]) -> Option<Module> {
-        let path = mapping.file_path()?;
-        let base = maps
-            .iter()
-            .filter(|m| m.file_path() == Some(path) && m.offset == 0)
-            .min_by_key(|m| m.start)?;
-        let file = std::fs::File::open(mapping.host_file(pid)?).ok()?;
-        // SAFETY: read-only and private, as in `crate::target::binary`.
-        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let (map, base) = map_file(pid, mapping.file_path()?, maps).ok()?;
         let range = mapping.start..mapping.end;
-        let path = mapping.path.clone()?;
-        Module::parse(path, range, Bytes::Mapped(map), |lowest| {
-            base.start.wrapping_sub(lowest)
-        })
+        Module::parse(mapping.path.clone()?, range, Bytes::Mapped(map), base)
     }
 
-    /// Index the ELF image in `bytes`, whose code is mapped at `code`; `bias` turns
-    /// the lowest link-time address it loads at into its load bias.
-    fn parse(
-        path: String,
-        code: Range<u64>,
-        bytes: Bytes,
-        bias: impl Fn(u64) -> u64,
-    ) -> Option<Module> {
+    /// Index the ELF image in `bytes`, whose code is mapped at `code` and whose first
+    /// page is mapped at `base`.
+    fn parse(path: String, code: Range<u64>, bytes: Bytes, base: u64) -> Option<Module> {
         let elf = Elf::parse(bytes.as_slice()).ok()?;
-        let bias = bias(lowest_load_address(&elf));
+        let bias = base.wrapping_sub(lowest_load_address(&elf));
         let section = |wanted: &str| {
             elf.section_headers.iter().find_map(|sh| {
                 let name = elf.shdr_strtab.get_at(sh.sh_name)?;

@@ -83,38 +83,12 @@ impl Binary {
         maps: &[Mapping],
         wanted: &[&str],
     ) -> Result<Binary, BinaryError> {
-        let io_error = |source| BinaryError::Io {
-            path: path.to_string(),
-            source,
-        };
-        let base_mapping = maps
-            .iter()
-            .filter(|m| m.file_path() == Some(path) && m.offset == 0)
-            .min_by_key(|m| m.start)
-            .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
-        let host_file = base_mapping
-            .host_file(pid)
-            .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
-        let file = std::fs::File::open(host_file).map_err(|source| {
-            if base_mapping.is_deleted() {
-                BinaryError::Deleted {
-                    path: path.to_string(),
-                    source,
-                }
-            } else {
-                io_error(source)
-            }
-        })?;
-        // SAFETY: the mapping is read-only and private; if another process truncates the
-        // file while we parse it we may fault, which is the same risk every tool that
-        // maps ELF files (debuggers, linkers) accepts. Only the pages the ELF parser
-        // touches are read, not a whole (possibly 30 MB) library.
-        let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
+        let (bytes, base) = map_file(pid, path, maps)?;
         let elf = Elf::parse(&bytes).map_err(|e| BinaryError::NotElf {
             path: path.to_string(),
             reason: e.to_string(),
         })?;
-        let bias = base_mapping.start.wrapping_sub(lowest_load_address(&elf));
+        let bias = base.wrapping_sub(lowest_load_address(&elf));
         Ok(Binary {
             path: path.to_string(),
             symbols: symbols(&elf, bias, wanted),
@@ -131,6 +105,44 @@ impl Binary {
     pub fn section(&self, name: &str) -> Option<Region> {
         self.sections.get(name).copied()
     }
+}
+
+/// The file that process `pid` maps at `path` (the copy it maps, should the file have
+/// been deleted or replaced since), mapped here too, and the address where the
+/// process maps its first page (file offset 0).
+pub fn map_file(
+    pid: u32,
+    path: &str,
+    maps: &[Mapping],
+) -> Result<(memmap2::Mmap, u64), BinaryError> {
+    let io_error = |source| BinaryError::Io {
+        path: path.to_string(),
+        source,
+    };
+    let base_mapping = maps
+        .iter()
+        .filter(|m| m.file_path() == Some(path) && m.offset == 0)
+        .min_by_key(|m| m.start)
+        .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
+    let host_file = base_mapping
+        .host_file(pid)
+        .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
+    let file = std::fs::File::open(host_file).map_err(|source| {
+        if base_mapping.is_deleted() {
+            BinaryError::Deleted {
+                path: path.to_string(),
+                source,
+            }
+        } else {
+            io_error(source)
+        }
+    })?;
+    // SAFETY: the mapping is read-only and private; if another process truncates the
+    // file while we parse it we may fault, which is the same risk every tool that
+    // maps ELF files (debuggers, linkers) accepts. Only the pages the ELF parser
+    // touches are read, not a whole (possibly 30 MB) library.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
+    Ok((bytes, base_mapping.start))
 }
 
 /// The page of the lowest address an ELF file loads at: its mapping at file offset 0
