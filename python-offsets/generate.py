@@ -63,7 +63,7 @@ SECTIONS = [
     "python", "runtime", "interpreter", "gil", "thread", "frame", "frame_owner",
     "stackref", "code", "code_array", "object", "bytes", "unicode", "stack_chunk",
     "dict", "dict_keys", "dict_entry", "dict_values", "type", "managed_dict", "module",
-    "long", "int", "tuple", "float", "cell", "local_kind", "debug_offsets",
+    "long", "int", "tuple", "list", "float", "cell", "local_kind", "debug_offsets",
 ]
 
 # (section, key, C expression, C preprocessor condition under which the field exists).
@@ -243,6 +243,7 @@ ROWS = [
     ("local_kind", "free", "CO_FAST_FREE", ver("3.11")),
     ("type", "name", "offsetof(PyTypeObject, tp_name)", ver()),
     ("tuple", "items", "offsetof(PyTupleObject, ob_item)", ver()),
+    ("list", "items", "offsetof(PyListObject, ob_item)", ver()),
     ("float", "value", "offsetof(PyFloatObject, ob_fval)", ver()),
     ("cell", "ref", "offsetof(PyCellObject, ob_ref)", ver()),
 
@@ -333,6 +334,7 @@ DEBUG_ROWS = [
     ("code.localspluskinds", "code_object.localspluskinds", ver("3.13")),
     ("type.name", "type_object.tp_name", ver("3.13")),
     ("tuple.items", "tuple_object.ob_item", ver("3.13")),
+    ("list.items", "list_object.ob_item", ver("3.13")),
     ("float.value", "float_object.ob_fval", ver("3.13")),
 ]
 

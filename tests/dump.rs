@@ -245,9 +245,14 @@ fn patch_release_drift_is_corrected_by_debug_offsets() {
     assert!(dump.to_string().contains("\"spin\""), "{dump:#}");
 }
 
+/// `list(range(100))` as `dump --locals` shows it: its first items, to 80 characters.
+const NUMBERS_SHOWN: &str =
+    "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, ...]";
+
 /// `dump --locals` shows each frame's arguments and locals with their values (ints of
-/// both signs and too wide, floats, strings, bytes, containers' sizes, None, True,
-/// a variable a closure captures), and leaves the target running.
+/// both signs and too wide, floats, strings, bytes, the items of tuples, lists and
+/// dicts, nested, cut short when long or deep, None, True, a variable a closure
+/// captures), and leaves the target running.
 fn locals_of_each_kind(python: &Python) {
     let mut target = Target::start(python, &script("locals.py"), &[]);
     target.wait_for_line("ready");
@@ -282,18 +287,22 @@ fn locals_of_each_kind(python: &Python) {
     let expected = [
         ("count", true, "42"),
         ("label", true, "'name42'"),
-        ("rest", false, "<tuple of 1 item>"),
-        ("options", false, "<dict of 1 item>"),
+        ("rest", false, "(7,)"),
+        ("options", false, "{'key': 'v'}"),
         ("ratio", false, "0.5"),
         ("big", false, "<int wider than 64 bits>"),
         ("negative", false, "-1234567"),
         ("text", false, "\"it's\\n\""),
         ("data", false, data),
-        ("items", false, "<list of 3 items>"),
-        ("pair", false, "<tuple of 2 items>"),
-        ("mapping", false, "<dict of 1 item>"),
+        ("items", false, "[1, 2, 3]"),
+        ("pair", false, "(1, 'a')"),
+        ("mapping", false, "{'a': 1}"),
         ("nothing", false, "None"),
         ("flag", false, "True"),
+        ("nested", false, "{'k': [1, (2, None)]}"),
+        ("numbers", false, NUMBERS_SHOWN),
+        ("deep", false, "[[[[...]]]]"),
+        ("empty", false, "()"),
     ];
     let expected: Vec<(String, bool, String)> = expected
         .iter()

@@ -64,6 +64,8 @@ pub struct Layout {
     pub int: IntOffsets,
     /// `PyTupleObject`.
     pub tuple: TupleOffsets,
+    /// `PyListObject`.
+    pub list: ListOffsets,
     /// `PyFloatObject`.
     pub float: FloatOffsets,
     /// `PyCellObject`.
@@ -77,6 +79,14 @@ pub struct Layout {
 #[serde(default)]
 pub struct TupleOffsets {
     /// `ob_item`, the inline array of items.
+    pub items: Option<u64>,
+}
+
+/// Offsets in `PyListObject`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ListOffsets {
+    /// `ob_item`, the pointer to the array of items.
     pub items: Option<u64>,
 }
 

@@ -1,11 +1,12 @@
 //! One-line descriptions of Python objects, for `dump --locals`: the value of the
-//! small built-in ones (`None`, `bool`, `int`, `float`, `str`, `bytes`), the size of
-//! containers, and the type of anything else.
+//! small built-in ones (`None`, `bool`, `int`, `float`, `str`, `bytes`), the first
+//! items of tuples, lists and dicts, and the type of anything else.
 //!
 //! Objects are recognised by their type object's address, never by a name a class
 //! could also have; every read is bounded, so a torn or freed object shows as
 //! `<unreadable …>` at worst.
 
+use super::dict::DictReader;
 use super::ints::{IntModel, IntReader};
 use super::layout::{require, Layout, MissingField};
 use super::objects::{ObjectError, ObjectReader};
@@ -17,6 +18,38 @@ use crate::target::memory::Memory;
 const MAX_SHOWN: usize = 80;
 /// Longest type name read.
 const MAX_TYPE_NAME: usize = 64;
+/// Most items of one tuple, list or dict read.
+const MAX_ITEMS: u64 = 32;
+/// Containers nested deeper than this in the one shown are shown as `[...]`, `(...)`
+/// or `{...}`, as `reprlib` shows them (which also stops at a container that holds
+/// itself).
+const MAX_DEPTH: usize = 3;
+
+/// The built-in containers whose items are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Tuple,
+    List,
+    Dict,
+}
+
+impl Container {
+    fn name(self) -> &'static str {
+        match self {
+            Container::Tuple => "tuple",
+            Container::List => "list",
+            Container::Dict => "dict",
+        }
+    }
+
+    fn brackets(self) -> (char, char) {
+        match self {
+            Container::Tuple => ('(', ')'),
+            Container::List => ('[', ']'),
+            Container::Dict => ('{', '}'),
+        }
+    }
+}
 
 /// The singletons and type objects recognised, by address (`None` when the binary does
 /// not export the symbol: such objects are then described by their type's name).
@@ -44,6 +77,11 @@ pub struct ValueReader {
     type_name: u64,
     float_value: u64,
     dict_used: u64,
+    tuple_items: u64,
+    list_items: u64,
+    /// Reads a dict's items; `None` when the layout lacks a field it needs (dicts are
+    /// then shown by size).
+    dicts: Option<DictReader>,
 }
 
 impl ValueReader {
@@ -62,6 +100,7 @@ impl ValueReader {
             }
             _ => None,
         };
+        let dict_type = symbol("PyDict_Type");
         let false_symbol = match semantics.int_model {
             IntModel::Py2Int => "_Py_ZeroStruct",
             _ => "_Py_FalseStruct",
@@ -77,13 +116,16 @@ impl ValueReader {
                 float_type: symbol("PyFloat_Type"),
                 tuple_type: symbol("PyTuple_Type"),
                 list_type: symbol("PyList_Type"),
-                dict_type: symbol("PyDict_Type"),
+                dict_type,
             },
             ob_type: require(layout.object.ob_type, "object.ob_type")?,
             ob_size: require(layout.object.ob_size, "object.ob_size")?,
             type_name: require(layout.type_object.name, "type.name")?,
             float_value: require(layout.float.value, "float.value")?,
             dict_used: require(layout.dict.used, "dict.used")?,
+            tuple_items: require(layout.tuple.items, "tuple.items")?,
+            list_items: require(layout.list.items, "list.items")?,
+            dicts: dict_type.and_then(|ty| DictReader::new(layout, semantics.dict_model, ty).ok()),
         })
     }
 
@@ -94,11 +136,21 @@ impl ValueReader {
 
     /// A one-line description of the object at `addr`, much like its `repr()`.
     pub fn describe(&self, mem: &impl Memory, addr: u64) -> String {
-        self.try_describe(mem, addr)
+        self.describe_nested(mem, addr, 0)
+    }
+
+    /// [`ValueReader::describe`] of an object inside `depth` containers.
+    fn describe_nested(&self, mem: &impl Memory, addr: u64, depth: usize) -> String {
+        self.try_describe(mem, addr, depth)
             .unwrap_or_else(|_| format!("<unreadable object at {addr:#x}>"))
     }
 
-    fn try_describe(&self, mem: &impl Memory, addr: u64) -> Result<String, ObjectError> {
+    fn try_describe(
+        &self,
+        mem: &impl Memory,
+        addr: u64,
+        depth: usize,
+    ) -> Result<String, ObjectError> {
         let k = &self.known;
         let is = |known: Option<u64>, value: u64| known == Some(value);
         if is(k.none, addr) {
@@ -137,18 +189,98 @@ impl ValueReader {
                 .read_bytes_capped(mem, addr, MAX_SHOWN as u64 + 1)?;
             return Ok(quoted(&bytes_text(&bytes), "b"));
         }
-        let size_field = if is(k.dict_type, ty) {
-            self.dict_used
-        } else {
-            self.ob_size
-        };
-        let size = mem.read_u64(addr.wrapping_add(size_field))? as i64;
-        let name = self.type_name(mem, ty)?;
-        if is(k.tuple_type, ty) || is(k.list_type, ty) || is(k.dict_type, ty) {
-            let items = if size == 1 { "item" } else { "items" };
-            return Ok(format!("<{name} of {size} {items}>"));
+        let container = [
+            (k.tuple_type, Container::Tuple),
+            (k.list_type, Container::List),
+            (k.dict_type, Container::Dict),
+        ]
+        .into_iter()
+        .find(|&(known, _)| is(known, ty));
+        if let Some((_, container)) = container {
+            let size_field = match container {
+                Container::Dict => self.dict_used,
+                _ => self.ob_size,
+            };
+            let size = mem.read_u64(addr.wrapping_add(size_field))?;
+            if size > isize::MAX as u64 {
+                return Err(ObjectError::Corrupt(addr));
+            }
+            return Ok(self
+                .items_text(mem, addr, container, size, depth)
+                .unwrap_or_else(|_| {
+                    let items = if size == 1 { "item" } else { "items" };
+                    format!("<{} of {size} {items}>", container.name())
+                }));
         }
+        let name = self.type_name(mem, ty)?;
         Ok(format!("<{name} at {addr:#x}>"))
+    }
+
+    /// A container of `size` items shown as Python shows it, `(1, 'a')`, `[1, 2]`,
+    /// `{'a': 1}`, its items after the first [`MAX_SHOWN`] characters left out as
+    /// `...`, its nested containers beyond [`MAX_DEPTH`] as `[...]`.
+    fn items_text(
+        &self,
+        mem: &impl Memory,
+        addr: u64,
+        container: Container,
+        size: u64,
+        depth: usize,
+    ) -> Result<String, ObjectError> {
+        let (open, close) = container.brackets();
+        if size > 0 && depth >= MAX_DEPTH {
+            return Ok(format!("{open}...{close}"));
+        }
+        let read = size.min(MAX_ITEMS);
+        let pointers = |array: u64| -> Result<Vec<u64>, ObjectError> {
+            let raw = mem.read_vec(array, read as usize * 8)?;
+            Ok(raw
+                .chunks_exact(8)
+                .map(|word| u64::from_le_bytes(word.try_into().expect("8 bytes")))
+                .collect())
+        };
+        let nested = |item: u64| self.describe_nested(mem, item, depth + 1);
+        let items: Vec<String> = match container {
+            Container::Tuple => pointers(addr.wrapping_add(self.tuple_items))?
+                .into_iter()
+                .map(nested)
+                .collect(),
+            Container::List => pointers(mem.read_u64(addr.wrapping_add(self.list_items))?)?
+                .into_iter()
+                .map(nested)
+                .collect(),
+            Container::Dict => {
+                let dicts = self.dicts.as_ref().ok_or(ObjectError::Corrupt(addr))?;
+                dicts
+                    .items(mem, addr)?
+                    .into_iter()
+                    .take(read as usize)
+                    .map(|(key, value)| format!("{}: {}", nested(key), nested(value)))
+                    .collect()
+            }
+        };
+        let mut text = String::from(open);
+        let mut shown = 0;
+        for item in &items {
+            if shown > 0 {
+                text.push_str(", ");
+                if text.chars().count() + item.chars().count() > MAX_SHOWN {
+                    break;
+                }
+            }
+            text.push_str(item);
+            shown += 1;
+        }
+        if shown < size as usize {
+            if shown == items.len() {
+                text.push_str(", ");
+            }
+            text.push_str("...");
+        } else if container == Container::Tuple && size == 1 {
+            text.push(',');
+        }
+        text.push(close);
+        Ok(text)
     }
 
     /// `tp_name` of the type object at `ty`.

@@ -15,6 +15,10 @@ def inner(count, label, *rest, **options):
     mapping = {"a": 1}
     nothing = None
     flag = True
+    nested = {"k": [1, (2, None)]}
+    numbers = list(range(100))
+    deep = [[[[1]]]]
+    empty = ()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     while True:
