@@ -24,7 +24,8 @@ pub struct Frame {
     pub name: String,
     /// Source file.
     pub filename: String,
-    /// Line being executed; 0 when the interpreter has no line for the instruction.
+    /// Line being executed; 0 when the interpreter has no line for the instruction,
+    /// or for a native frame whose module has no line information.
     pub line: u32,
     /// First line of the function (`co_firstlineno`); 0 for a native frame, which no
     /// Python code has (its lines count from 1).
@@ -32,23 +33,37 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// A native function's frame: its symbol (or address, where the file has none)
-    /// and the file's name, e.g. `libc.so.6`.
+    /// A native function's frame: its symbol (or address, where the file has none),
+    /// and its source file and line where the module's DWARF gives them, else the
+    /// module's name (e.g. `libc.so.6`) and line 0.
     pub fn native(frame: &NativeFrame) -> Frame {
+        let (filename, line) = match &frame.source {
+            Some(source) => (source.file.clone(), source.line),
+            None => (frame.module.clone().unwrap_or_else(|| "?".to_string()), 0),
+        };
         Frame {
             name: match &frame.function {
                 Some(function) => function.clone(),
                 None => format!("{:#x}", frame.address),
             },
-            filename: frame.module.clone().unwrap_or_else(|| "?".to_string()),
-            line: 0,
+            filename,
+            line,
             first_line: 0,
         }
     }
 
     /// Whether this is a native function's frame (see [`Frame::native`]).
     pub fn is_native(&self) -> bool {
-        self.first_line == 0 && self.line == 0
+        self.first_line == 0
+    }
+
+    /// Where the frame is, as labels show it: `file:line`, or for a native frame
+    /// without a line, its module's name.
+    pub fn location(&self, line: u32) -> String {
+        match (self.is_native(), line) {
+            (true, 0) => self.filename.clone(),
+            _ => format!("{}:{line}", self.filename),
+        }
     }
 }
 

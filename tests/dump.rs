@@ -407,10 +407,123 @@ fn native_frames_around_python(python: &Python) {
         "{}: {dump:#}",
         python.name
     );
+    // Source lines: `time_sleep` (the C side of `time.sleep`) is in timemodule.c, at a
+    // line, wherever the file it is in has DWARF, as every pyenv build's has.
+    let time_sleep = frames.iter().find(|f| function(f) == "time_sleep");
+    let module = time_sleep.and_then(|f| f["module"].as_str());
+    let has_dwarf = module.is_some_and(|module| mapped_file_has_dwarf(target.pid(), module));
+    let pyenv = python
+        .path
+        .components()
+        .any(|c| c.as_os_str() == "versions");
+    assert!(has_dwarf || !pyenv, "{}: {dump:#}", python.name);
+    if let Some(frame) = time_sleep.filter(|_| has_dwarf) {
+        assert_in_timemodule(frame, &python.name);
+    }
     let text = run_pyscry(&["dump", "--pid", &pid, "--native"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("    inner ("), "{}: {text}", python.name);
+    assert!(
+        !has_dwarf || text.contains("timemodule.c:"),
+        "{}: {text}",
+        python.name
+    );
     assert_running_again(python, target.pid());
 }
 
 test_each_python!(native_stack, super::native_frames_around_python);
+
+/// A native frame of `dump --json` is at a line of timemodule.c.
+fn assert_in_timemodule(frame: &Value, python: &str) {
+    let file = frame["file"].as_str().unwrap_or_default();
+    assert!(file.ends_with("timemodule.c"), "{python}: {frame:#}");
+    assert!(
+        frame["line"].as_u64().unwrap_or(0) > 0,
+        "{python}: {frame:#}"
+    );
+}
+
+/// Whether the file named `name` (e.g. `libpython3.11.so.1.0`) that process `pid`
+/// maps has DWARF (a `.debug_info` section).
+fn mapped_file_has_dwarf(pid: u32, name: &str) -> bool {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let path = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| std::path::Path::new(path).file_name() == Some(name.as_ref()));
+    let Some(bytes) = path.and_then(|path| std::fs::read(path).ok()) else {
+        return false;
+    };
+    let elf = goblin::elf::Elf::parse(&bytes).expect("a mapped file is ELF");
+    elf.section_headers
+        .iter()
+        .any(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(".debug_info"))
+}
+
+/// `dump --native` finds a stripped library's source lines in its separate debug file,
+/// named by `.gnu_debuglink` and next to it, with compressed sections (as Debian's
+/// `-dbgsym` files have them), and shows none once that file is gone.
+fn lines_from_separate_debug_file(python: &Python) {
+    const TEST: &str = "native_debug_file";
+    let objcopy = |args: &[&str], dir: &std::path::Path| {
+        let out = std::process::Command::new("objcopy")
+            .args(args)
+            .current_dir(dir)
+            .output();
+        out.is_ok_and(|out| out.status.success())
+    };
+    let lib_dir = python.path.parent().unwrap().parent().unwrap().join("lib");
+    let lib_name = "libpython3.11.so.1.0";
+    let dir = common::TempDir::new(TEST);
+    std::fs::copy(lib_dir.join(lib_name), dir.path(lib_name)).expect("copying libpython");
+    let debug_name = format!("{lib_name}.debug");
+    let keep_debug = [
+        "--only-keep-debug",
+        "--compress-debug-sections=zlib",
+        lib_name,
+        &debug_name,
+    ];
+    if !objcopy(&keep_debug, &dir.0) {
+        common::skip(TEST, "objcopy (binutils) not found or failed");
+        return;
+    }
+    let link = format!("--add-gnu-debuglink={debug_name}");
+    assert!(objcopy(&["--strip-debug", &link, lib_name], &dir.0));
+
+    let mut command = std::process::Command::new(&python.path);
+    command
+        .arg(script("native.py"))
+        .env("LD_LIBRARY_PATH", &dir.0);
+    let mut target = Target::spawn(command);
+    target.wait_for_line("ready");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
+    let stripped = dir.path(lib_name);
+    assert!(maps.contains(stripped.to_str().unwrap()), "{maps}");
+    assert!(!mapped_file_has_dwarf(target.pid(), lib_name));
+
+    let time_sleep = || -> Value {
+        let pid = target.pid().to_string();
+        let out = run_pyscry(&["dump", "--pid", &pid, "--native", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+        let frames = dump["threads"][0]["frames"].as_array().unwrap().clone();
+        let found = frames.into_iter().find(|f| f["function"] == "time_sleep");
+        found.unwrap_or_else(|| panic!("no time_sleep: {dump:#}"))
+    };
+    assert_in_timemodule(&time_sleep(), &python.name);
+    std::fs::remove_file(dir.path(&debug_name)).unwrap();
+    let without = time_sleep();
+    assert_eq!(without["line"], Value::Null, "{without:#}");
+    assert_eq!(without["module"], lib_name, "{without:#}");
+    assert_running_again(python, target.pid());
+}
+
+#[test]
+fn native_lines_from_separate_debug_file() {
+    common::run_on("3.11", "native_debug_file", lines_from_separate_debug_file);
+}

@@ -353,8 +353,9 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One native frame: `function (file)`, the address where the function is unknown.
+/// One native frame: `function (file:line)`, or `function (module)` where its line is
+/// unknown; the address where the function is unknown.
 fn write_native(frame: &NativeFrame, out: &mut impl Write) -> std::io::Result<()> {
     let shown = Frame::native(frame);
-    writeln!(out, "    {} ({})", shown.name, shown.filename)
+    writeln!(out, "    {} ({})", shown.name, shown.location(shown.line))
 }

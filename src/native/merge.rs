@@ -93,6 +93,7 @@ mod tests {
             address: 0x1000,
             function: Some(function.to_string()),
             module: Some("libpython3.11.so".to_string()),
+            source: None,
             stack_pointer: 0,
         }
     }

@@ -2,6 +2,7 @@
 //! executable files, and merging it with the thread's Python frames, so that time in
 //! C extensions and the interpreter shows where it is spent (`--native`).
 
+pub mod lines;
 pub mod merge;
 pub mod module;
 pub mod stacks;

@@ -1,12 +1,16 @@
 //! The executable files mapped into a target, as native unwinding needs them: where
-//! each is loaded, its call frame information (`.eh_frame`) and its function symbols.
+//! each is loaded, its call frame information (`.eh_frame`), its function symbols and
+//! (looked up when first asked for) its source lines.
 
+use std::cell::OnceCell;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use goblin::elf::sym::STT_FUNC;
 use goblin::elf::Elf;
 
+use super::lines::{DebugInfo, SourceLine};
 use crate::target::binary::{lowest_load_address, map_file};
 use crate::target::maps::Mapping;
 use crate::target::memory::Memory;
@@ -20,7 +24,7 @@ pub struct Module {
     /// Runtime address minus the file's own (link-time) address.
     bias: u64,
     /// The file's bytes.
-    bytes: Bytes,
+    bytes: Arc<Bytes>,
     /// `.eh_frame`: where it is in `bytes`, and its link-time address.
     eh_frame: Option<(Range<usize>, u64)>,
     /// `.eh_frame_hdr`, the sorted index into `.eh_frame`: where and its address.
@@ -29,16 +33,23 @@ pub struct Module {
     text: u64,
     /// Function symbols, sorted by address: link-time start, end, name.
     functions: Vec<(u64, u64, String)>,
+    /// The process it is mapped into, where its separate debug file is looked for.
+    pid: u32,
+    /// Its DWARF, loaded when a source line is first asked for (`None`: it has none).
+    debug_info: OnceCell<Option<DebugInfo>>,
 }
 
 /// A file's bytes: mapped from disk, or read from the target (the vDSO has no file).
-enum Bytes {
+pub enum Bytes {
+    /// Mapped read-only from the file.
     Mapped(memmap2::Mmap),
+    /// Copied from the target's memory.
     Copied(Vec<u8>),
 }
 
 impl Bytes {
-    fn as_slice(&self) -> &[u8] {
+    /// All of the file's bytes.
+    pub fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped(map) => map,
             Bytes::Copied(vec) => vec,
@@ -72,7 +83,7 @@ impl Module {
                 continue;
             }
             let module = match path {
-                "[vdso]" => Module::from_vdso(range, memory),
+                "[vdso]" => Module::from_vdso(pid, range, memory),
                 _ => Module::from_file(pid, mapping, maps),
             };
             modules.extend(module);
@@ -89,24 +100,34 @@ impl Module {
         file_name(&self.path)
     }
 
-    fn from_vdso(range: Range<u64>, memory: &impl Memory) -> Option<Module> {
+    fn from_vdso(pid: u32, range: Range<u64>, memory: &impl Memory) -> Option<Module> {
         let bytes = memory.read_vec(range.start, (range.end - range.start) as usize);
         // Read from where it is mapped, whole: its first page is at its start.
         let base = range.start;
-        Module::parse("[vdso]".into(), range, Bytes::Copied(bytes.ok()?), base)
+        let image = MappedImage {
+            pid,
+            path: "[vdso]".into(),
+            code: range,
+            base,
+        };
+        Module::parse(image, Bytes::Copied(bytes.ok()?))
     }
 
     fn from_file(pid: u32, mapping: &Mapping, maps: &[Mapping]) -> Option<Module> {
         let (map, base) = map_file(pid, mapping.file_path()?, maps).ok()?;
-        let range = mapping.start..mapping.end;
-        Module::parse(mapping.path.clone()?, range, Bytes::Mapped(map), base)
+        let image = MappedImage {
+            pid,
+            path: mapping.path.clone()?,
+            code: mapping.start..mapping.end,
+            base,
+        };
+        Module::parse(image, Bytes::Mapped(map))
     }
 
-    /// Index the ELF image in `bytes`, whose code is mapped at `code` and whose first
-    /// page is mapped at `base`.
-    fn parse(path: String, code: Range<u64>, bytes: Bytes, base: u64) -> Option<Module> {
+    /// Index the ELF image in `bytes`, mapped as `image` says.
+    fn parse(image: MappedImage, bytes: Bytes) -> Option<Module> {
         let elf = Elf::parse(bytes.as_slice()).ok()?;
-        let bias = base.wrapping_sub(lowest_load_address(&elf));
+        let bias = image.base.wrapping_sub(lowest_load_address(&elf));
         let section = |wanted: &str| {
             elf.section_headers.iter().find_map(|sh| {
                 let name = elf.shdr_strtab.get_at(sh.sh_name)?;
@@ -136,11 +157,13 @@ impl Module {
             eh_frame: section(".eh_frame"),
             eh_frame_hdr: section(".eh_frame_hdr"),
             text: section(".text").map_or(0, |(_, address)| address),
-            path,
-            code: vec![code],
+            path: image.path,
+            code: vec![image.code],
             bias,
-            bytes,
+            bytes: Arc::new(bytes),
             functions,
+            pid: image.pid,
+            debug_info: OnceCell::new(),
         })
     }
 
@@ -155,6 +178,16 @@ impl Module {
         let index = self.functions.partition_point(|f| f.0 <= address);
         let (_, end, name) = self.functions.get(index.checked_sub(1)?)?;
         (address < *end).then_some(name.as_str())
+    }
+
+    /// The function (by its DWARF name) and source line that `address` (at runtime)
+    /// is in, when the module's DWARF (or its separate debug file's) says.
+    pub fn locate(&self, address: u64) -> Option<(Option<String>, SourceLine)> {
+        let debug_info = self.debug_info.get_or_init(|| {
+            let is_file = self.path.starts_with('/');
+            is_file.then(|| DebugInfo::load(self.pid, &self.path, self.bytes.clone()))?
+        });
+        debug_info.as_ref()?.locate(address.wrapping_sub(self.bias))
     }
 
     /// The call frame information that covers `address` (at runtime).
@@ -175,6 +208,17 @@ impl Module {
             address: address.wrapping_sub(self.bias),
         })
     }
+}
+
+/// Where an ELF image is mapped in a process.
+struct MappedImage {
+    pid: u32,
+    /// The file's path as the process sees it, or `[vdso]`.
+    path: String,
+    /// The runtime address range of its code.
+    code: Range<u64>,
+    /// Where its first page is mapped.
+    base: u64,
 }
 
 fn file_name(path: &str) -> &str {

@@ -8,6 +8,7 @@ use gimli::{
     UnwindSection, X86_64,
 };
 
+use super::lines::SourceLine;
 use super::module::{CallFrameInfo, Module};
 use crate::target::memory::{Memory, ReadError};
 use crate::target::pause::Registers;
@@ -26,6 +27,10 @@ pub struct NativeFrame {
     pub function: Option<String>,
     /// The file's name, e.g. `libc.so.6`; `None` outside any mapped file (JIT code).
     pub module: Option<String>,
+    /// The source line, when the module has DWARF line information (or a separate
+    /// debug file that has it).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceLine>,
     /// The frame's stack pointer: its locals are between this and its caller's.
     #[serde(skip)]
     pub stack_pointer: u64,
@@ -38,10 +43,20 @@ pub struct Unwinder {
     /// The rule found at each address looked up so far (`None`: no call frame
     /// information there): stacks repeat from one sample to the next.
     rules: FxHashMap<u64, Option<Rule>>,
+    /// What is at each address looked up so far.
+    symbols: FxHashMap<u64, Symbol>,
 }
 
-/// Most rules kept; the cache starts again when it is full.
+/// Most rules (and symbols) kept; a cache starts again when it is full.
 const MAX_RULES: usize = 1 << 16;
+
+/// What is at one address: its function (by symbol, else by its DWARF name) and
+/// source line.
+#[derive(Debug, Clone)]
+struct Symbol {
+    function: Option<String>,
+    source: Option<SourceLine>,
+}
 
 /// How to undo a frame: its call frame information at one address, as unwinding uses it.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +90,7 @@ impl Unwinder {
             modules,
             context: UnwindContext::new(),
             rules: FxHashMap::default(),
+            symbols: FxHashMap::default(),
         }
     }
 
@@ -93,15 +109,29 @@ impl Unwinder {
                 false => frame.pc - 1,
             };
             let module = self.modules.iter().find(|m| m.contains(address));
-            frames.push(NativeFrame {
-                address,
-                function: module.and_then(|m| m.function(address)).map(str::to_string),
-                module: module.map(|m| m.name().to_string()),
-                stack_pointer: frame.sp,
-            });
             if self.rules.len() >= MAX_RULES {
                 self.rules.clear();
             }
+            if self.symbols.len() >= MAX_RULES {
+                self.symbols.clear();
+            }
+            let symbol = self.symbols.entry(address).or_insert_with(|| {
+                let (dwarf_function, source) = module
+                    .and_then(|m| m.locate(address))
+                    .map_or((None, None), |(function, line)| (function, Some(line)));
+                let symbol = module.and_then(|m| m.function(address)).map(str::to_string);
+                Symbol {
+                    function: symbol.or(dwarf_function),
+                    source,
+                }
+            });
+            frames.push(NativeFrame {
+                address,
+                function: symbol.function.clone(),
+                module: module.map(|m| m.name().to_string()),
+                source: symbol.source.clone(),
+                stack_pointer: frame.sp,
+            });
             let context = &mut self.context;
             let rule = *self.rules.entry(address).or_insert_with(|| {
                 let info = module.and_then(|m| m.call_frame_info(address))?;

@@ -276,19 +276,15 @@ impl Profile {
         out
     }
 
-    /// A frame's label in stack-based outputs: `name (file:line)`, or `name (file)`
-    /// for a native frame.
+    /// A frame's label in stack-based outputs: `name (file:line)`, or `name (module)`
+    /// for a native frame without a line.
     pub fn label(&self, id: FrameId) -> String {
         let frame = self.frame(id);
-        let label = match frame.is_native() {
-            true => format!("{} ({})", frame.name, frame.filename),
-            false => format!(
-                "{} ({}:{})",
-                frame.name,
-                frame.filename,
-                self.shown_line(frame)
-            ),
-        };
+        let label = format!(
+            "{} ({})",
+            frame.name,
+            frame.location(self.shown_line(frame))
+        );
         label.replace(';', ":")
     }
 

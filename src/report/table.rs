@@ -74,7 +74,7 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
 /// a native function (first line 0, see `Frame::is_native`).
 pub fn display_location(filename: &str, first_line: u32) -> String {
     match first_line {
-        0 => filename.to_string(),
+        0 => display_path(filename),
         line => format!("{}:{line}", display_path(filename)),
     }
 }

@@ -246,21 +246,21 @@ pub struct Target {
 impl Target {
     /// Start `python` on `script` with `args`, stdout piped.
     pub fn start(python: &Python, script: &Path, args: &[&str]) -> Target {
-        let mut child = Command::new(&python.path)
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the target");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        Target { child, stdout }
+        let mut command = Command::new(&python.path);
+        command.arg(script).args(args);
+        Target::spawn(command)
     }
 
     /// Start any command, stdout piped.
     pub fn command(program: &str, args: &[&str]) -> Target {
-        let mut child = Command::new(program)
-            .args(args)
+        let mut command = Command::new(program);
+        command.args(args);
+        Target::spawn(command)
+    }
+
+    /// Start `command` as it is set up (its environment, say), stdout piped.
+    pub fn spawn(mut command: Command) -> Target {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()

@@ -1,0 +1,224 @@
+//! Source lines of native code: the file and line that a module's DWARF (`.debug_info`
+//! and `.debug_line`) gives an address, read from the module's file, or from its
+//! separate debug file where the file was stripped (as Debian's `-dbgsym` packages
+//! and `objcopy --only-keep-debug` leave them).
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use flate2::read::ZlibDecoder;
+use gimli::{EndianSlice, RunTimeEndian, SectionId};
+use goblin::elf::section_header::SHF_COMPRESSED;
+use goblin::elf::Elf;
+use std::io::Read;
+
+use super::module::Bytes;
+use crate::target::maps::host_path;
+
+/// Where the separate debug files are installed, by build id and by path.
+const DEBUG_ROOT: &str = "/usr/lib/debug";
+/// `ELFCOMPRESS_ZLIB`: a compressed section holds a zlib stream after its header.
+const ELFCOMPRESS_ZLIB: u32 = 1;
+/// Size of `Elf64_Chdr`, the header of a compressed section.
+const COMPRESSION_HEADER: usize = 24;
+/// Largest section decompressed: a bound against a corrupt header.
+const MAX_SECTION: u64 = 1 << 30;
+
+/// A line of C (or other native) source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceLine {
+    /// The source file's path as the compiler saw it.
+    pub file: String,
+    /// The line, from 1.
+    pub line: u32,
+}
+
+/// The DWARF sections of one file that line lookups read, borrowed from the mapped
+/// file or, for compressed sections, decompressed.
+pub struct DebugSections {
+    file: Arc<Bytes>,
+    sections: Vec<(SectionId, Section)>,
+}
+
+/// One DWARF section's bytes.
+enum Section {
+    /// Where it is in the file.
+    InFile(Range<usize>),
+    /// Decompressed from an `SHF_COMPRESSED` section.
+    Decompressed(Vec<u8>),
+}
+
+impl DebugSections {
+    /// The sections of the ELF file `file` that addresses are looked up in; `None` when
+    /// it has no `.debug_info` or `.debug_line` (a stripped file).
+    fn read(file: Arc<Bytes>) -> Option<DebugSections> {
+        let bytes = file.as_slice();
+        let elf = Elf::parse(bytes).ok()?;
+        let wanted = [
+            SectionId::DebugAbbrev,
+            SectionId::DebugAddr,
+            SectionId::DebugAranges,
+            SectionId::DebugInfo,
+            SectionId::DebugLine,
+            SectionId::DebugLineStr,
+            SectionId::DebugStr,
+            SectionId::DebugStrOffsets,
+            SectionId::DebugRanges,
+            SectionId::DebugRngLists,
+        ];
+        let mut sections = Vec::new();
+        for header in &elf.section_headers {
+            let Some(id) = elf
+                .shdr_strtab
+                .get_at(header.sh_name)
+                .and_then(|name| wanted.into_iter().find(|id| id.name() == name))
+            else {
+                continue;
+            };
+            let start = usize::try_from(header.sh_offset).ok()?;
+            let range = start..start.checked_add(usize::try_from(header.sh_size).ok()?)?;
+            let raw = bytes.get(range.clone())?;
+            let section = match header.sh_flags & u64::from(SHF_COMPRESSED) {
+                0 => Section::InFile(range),
+                _ => Section::Decompressed(decompress(raw)?),
+            };
+            sections.push((id, section));
+        }
+        let has = |wanted: SectionId| sections.iter().any(|(id, _)| *id == wanted);
+        (has(SectionId::DebugInfo) && has(SectionId::DebugLine))
+            .then_some(DebugSections { file, sections })
+    }
+
+    /// Section `id`'s bytes; empty if the file has none.
+    fn get(&self, id: SectionId) -> &[u8] {
+        let found = self.sections.iter().find(|(section, _)| *section == id);
+        match found.map(|(_, section)| section) {
+            Some(Section::InFile(range)) => &self.file.as_slice()[range.clone()],
+            Some(Section::Decompressed(bytes)) => bytes,
+            None => &[],
+        }
+    }
+}
+
+/// The contents of a compressed section (`Elf64_Chdr`, then a zlib stream); `None`
+/// for another compression (zstd) or a corrupt section.
+fn decompress(raw: &[u8]) -> Option<Vec<u8>> {
+    let header = raw.get(..COMPRESSION_HEADER)?;
+    let kind = u32::from_le_bytes(header[..4].try_into().ok()?);
+    let size = u64::from_le_bytes(header[8..16].try_into().ok()?);
+    if kind != ELFCOMPRESS_ZLIB || size > MAX_SECTION {
+        return None;
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    ZlibDecoder::new(&raw[COMPRESSION_HEADER..])
+        .take(size)
+        .read_to_end(&mut out)
+        .ok()?;
+    (out.len() as u64 == size).then_some(out)
+}
+
+/// A file's DWARF as `addr2line` looks addresses up in it.
+type LineContext<'a> = addr2line::Context<EndianSlice<'a, RunTimeEndian>>;
+
+self_cell::self_cell!(
+    /// One module's DWARF, parsed for line lookups, with the sections it was parsed
+    /// from.
+    pub struct DebugInfo {
+        owner: DebugSections,
+        #[not_covariant]
+        dependent: LineContext,
+    }
+);
+
+impl DebugInfo {
+    /// The DWARF of the module that process `pid` maps from `path`, whose bytes are
+    /// `file`: the file's own, else that of its separate debug file, found by build
+    /// id under `/usr/lib/debug/.build-id/`, or by the name in `.gnu_debuglink` next
+    /// to the file, in its `.debug/` directory, or under `/usr/lib/debug` (all in the
+    /// process's file system). `None` if none of them has line information.
+    pub fn load(pid: u32, path: &str, file: Arc<Bytes>) -> Option<DebugInfo> {
+        let sections = match DebugSections::read(file.clone()) {
+            Some(sections) => sections,
+            None => separate_files(path, file.as_slice())
+                .into_iter()
+                .filter_map(|candidate| {
+                    let opened = std::fs::File::open(host_path(pid, &candidate)).ok()?;
+                    // SAFETY: a read-only private mapping of a debug file; as for the
+                    // module files (see `map_file`), a file truncated meanwhile may
+                    // fault.
+                    let map = unsafe { memmap2::Mmap::map(&opened) }.ok()?;
+                    DebugSections::read(Arc::new(Bytes::Mapped(map)))
+                })
+                .next()?,
+        };
+        DebugInfo::try_new(sections, |sections| {
+            let dwarf = gimli::Dwarf::load(|id| {
+                Ok::<_, gimli::Error>(EndianSlice::new(sections.get(id), RunTimeEndian::Little))
+            })?;
+            addr2line::Context::from_dwarf(dwarf)
+        })
+        .ok()
+    }
+
+    /// The function that `address` (link-time) is in, by its DWARF name (which code
+    /// without a symbol, such as a function's split-off cold part, also has), and its
+    /// source line: where the address is or, inside code inlined into the function,
+    /// where the function calls the inlined code.
+    pub fn locate(&self, address: u64) -> Option<(Option<String>, SourceLine)> {
+        self.with_dependent(|_, context| {
+            let mut frames = context.find_frames(address).skip_all_loads().ok()?;
+            let mut outermost = None;
+            while let Ok(Some(frame)) = frames.next() {
+                outermost = Some(frame);
+            }
+            let frame = outermost?;
+            let function = frame
+                .function
+                .and_then(|f| f.raw_name().ok().map(|name| name.into_owned()));
+            let location = frame.location?;
+            let line = SourceLine {
+                file: location.file?.to_string(),
+                line: location.line.filter(|&line| line > 0)?,
+            };
+            Some((function, line))
+        })
+    }
+}
+
+/// Where the separate debug file of the ELF file `bytes` at `path` may be, most
+/// specific first.
+fn separate_files(path: &str, bytes: &[u8]) -> Vec<String> {
+    let Ok(elf) = Elf::parse(bytes) else {
+        return Vec::new();
+    };
+    let mut candidates = Vec::new();
+    let build_id = elf
+        .iter_note_sections(bytes, Some(".note.gnu.build-id"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .find(|note| note.n_type == goblin::elf::note::NT_GNU_BUILD_ID && note.desc.len() > 1);
+    if let Some(note) = build_id {
+        let hex: String = note.desc.iter().map(|b| format!("{b:02x}")).collect();
+        candidates.push(format!(
+            "{DEBUG_ROOT}/.build-id/{}/{}.debug",
+            &hex[..2],
+            &hex[2..]
+        ));
+    }
+    let debuglink = elf.section_headers.iter().find_map(|header| {
+        (elf.shdr_strtab.get_at(header.sh_name)? == ".gnu_debuglink").then_some(())?;
+        let start = usize::try_from(header.sh_offset).ok()?;
+        let raw = bytes.get(start..start.checked_add(usize::try_from(header.sh_size).ok()?)?)?;
+        let name = &raw[..raw.iter().position(|&b| b == 0)?];
+        let name = std::str::from_utf8(name).ok()?;
+        (!name.is_empty() && !name.contains('/')).then_some(name)
+    });
+    if let (Some(name), Some(dir)) = (debuglink, path.rfind('/').map(|end| &path[..end])) {
+        candidates.push(format!("{dir}/{name}"));
+        candidates.push(format!("{dir}/.debug/{name}"));
+        candidates.push(format!("{DEBUG_ROOT}{dir}/{name}"));
+    }
+    candidates.retain(|candidate| candidate != path);
+    candidates
+}
