@@ -159,6 +159,11 @@ pub struct DumpArgs {
     /// interpreter runs them. The process is paused while the dump is read.
     #[arg(short, long)]
     pub native: bool,
+    /// Also dump the target's descendant processes that run Python (multiprocessing
+    /// workers, subprocesses), one after the other; the target itself need not run
+    /// Python. With --json, the output is a list of the processes' dumps.
+    #[arg(long)]
+    pub subprocesses: bool,
 }
 
 /// Options of `pyscry top`.

@@ -118,3 +118,94 @@ fn a_child_that_execs_ends_cleanly() {
     // 1.5 s after the exec at 100 Hz would be about 150.
     assert!(errors <= 10, "{errors} errors: {stderr}");
 }
+
+/// Start waiting_pool.py under `program args`; the target and the workers' PIDs.
+fn start_waiting_pool(program: &str, args: &[&str]) -> (common::Target, [u32; 2]) {
+    let mut target = common::Target::command(program, args);
+    let line = target.next_line();
+    let pids: Vec<u32> = line
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("not ready: {line:?}"))
+        .split(' ')
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    (target, [pids[0], pids[1]])
+}
+
+/// `dump --subprocesses --json`: the dumps of the processes, by PID.
+fn dump_tree(pid: u32, extra: &[&str]) -> HashMap<u64, serde_json::Value> {
+    let pid = pid.to_string();
+    let mut args = vec!["dump", "--pid", &pid, "--subprocesses", "--json"];
+    args.extend(extra);
+    let out = common::run_pyscry(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let dumps: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("dump --subprocesses --json is a list");
+    dumps
+        .into_iter()
+        .map(|dump| (dump["pid"].as_u64().unwrap(), dump))
+        .collect()
+}
+
+/// Whether a process's dump has a frame of function `name` in one of its threads.
+fn has_frame(dump: &serde_json::Value, name: &str) -> bool {
+    let threads = dump["threads"].as_array().into_iter().flatten();
+    let mut frames = threads.flat_map(|t| t["frames"].as_array().into_iter().flatten());
+    frames.any(|f| f["name"] == name)
+}
+
+/// `dump --subprocesses` dumps the target, then each of its descendants that runs
+/// Python: both workers, waiting in `child_wait`; without it, only the target.
+fn pool_workers_are_dumped(python: &Python) {
+    let script = common::script("waiting_pool.py");
+    let python_path = python.path.to_str().unwrap();
+    let (target, workers) = start_waiting_pool(python_path, &[script.to_str().unwrap()]);
+    let dumps = dump_tree(target.pid(), &[]);
+    let root = &dumps[&u64::from(target.pid())];
+    assert!(has_frame(root, "main_wait"), "{}: {root:#}", python.name);
+    for worker in workers {
+        let dump = dumps.get(&u64::from(worker));
+        let dump = dump.unwrap_or_else(|| panic!("{}: no {worker}: {dumps:#?}", python.name));
+        assert!(has_frame(dump, "child_wait"), "{}: {dump:#}", python.name);
+    }
+    let pid = target.pid().to_string();
+    let text = common::run_pyscry(&["dump", "--pid", &pid, "--subprocesses"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    for worker in workers {
+        let heading = format!("Process {worker}: ");
+        assert!(text.contains(&heading), "{}: {text}", python.name);
+    }
+    let alone = common::run_pyscry(&["dump", "--pid", &pid, "--json"]);
+    let alone: serde_json::Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert_eq!(alone["pid"], u64::from(target.pid()), "{}", python.name);
+}
+
+test_each_python!(dump_pool, super::pool_workers_are_dumped);
+
+/// A target that does not run Python (a shell) is refused by `dump`, and with
+/// `--subprocesses` its Python descendants are dumped (`--native` too).
+#[test]
+fn dump_descends_from_a_shell() {
+    let Some(python) = common::any_python() else {
+        return common::skip("dump_descends_from_a_shell", "no interpreter");
+    };
+    let script = common::script("waiting_pool.py");
+    let command = format!("'{}' '{}'; true", python.path.display(), script.display());
+    let (shell, workers) = start_waiting_pool("sh", &["-c", &command]);
+    let pid = shell.pid().to_string();
+    let refused = common::run_pyscry(&["dump", "--pid", &pid]);
+    assert_eq!(refused.status.code(), Some(5), "{refused:?}");
+    let dumps = dump_tree(shell.pid(), &["--native"]);
+    assert!(!dumps.contains_key(&u64::from(shell.pid())), "{dumps:#?}");
+    assert!(
+        dumps.values().any(|d| has_frame(d, "main_wait")),
+        "{dumps:#?}"
+    );
+    for worker in workers {
+        assert!(
+            has_frame(&dumps[&u64::from(worker)], "child_wait"),
+            "{dumps:#?}"
+        );
+    }
+}

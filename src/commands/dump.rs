@@ -1,4 +1,5 @@
-//! `pyscry dump`: every thread's Python stack, right now.
+//! `pyscry dump`: every thread's Python stack, right now (with `--subprocesses`, in
+//! the target and each of its descendants that runs Python).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,7 +16,7 @@ use crate::native::stacks;
 use crate::native::unwind::{NativeFrame, Unwinder};
 use crate::python::frames::RawFrame;
 use crate::python::locals::Local;
-use crate::python::{read_error, PythonProcess};
+use crate::python::{read_error, OpenError, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
 use crate::target::activity::thread_state;
@@ -75,7 +76,7 @@ struct FrameDump {
     locals_error: Option<String>,
 }
 
-/// The whole dump.
+/// The dump of one process.
 #[derive(Debug, Serialize)]
 struct ProcessDump {
     pid: u32,
@@ -160,10 +161,74 @@ fn merge_native(
 
 /// Run `pyscry dump`; returns the exit code.
 pub fn run(args: DumpArgs) -> Result<i32> {
-    let mut python = match open_python(args.pid, None, &AtomicBool::new(false))? {
-        Opened::Ready(python) => python,
-        Opened::ExitedEarly => return Err(Error::TargetExited(args.pid)),
+    let opened = open_python(args.pid, None, &AtomicBool::new(false));
+    let dumps = match opened {
+        // With --subprocesses the target may be a program that starts Python ones (a
+        // shell, a server's supervisor): its descendants are dumped all the same.
+        Err(error @ Error::NotPython { .. }) if args.subprocesses => {
+            let dumps = descendant_dumps(&args);
+            if dumps.is_empty() {
+                return Err(error);
+            }
+            dumps
+        }
+        Err(error) => return Err(error),
+        Ok(Opened::ExitedEarly) => return Err(Error::TargetExited(args.pid)),
+        Ok(Opened::Ready(mut python)) => {
+            let mut dumps = vec![dump_process(&mut python, &args)?];
+            if args.subprocesses {
+                dumps.extend(descendant_dumps(&args));
+            }
+            dumps
+        }
     };
+    let stdout = &mut std::io::stdout().lock();
+    let written = match (args.json, args.subprocesses) {
+        (true, false) => serde_json::to_writer_pretty(&mut *stdout, &dumps[0])
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout)),
+        (true, true) => serde_json::to_writer_pretty(&mut *stdout, &dumps)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout)),
+        (false, _) => dumps.iter().enumerate().try_for_each(|(i, dump)| {
+            if i > 0 {
+                writeln!(stdout)?;
+            }
+            write_text(dump, stdout)
+        }),
+    };
+    written.map_err(anyhow::Error::from)?;
+    Ok(0)
+}
+
+/// The dumps of the descendants of the target that run Python, in the order of their
+/// PIDs. Those that do not run Python, or not yet, or that exit meanwhile, are left
+/// out; one that cannot be read is left out with a warning.
+fn descendant_dumps(args: &DumpArgs) -> Vec<ProcessDump> {
+    let mut pids = process::descendants(args.pid);
+    pids.sort_unstable();
+    pids.into_iter()
+        .filter_map(|pid| {
+            let dumped = match PythonProcess::open(pid) {
+                Ok(mut python) => dump_process(&mut python, args),
+                Err(OpenError::NotReady(_)) => return None,
+                Err(OpenError::Fatal(error)) => Err(error),
+            };
+            match dumped {
+                Ok(dump) => Some(dump),
+                Err(Error::NotPython { .. } | Error::TargetExited(_)) => None,
+                Err(_) if !process::is_running(pid) => None,
+                Err(error) => {
+                    eprintln!("pyscry: warning: process {pid} left out: {error}");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Dump one process, pausing it if `args` asks for what needs that.
+fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
     if args.locals {
         if let Err(missing) = &python.locals {
             let why = format!(
@@ -173,9 +238,9 @@ pub fn run(args: DumpArgs) -> Result<i32> {
             return Err(anyhow::anyhow!("--locals: {why}").into());
         }
     }
-    let dump = if args.locals || args.native {
+    if args.locals || args.native {
         // The files are opened before the process is paused, to pause it for less.
-        let unwinder = args.native.then(|| Unwinder::new(stacks::load(&python)));
+        let unwinder = args.native.then(|| Unwinder::new(stacks::load(python)));
         let mut pauser = Pauser::new(python.pid);
         let paused = pauser
             .pause()
@@ -185,20 +250,10 @@ pub fn run(args: DumpArgs) -> Result<i32> {
             locals: args.locals,
             unwinder,
         };
-        read_dump(&mut python, Some(&mut while_paused))?
+        read_dump(python, Some(&mut while_paused))
     } else {
-        read_dump(&mut python, None)?
-    };
-    let stdout = &mut std::io::stdout().lock();
-    let written = if args.json {
-        serde_json::to_writer_pretty(&mut *stdout, &dump)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout))
-    } else {
-        write_text(&dump, stdout)
-    };
-    written.map_err(anyhow::Error::from)?;
-    Ok(0)
+        read_dump(python, None)
+    }
 }
 
 /// Read every thread's stack, and what is asked for `while_paused`.
