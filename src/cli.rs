@@ -181,6 +181,10 @@ pub struct TopArgs {
     /// What time to count.
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Also sample the target's descendant processes that run Python (multiprocessing
+    /// workers, subprocesses); the table adds up their functions with the target's.
+    #[arg(long)]
+    pub subprocesses: bool,
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {

@@ -418,3 +418,30 @@ fn native_frames_lead_with_native() {
     tmux.keys(&["q"]);
     tmux.assert_ended_cleanly();
 }
+
+#[test]
+fn subprocesses_add_their_functions() {
+    let test = "top_subprocesses";
+    let Some(python) = common::any_python() else {
+        common::skip(test, "no interpreter");
+        return;
+    };
+    let (python, script) = (python.path.display().to_string(), script("pool.py"));
+    // Two pool workers burn for 3 s in child_work while the target waits for them.
+    let args = [
+        "--subprocesses",
+        "--",
+        &python,
+        script.to_str().unwrap(),
+        "3",
+    ];
+    let Some(mut tmux) = Tmux::start(test, &args) else {
+        return;
+    };
+    let screen = tmux.wait_for("the workers' child_work in the table", |s| {
+        s.rows().iter().any(|r| r.function == "child_work")
+    });
+    tmux.target = Some(screen.pid());
+    tmux.keys(&["q"]);
+    tmux.assert_ended_cleanly();
+}

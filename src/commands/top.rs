@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::attach::{check_mode, open_python, Opened};
+use super::subprocesses::ProcessWatcher;
 use crate::cli::TopArgs;
 use crate::error::{Error, Result};
-use crate::sampler::{self, SamplerConfig};
+use crate::sampler::{self, SamplerConfig, SamplerEvent};
+use crate::symbolize::FrameMerger;
 use crate::target::process;
 use crate::ui::app::{App, Header};
 use crate::ui::live::{self, Watch};
@@ -75,14 +77,26 @@ pub fn run(args: TopArgs) -> Result<i32> {
         // A window's samples should be in it when it closes.
         burst_interval: live::POLL,
     };
+    let watcher = args.subprocesses.then(|| {
+        let command = header.command.clone();
+        let _ = events_tx.send(SamplerEvent::Process { pid, command });
+        let (stop, events) = (Arc::clone(&stop), events_tx.clone());
+        ProcessWatcher::start(pid, config, None, stop, events)
+    });
     let watch = Watch {
         sampler: sampler::start(*python, config, Arc::clone(&stop), events_tx),
         events,
         stop,
         child: launched.as_mut().map(|Launched(child)| child),
         delay: Duration::from_secs_f64(args.delay),
+        // Each process's sampler numbers its own frames.
+        frames: args.subprocesses.then(FrameMerger::new),
     };
-    live::run(&mut guard.terminal, App::new(header), watch)?;
+    let shown = live::run(&mut guard.terminal, App::new(header), watch);
+    if let Some(watcher) = watcher {
+        watcher.join();
+    }
+    shown?;
     Ok(0)
 }
 

@@ -16,6 +16,7 @@ use super::usage::Usage;
 use super::view;
 use super::window::Aggregator;
 use crate::sampler::{EndReason, SamplerEvent, SamplerHandle, SamplerStats};
+use crate::symbolize::FrameMerger;
 use crate::target::process;
 
 /// Longest wait for a key before the sampler's events are taken in again and the stop
@@ -34,6 +35,9 @@ pub struct Watch<'a> {
     pub child: Option<&'a mut Child>,
     /// Time between refreshes.
     pub delay: Duration,
+    /// Gives the frames of several processes one numbering, when their samplers send
+    /// into `events` (`--subprocesses`).
+    pub frames: Option<FrameMerger>,
 }
 
 /// Show `app` on `tui` until the user quits or a signal raises the stop flag.
@@ -48,6 +52,7 @@ pub fn run(tui: &mut Tui, app: App, watch: Watch) -> anyhow::Result<()> {
         started,
         next_refresh: started + watch.delay,
         delay: watch.delay,
+        frames: watch.frames,
     };
     live.usage.read(started);
     let result = live.run(tui, &watch.events, &watch.stop, watch.child);
@@ -68,6 +73,7 @@ struct Live {
     started: Instant,
     next_refresh: Instant,
     delay: Duration,
+    frames: Option<FrameMerger>,
 }
 
 impl Live {
@@ -144,7 +150,15 @@ impl Live {
         }
         loop {
             match events.try_recv() {
-                Ok(event) => self.aggregator.add_event(event),
+                Ok(event) => {
+                    let merged = match &mut self.frames {
+                        Some(frames) => frames.merge(event),
+                        None => Some(event),
+                    };
+                    merged
+                        .into_iter()
+                        .for_each(|e| self.aggregator.add_event(e));
+                }
                 Err(TryRecvError::Empty) => return false,
                 Err(TryRecvError::Disconnected) => return true,
             }
