@@ -303,6 +303,7 @@ fn locals_of_each_kind(python: &Python) {
         ("numbers", false, NUMBERS_SHOWN),
         ("deep", false, "[[[[...]]]]"),
         ("empty", false, "()"),
+        ("no_items", false, "[]"),
     ];
     let expected: Vec<(String, bool, String)> = expected
         .iter()

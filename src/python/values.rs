@@ -228,47 +228,47 @@ impl ValueReader {
         depth: usize,
     ) -> Result<String, ObjectError> {
         let (open, close) = container.brackets();
-        if size > 0 && depth >= MAX_DEPTH {
+        if size == 0 {
+            return Ok(format!("{open}{close}"));
+        }
+        if depth >= MAX_DEPTH {
             return Ok(format!("{open}...{close}"));
         }
         let read = size.min(MAX_ITEMS);
-        let pointers = |array: u64| -> Result<Vec<u64>, ObjectError> {
+        let pointers = |array: u64| -> Result<Vec<(Option<u64>, u64)>, ObjectError> {
             let raw = mem.read_vec(array, read as usize * 8)?;
             Ok(raw
                 .chunks_exact(8)
-                .map(|word| u64::from_le_bytes(word.try_into().expect("8 bytes")))
+                .map(|word| (None, u64::from_le_bytes(word.try_into().expect("8 bytes"))))
                 .collect())
         };
-        let nested = |item: u64| self.describe_nested(mem, item, depth + 1);
-        let items: Vec<String> = match container {
-            Container::Tuple => pointers(addr.wrapping_add(self.tuple_items))?
-                .into_iter()
-                .map(nested)
-                .collect(),
-            Container::List => pointers(mem.read_u64(addr.wrapping_add(self.list_items))?)?
-                .into_iter()
-                .map(nested)
-                .collect(),
+        // (key, value) of each item read; only a dict's have keys.
+        let items = match container {
+            Container::Tuple => pointers(addr.wrapping_add(self.tuple_items))?,
+            Container::List => pointers(mem.read_u64(addr.wrapping_add(self.list_items))?)?,
             Container::Dict => {
                 let dicts = self.dicts.as_ref().ok_or(ObjectError::Corrupt(addr))?;
-                dicts
-                    .items(mem, addr)?
-                    .into_iter()
-                    .take(read as usize)
-                    .map(|(key, value)| format!("{}: {}", nested(key), nested(value)))
-                    .collect()
+                let items = dicts.items(mem, addr)?.into_iter().take(read as usize);
+                items.map(|(key, value)| (Some(key), value)).collect()
             }
         };
+        let nested = |item: u64| self.describe_nested(mem, item, depth + 1);
         let mut text = String::from(open);
         let mut shown = 0;
-        for item in &items {
+        // Items are described one at a time, and no further than the text shows: the
+        // process may be paused meanwhile.
+        for &(key, value) in &items {
             if shown > 0 {
                 text.push_str(", ");
-                if text.chars().count() + item.chars().count() > MAX_SHOWN {
-                    break;
-                }
             }
-            text.push_str(item);
+            let mut item = key.map(|key| nested(key) + ": ").unwrap_or_default();
+            if shown == 0 || text.chars().count() + item.chars().count() <= MAX_SHOWN {
+                item.push_str(&nested(value));
+            }
+            if shown > 0 && text.chars().count() + item.chars().count() > MAX_SHOWN {
+                break;
+            }
+            text.push_str(&item);
             shown += 1;
         }
         if shown < size as usize {

@@ -19,6 +19,7 @@ def inner(count, label, *rest, **options):
     numbers = list(range(100))
     deep = [[[[1]]]]
     empty = ()
+    no_items = []
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     while True:
