@@ -18,8 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CHECKS = [
     ("dump", "three_threads", "dump: names, files, lines of 3 threads"),
     ("dump", "under_churn", "dump: stacks hold together while calls come every 10 µs"),
-    ("dump", "locals", "dump --locals: arguments and locals of every kind, target left running"),
-    ("dump", "native_stack", "dump --native: C frames around and between Python frames (3.15: stated fallback)"),
+    ("dump", "locals", "dump --locals: arguments and locals of every kind, containers' items, target left running"),
+    ("dump", "native_stack", "dump --native: C frames around and between Python frames, source lines where the file has DWARF (3.15: stated fallback)"),
     ("record", "one_two_three", "record: 1:2:3 shares within 3 points"),
     ("record", "native_samples", "record --native: the same in at least 90 % of samples (3.15: stated fallback)"),
     ("attach", "leaves_target_running", "attach: target keeps running"),
@@ -29,6 +29,7 @@ CHECKS = [
     ("code_cache", "churn", "code-object cache under address reuse"),
     ("report", "lines", "record -f pyscry, then report: same table; --lines gives 3:1 lines"),
     ("subprocesses", "pool", "record --subprocesses: both pool workers sampled"),
+    ("subprocesses", "dump_pool", "dump --subprocesses: the target and both workers dumped"),
 ]
 ASK = (
     "import sys, sysconfig, platform\n"
