@@ -1,5 +1,6 @@
-//! `record --subprocesses`: find the target's descendants that run Python and sample
-//! each one with a sampler of its own, all sending into the recording's channel.
+//! `record --subprocesses` and `top --subprocesses`: find the target's descendants
+//! that run Python and sample each one with a sampler of its own, all sending into
+//! the target's channel.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
