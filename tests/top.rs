@@ -438,8 +438,12 @@ fn subprocesses_add_their_functions() {
     let Some(mut tmux) = Tmux::start(test, &args) else {
         return;
     };
-    let screen = tmux.wait_for("the workers' child_work in the table", |s| {
-        s.rows().iter().any(|r| r.function == "child_work")
+    // The header counts the processes sampled: the target and its two workers at
+    // least (3.8+ also runs multiprocessing's resource tracker).
+    let screen = tmux.wait_for("child_work, in three processes or more", |s| {
+        let processes = s.0.split("processes ").nth(1);
+        let processes = processes.and_then(|rest| rest.split(' ').next()?.parse().ok());
+        s.rows().iter().any(|r| r.function == "child_work") && processes >= Some(3)
     });
     tmux.target = Some(screen.pid());
     tmux.keys(&["q"]);

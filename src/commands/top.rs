@@ -63,6 +63,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         mode: mode.to_string(),
         rate_hz: args.rate,
         has_gil: python.gil.is_some(),
+        processes: args.subprocesses.then_some(1),
         ..Header::default()
     };
     let mut guard = TerminalGuard::enter().map_err(anyhow::Error::from)?;

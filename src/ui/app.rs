@@ -104,6 +104,8 @@ pub struct Header {
     pub dropped_ticks: u64,
     /// Threads sampled in the last window, and how many of them ran.
     pub threads: (usize, usize),
+    /// With `--subprocesses`, the processes sampled in the last window.
+    pub processes: Option<usize>,
     /// The target's CPU use over the last window, in percent.
     pub cpu_percent: Option<f64>,
     /// The target's resident memory in bytes.

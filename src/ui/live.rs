@@ -176,6 +176,9 @@ impl Live {
         header.errors = load(&self.stats.errors);
         header.dropped_ticks = load(&self.stats.dropped_ticks);
         header.threads = self.aggregator.window_threads();
+        if header.processes.is_some() {
+            header.processes = Some(self.aggregator.window_processes());
+        }
         header.gil_percent = self
             .aggregator
             .window_gil_percent()

@@ -104,8 +104,11 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
     let gil = h
         .gil_percent
         .map_or(String::new(), |gil| format!("  GIL held {gil:.0}%"));
+    let processes = h
+        .processes
+        .map_or(String::new(), |n| format!("processes {n}  "));
     let third = format!(
-        "threads {threads} ({running} running, {} idle){gil}  CPU {}  RSS {}",
+        "{processes}threads {threads} ({running} running, {} idle){gil}  CPU {}  RSS {}",
         threads - running.min(threads),
         h.cpu_percent
             .map_or("-".to_string(), |cpu| format!("{cpu:.1}%")),

@@ -185,6 +185,20 @@ impl Aggregator {
             .then(|| 100.0 * self.window.gil_samples as f64 / self.window.ticks as f64)
     }
 
+    /// Processes sampled in the last window.
+    pub fn window_processes(&self) -> usize {
+        let mut pids: Vec<u32> = self
+            .window
+            .stacks
+            .stacks
+            .keys()
+            .map(|key| key.thread.pid)
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.len()
+    }
+
     /// Threads sampled in the last window, and how many of them ran (had a sample that
     /// was not idle) in it.
     pub fn window_threads(&self) -> (usize, usize) {
