@@ -216,6 +216,18 @@ impl FrameMerger {
         FrameMerger::default()
     }
 
+    /// `event` through `merger` when there is one (several processes sampled), or as
+    /// it is (one process's frame ids are already one numbering).
+    pub fn merge_any(
+        merger: Option<&mut FrameMerger>,
+        event: SamplerEvent,
+    ) -> Option<SamplerEvent> {
+        match merger {
+            Some(merger) => merger.merge(event),
+            None => Some(event),
+        }
+    }
+
     /// `event` with its frame ids in the merged numbering. A new frame that equals one
     /// already known gives `None`, as does a sample with a frame never announced.
     pub fn merge(&mut self, event: SamplerEvent) -> Option<SamplerEvent> {

@@ -184,12 +184,8 @@ pub fn run(args: DumpArgs) -> Result<i32> {
     };
     let stdout = &mut std::io::stdout().lock();
     let written = match (args.json, args.subprocesses) {
-        (true, false) => serde_json::to_writer_pretty(&mut *stdout, &dumps[0])
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout)),
-        (true, true) => serde_json::to_writer_pretty(&mut *stdout, &dumps)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(stdout)),
+        (true, false) => write_json(&dumps[0], stdout),
+        (true, true) => write_json(&dumps, stdout),
         (false, _) => dumps.iter().enumerate().try_for_each(|(i, dump)| {
             if i > 0 {
                 writeln!(stdout)?;
@@ -199,6 +195,12 @@ pub fn run(args: DumpArgs) -> Result<i32> {
     };
     written.map_err(anyhow::Error::from)?;
     Ok(0)
+}
+
+/// `value` as indented JSON, on lines of its own.
+fn write_json(value: &impl Serialize, out: &mut impl Write) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
 }
 
 /// The dumps of the descendants of the target that run Python, in the order of their

@@ -95,11 +95,9 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     };
     let watcher = args.subprocesses.then(|| {
         let command = profile.info.command.clone();
-        // Announced first, so that every process of the recording has a root label.
-        let _ = events_tx.send(SamplerEvent::Process { pid, command });
         let deadline = config.duration.map(|d| started + d);
         let (stop, events) = (Arc::clone(&stop), events_tx.clone());
-        ProcessWatcher::start(pid, config, deadline, stop, events)
+        ProcessWatcher::start(pid, command, config, deadline, stop, events)
     });
     let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
     let mut status = StatusLine::new();
@@ -121,10 +119,7 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
             // The sampler sends in bursts: take the whole burst before looking up.
             Ok(event) => std::iter::once(event)
                 .chain(events_rx.try_iter())
-                .filter_map(|event| match &mut frames {
-                    Some(frames) => frames.merge(event),
-                    None => Some(event),
-                })
+                .filter_map(|event| FrameMerger::merge_any(frames.as_mut(), event))
                 .collect(),
             Err(RecvTimeoutError::Timeout) => Vec::new(),
             Err(RecvTimeoutError::Disconnected) => break,

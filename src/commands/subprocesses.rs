@@ -25,17 +25,20 @@ pub struct ProcessWatcher {
 }
 
 impl ProcessWatcher {
-    /// Start watching `root`'s descendants: each one that turns out to run Python is
-    /// announced with [`SamplerEvent::Process`] and sampled with `config` until it
-    /// exits, `stop` is raised, or `deadline` passes. The watch ends when `root` exits
-    /// or `stop` is raised.
+    /// Announce `root`, running `command`, with [`SamplerEvent::Process`] (first, so
+    /// that every process has its root label), and start watching its descendants:
+    /// each one that turns out to run Python is announced too and sampled with
+    /// `config` until it exits, `stop` is raised, or `deadline` passes. The watch ends
+    /// when `root` exits or `stop` is raised.
     pub fn start(
         root: u32,
+        command: String,
         config: SamplerConfig,
         deadline: Option<Instant>,
         stop: Arc<AtomicBool>,
         events: Sender<SamplerEvent>,
     ) -> ProcessWatcher {
+        let _ = events.send(SamplerEvent::Process { pid: root, command });
         let samplers = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::clone(&samplers);
         let thread = std::thread::Builder::new()

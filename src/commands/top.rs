@@ -10,7 +10,7 @@ use super::attach::{check_mode, open_python, Opened};
 use super::subprocesses::ProcessWatcher;
 use crate::cli::TopArgs;
 use crate::error::{Error, Result};
-use crate::sampler::{self, SamplerConfig, SamplerEvent};
+use crate::sampler::{self, SamplerConfig};
 use crate::symbolize::FrameMerger;
 use crate::target::process;
 use crate::ui::app::{App, Header};
@@ -79,10 +79,8 @@ pub fn run(args: TopArgs) -> Result<i32> {
         burst_interval: live::POLL,
     };
     let watcher = args.subprocesses.then(|| {
-        let command = header.command.clone();
-        let _ = events_tx.send(SamplerEvent::Process { pid, command });
         let (stop, events) = (Arc::clone(&stop), events_tx.clone());
-        ProcessWatcher::start(pid, config, None, stop, events)
+        ProcessWatcher::start(pid, header.command.clone(), config, None, stop, events)
     });
     let watch = Watch {
         sampler: sampler::start(*python, config, Arc::clone(&stop), events_tx),

@@ -12,7 +12,8 @@ use goblin::elf::section_header::SHF_COMPRESSED;
 use goblin::elf::Elf;
 use std::io::Read;
 
-use super::module::Bytes;
+use super::module::{file_range, sections_named, Bytes};
+use crate::target::binary::map_readonly;
 use crate::target::maps::host_path;
 
 /// Where the separate debug files are installed, by build id and by path.
@@ -49,11 +50,10 @@ enum Section {
 }
 
 impl DebugSections {
-    /// The sections of the ELF file `file` that addresses are looked up in; `None` when
-    /// it has no `.debug_info` or `.debug_line` (a stripped file).
-    fn read(file: Arc<Bytes>) -> Option<DebugSections> {
+    /// The sections of `elf`, the ELF file `file`, that addresses are looked up in;
+    /// `None` when it has no `.debug_info` or `.debug_line` (a stripped file).
+    fn read(elf: &Elf, file: &Arc<Bytes>) -> Option<DebugSections> {
         let bytes = file.as_slice();
-        let elf = Elf::parse(bytes).ok()?;
         let wanted = [
             SectionId::DebugAbbrev,
             SectionId::DebugAddr,
@@ -75,16 +75,15 @@ impl DebugSections {
             else {
                 continue;
             };
-            let start = usize::try_from(header.sh_offset).ok()?;
-            let range = start..start.checked_add(usize::try_from(header.sh_size).ok()?)?;
-            let raw = bytes.get(range.clone())?;
+            let range = file_range(header, bytes)?;
             let section = match header.sh_flags & u64::from(SHF_COMPRESSED) {
                 0 => Section::InFile(range),
-                _ => Section::Decompressed(decompress(raw)?),
+                _ => Section::Decompressed(decompress(&bytes[range])?),
             };
             sections.push((id, section));
         }
         let has = |wanted: SectionId| sections.iter().any(|(id, _)| *id == wanted);
+        let file = Arc::clone(file);
         (has(SectionId::DebugInfo) && has(SectionId::DebugLine))
             .then_some(DebugSections { file, sections })
     }
@@ -137,17 +136,15 @@ impl DebugInfo {
     /// to the file, in its `.debug/` directory, or under `/usr/lib/debug` (all in the
     /// process's file system). `None` if none of them has line information.
     pub fn load(pid: u32, path: &str, file: Arc<Bytes>) -> Option<DebugInfo> {
-        let sections = match DebugSections::read(file.clone()) {
+        let elf = Elf::parse(file.as_slice()).ok()?;
+        let sections = match DebugSections::read(&elf, &file) {
             Some(sections) => sections,
-            None => separate_files(path, file.as_slice())
+            None => separate_files(path, &elf, file.as_slice())
                 .into_iter()
                 .filter_map(|candidate| {
                     let opened = std::fs::File::open(host_path(pid, &candidate)).ok()?;
-                    // SAFETY: a read-only private mapping of a debug file; as for the
-                    // module files (see `map_file`), a file truncated meanwhile may
-                    // fault.
-                    let map = unsafe { memmap2::Mmap::map(&opened) }.ok()?;
-                    DebugSections::read(Arc::new(Bytes::Mapped(map)))
+                    let map = Arc::new(Bytes::Mapped(map_readonly(&opened).ok()?));
+                    DebugSections::read(&Elf::parse(map.as_slice()).ok()?, &map)
                 })
                 .next()?,
         };
@@ -185,12 +182,9 @@ impl DebugInfo {
     }
 }
 
-/// Where the separate debug file of the ELF file `bytes` at `path` may be, most
-/// specific first.
-fn separate_files(path: &str, bytes: &[u8]) -> Vec<String> {
-    let Ok(elf) = Elf::parse(bytes) else {
-        return Vec::new();
-    };
+/// Where the separate debug file of `elf`, the ELF file `bytes` at `path`, may be,
+/// most specific first.
+fn separate_files(path: &str, elf: &Elf, bytes: &[u8]) -> Vec<String> {
     let mut candidates = Vec::new();
     let build_id = elf
         .iter_note_sections(bytes, Some(".note.gnu.build-id"))
@@ -206,10 +200,8 @@ fn separate_files(path: &str, bytes: &[u8]) -> Vec<String> {
             &hex[2..]
         ));
     }
-    let debuglink = elf.section_headers.iter().find_map(|header| {
-        (elf.shdr_strtab.get_at(header.sh_name)? == ".gnu_debuglink").then_some(())?;
-        let start = usize::try_from(header.sh_offset).ok()?;
-        let raw = bytes.get(start..start.checked_add(usize::try_from(header.sh_size).ok()?)?)?;
+    let debuglink = sections_named(elf, ".gnu_debuglink").find_map(|header| {
+        let raw = &bytes[file_range(header, bytes)?];
         let name = &raw[..raw.iter().position(|&b| b == 0)?];
         let name = std::str::from_utf8(name).ok()?;
         (!name.is_empty() && !name.contains('/')).then_some(name)

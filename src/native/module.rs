@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use goblin::elf::sym::STT_FUNC;
-use goblin::elf::Elf;
+use goblin::elf::{Elf, SectionHeader};
 
 use super::lines::{DebugInfo, SourceLine};
 use crate::target::binary::{lowest_load_address, map_file};
@@ -129,13 +129,8 @@ impl Module {
         let elf = Elf::parse(bytes.as_slice()).ok()?;
         let bias = image.base.wrapping_sub(lowest_load_address(&elf));
         let section = |wanted: &str| {
-            elf.section_headers.iter().find_map(|sh| {
-                let name = elf.shdr_strtab.get_at(sh.sh_name)?;
-                let start = usize::try_from(sh.sh_offset).ok()?;
-                let end = start.checked_add(usize::try_from(sh.sh_size).ok()?)?;
-                (name == wanted && end <= bytes.as_slice().len())
-                    .then_some((start..end, sh.sh_addr))
-            })
+            let header = sections_named(&elf, wanted).next()?;
+            Some((file_range(header, bytes.as_slice())?, header.sh_addr))
         };
         let mut functions: Vec<(u64, u64, String)> =
             [(&elf.syms, &elf.strtab), (&elf.dynsyms, &elf.dynstrtab)]
@@ -208,6 +203,19 @@ impl Module {
             address: address.wrapping_sub(self.bias),
         })
     }
+}
+
+/// The section headers of `elf` named `name`.
+pub fn sections_named<'e>(elf: &'e Elf, name: &'e str) -> impl Iterator<Item = &'e SectionHeader> {
+    let named = move |header: &&SectionHeader| elf.shdr_strtab.get_at(header.sh_name) == Some(name);
+    elf.section_headers.iter().filter(named)
+}
+
+/// Where the section of `header` is in the file `bytes`; `None` if it is not all there.
+pub fn file_range(header: &SectionHeader, bytes: &[u8]) -> Option<Range<usize>> {
+    let start = usize::try_from(header.sh_offset).ok()?;
+    let end = start.checked_add(usize::try_from(header.sh_size).ok()?)?;
+    (end <= bytes.len()).then_some(start..end)
 }
 
 /// Where an ELF image is mapped in a process.

@@ -40,21 +40,24 @@ pub struct NativeFrame {
 pub struct Unwinder {
     modules: Vec<Module>,
     context: UnwindContext<usize>,
-    /// The rule found at each address looked up so far (`None`: no call frame
-    /// information there): stacks repeat from one sample to the next.
-    rules: FxHashMap<u64, Option<Rule>>,
-    /// What is at each address looked up so far.
-    symbols: FxHashMap<u64, Symbol>,
+    /// What is known of each address looked up so far: stacks repeat from one sample
+    /// to the next.
+    addresses: FxHashMap<u64, KnownAddress>,
 }
 
-/// Most rules (and symbols) kept; a cache starts again when it is full.
-const MAX_RULES: usize = 1 << 16;
+/// Most addresses kept; the cache starts again when it is full.
+const MAX_ADDRESSES: usize = 1 << 16;
 
-/// What is at one address: its function (by symbol, else by its DWARF name) and
-/// source line.
+/// What is at one address of code, as unwinding and naming its frame need it.
 #[derive(Debug, Clone)]
-struct Symbol {
+struct KnownAddress {
+    /// How to undo the frame (`None`: no call frame information there).
+    rule: Option<Rule>,
+    /// The function: by symbol, else by its DWARF name.
     function: Option<String>,
+    /// The module's file name.
+    module: Option<String>,
+    /// The source line.
     source: Option<SourceLine>,
 }
 
@@ -89,8 +92,7 @@ impl Unwinder {
         Unwinder {
             modules,
             context: UnwindContext::new(),
-            rules: FxHashMap::default(),
-            symbols: FxHashMap::default(),
+            addresses: FxHashMap::default(),
         }
     }
 
@@ -108,36 +110,23 @@ impl Unwinder {
                 true => frame.pc,
                 false => frame.pc - 1,
             };
-            let module = self.modules.iter().find(|m| m.contains(address));
-            if self.rules.len() >= MAX_RULES {
-                self.rules.clear();
+            if self.addresses.len() >= MAX_ADDRESSES {
+                self.addresses.clear();
             }
-            if self.symbols.len() >= MAX_RULES {
-                self.symbols.clear();
-            }
-            let symbol = self.symbols.entry(address).or_insert_with(|| {
-                let (dwarf_function, source) = module
-                    .and_then(|m| m.locate(address))
-                    .map_or((None, None), |(function, line)| (function, Some(line)));
-                let symbol = module.and_then(|m| m.function(address)).map(str::to_string);
-                Symbol {
-                    function: symbol.or(dwarf_function),
-                    source,
-                }
-            });
+            let (modules, context) = (&self.modules, &mut self.context);
+            let known = self
+                .addresses
+                .entry(address)
+                .or_insert_with(|| look_up(modules, context, address));
             frames.push(NativeFrame {
                 address,
-                function: symbol.function.clone(),
-                module: module.map(|m| m.name().to_string()),
-                source: symbol.source.clone(),
+                function: known.function.clone(),
+                module: known.module.clone(),
+                source: known.source.clone(),
                 stack_pointer: frame.sp,
             });
-            let context = &mut self.context;
-            let rule = *self.rules.entry(address).or_insert_with(|| {
-                let info = module.and_then(|m| m.call_frame_info(address))?;
-                rule_at(context, &info)
-            });
-            let caller = rule
+            let caller = known
+                .rule
                 .and_then(|rule| rule.caller(frame, &stack))
                 .or_else(|| caller_by_frame_pointer(frame, &stack));
             match caller {
@@ -147,6 +136,30 @@ impl Unwinder {
             }
         }
         frames
+    }
+}
+
+/// What `modules` say of `address`.
+fn look_up(modules: &[Module], context: &mut UnwindContext<usize>, address: u64) -> KnownAddress {
+    let Some(module) = modules.iter().find(|m| m.contains(address)) else {
+        return KnownAddress {
+            rule: None,
+            function: None,
+            module: None,
+            source: None,
+        };
+    };
+    let (dwarf_function, source) = module
+        .locate(address)
+        .map_or((None, None), |(function, line)| (function, Some(line)));
+    let symbol = module.function(address).map(str::to_string);
+    KnownAddress {
+        rule: module
+            .call_frame_info(address)
+            .and_then(|info| rule_at(context, &info)),
+        function: symbol.or(dwarf_function),
+        module: Some(module.name().to_string()),
+        source,
     }
 }
 

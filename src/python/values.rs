@@ -12,7 +12,7 @@ use super::layout::{require, Layout, MissingField};
 use super::objects::{ObjectError, ObjectReader};
 use super::version::Semantics;
 use crate::target::binary::Binary;
-use crate::target::memory::Memory;
+use crate::target::memory::{FieldReader, Memory};
 
 /// Longest `str` or `bytes` shown, in characters; longer ones end in `...`.
 const MAX_SHOWN: usize = 80;
@@ -237,10 +237,7 @@ impl ValueReader {
         let read = size.min(MAX_ITEMS);
         let pointers = |array: u64| -> Result<Vec<(Option<u64>, u64)>, ObjectError> {
             let raw = mem.read_vec(array, read as usize * 8)?;
-            Ok(raw
-                .chunks_exact(8)
-                .map(|word| (None, u64::from_le_bytes(word.try_into().expect("8 bytes"))))
-                .collect())
+            Ok((0..read).map(|i| (None, raw.u64_at(i * 8))).collect())
         };
         // (key, value) of each item read; only a dict's have keys.
         let items = match container {

@@ -137,12 +137,17 @@ pub fn map_file(
             io_error(source)
         }
     })?;
+    let bytes = map_readonly(&file).map_err(io_error)?;
+    Ok((bytes, base_mapping.start))
+}
+
+/// `file` mapped read-only: only the pages the ELF parser touches are read, not a
+/// whole (possibly 30 MB) library or debug file.
+pub fn map_readonly(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the mapping is read-only and private; if another process truncates the
     // file while we parse it we may fault, which is the same risk every tool that
-    // maps ELF files (debuggers, linkers) accepts. Only the pages the ELF parser
-    // touches are read, not a whole (possibly 30 MB) library.
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(io_error)?;
-    Ok((bytes, base_mapping.start))
+    // maps ELF files (debuggers, linkers) accepts.
+    unsafe { memmap2::Mmap::map(file) }
 }
 
 /// The page of the lowest address an ELF file loads at: its mapping at file offset 0

@@ -151,10 +151,7 @@ impl Live {
         loop {
             match events.try_recv() {
                 Ok(event) => {
-                    let merged = match &mut self.frames {
-                        Some(frames) => frames.merge(event),
-                        None => Some(event),
-                    };
+                    let merged = FrameMerger::merge_any(self.frames.as_mut(), event);
                     merged
                         .into_iter()
                         .for_each(|e| self.aggregator.add_event(e));
