@@ -127,9 +127,17 @@ fn modes_split_sleep_and_cpu(python: &Python) {
             match mode {
                 "wall" => {
                     let truth = true_share(&out);
+                    // Ticks the machine kept pyscry from taking, and stacks it could not
+                    // read, are counted in its summary and may all fall in one phase: the
+                    // share is checked for the samples taken. (CI once saw sleeper 45.0%
+                    // of 151 samples, really 50.0%, with the summary not kept.)
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let missed = summary_number(&stderr, " dropped ticks")
+                        + summary_number(&stderr, " errors");
+                    let band = 5.0 + percent(missed as u64, both);
                     assert!(
-                        (sleeper - truth).abs() <= 5.0 && (truth - 50.0).abs() <= 10.0,
-                        "{}: sleeper {sleeper:.1}% of {both}, really {truth:.1}%",
+                        (sleeper - truth).abs() <= band && (truth - 50.0).abs() <= 10.0,
+                        "{}: sleeper {sleeper:.1}% of {both}, really {truth:.1}% ± {band:.1}; {stderr}",
                         label(mode)
                     )
                 }
