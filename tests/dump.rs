@@ -420,6 +420,10 @@ fn native_frames_around_python(python: &Python) {
     assert!(has_dwarf || !pyenv, "{}: {dump:#}", python.name);
     if let Some(frame) = time_sleep.filter(|_| has_dwarf) {
         assert_in_timemodule(frame, &python.name);
+        // A debug build is compiled without optimizing: nothing is inlined.
+        if !python.debug_build() {
+            assert_inlined_frames_shown(frames, &python.name);
+        }
     }
     let text = run_pyscry(&["dump", "--pid", &pid, "--native"]);
     let text = String::from_utf8_lossy(&text.stdout);
@@ -444,6 +448,30 @@ fn assert_in_timemodule(frame: &Value, python: &str) {
     );
 }
 
+/// Code inlined into a native function is shown as frames of its own (with DWARF,
+/// optimized builds always inline some: static helpers called once, such as the
+/// interpreter's start-up steps in `main.c`), each at the address of the function it
+/// is inlined into, which is the next frame, or the eval loop, whose Python frames
+/// come next; no frame is inlined into nothing.
+fn assert_inlined_frames_shown(frames: &[Value], python: &str) {
+    let inlined = |f: &Value| f["inlined"] == true;
+    assert!(
+        frames.iter().any(inlined),
+        "{python}: no inlined frame: {frames:#?}"
+    );
+    for (index, frame) in frames.iter().enumerate().filter(|(_, f)| inlined(f)) {
+        let outer = &frames[index + 1];
+        assert!(
+            outer["kind"] == "python" || outer["address"] == frame["address"],
+            "{python}: {frames:#?}"
+        );
+        assert!(
+            frame["line"].as_u64().unwrap_or(0) > 0,
+            "{python}: {frame:#}"
+        );
+    }
+}
+
 /// Whether the file named `name` (e.g. `libpython3.11.so.1.0`) that process `pid`
 /// maps has DWARF (a `.debug_info` section).
 fn mapped_file_has_dwarf(pid: u32, name: &str) -> bool {
@@ -461,9 +489,10 @@ fn mapped_file_has_dwarf(pid: u32, name: &str) -> bool {
         .any(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(".debug_info"))
 }
 
-/// `dump --native` finds a stripped library's source lines in its separate debug file,
-/// named by `.gnu_debuglink` and next to it, with compressed sections (as Debian's
-/// `-dbgsym` files have them), and shows none once that file is gone.
+/// `dump --native` finds a stripped library's source lines and inlined functions in its
+/// separate debug file, named by `.gnu_debuglink` and next to it, with compressed
+/// sections (as Debian's `-dbgsym` files have them), and shows none once that file is
+/// gone.
 fn lines_from_separate_debug_file(python: &Python) {
     const TEST: &str = "native_debug_file";
     let objcopy = |args: &[&str], dir: &std::path::Path| {
@@ -503,7 +532,8 @@ fn lines_from_separate_debug_file(python: &Python) {
     assert!(maps.contains(stripped.to_str().unwrap()), "{maps}");
     assert!(!mapped_file_has_dwarf(target.pid(), lib_name));
 
-    let time_sleep = || -> Value {
+    // `time_sleep`'s frame and the one inside it.
+    let time_sleep = || -> (Value, Value) {
         let pid = target.pid().to_string();
         let out = run_pyscry(&["dump", "--pid", &pid, "--native", "--json"]);
         assert!(
@@ -513,12 +543,19 @@ fn lines_from_separate_debug_file(python: &Python) {
         );
         let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
         let frames = dump["threads"][0]["frames"].as_array().unwrap().clone();
-        let found = frames.into_iter().find(|f| f["function"] == "time_sleep");
-        found.unwrap_or_else(|| panic!("no time_sleep: {dump:#}"))
+        let at = frames.iter().position(|f| f["function"] == "time_sleep");
+        let at = at.unwrap_or_else(|| panic!("no time_sleep: {dump:#}"));
+        (frames[at].clone(), frames[at - 1].clone())
     };
-    assert_in_timemodule(&time_sleep(), &python.name);
+    // 3.11's `time_sleep` has its helper `pysleep` inlined: the debug file says so.
+    let (with, inner) = time_sleep();
+    assert_in_timemodule(&with, &python.name);
+    assert_eq!(inner["function"], "pysleep", "{inner:#}");
+    assert_eq!(inner["inlined"], true, "{inner:#}");
+    assert_in_timemodule(&inner, &python.name);
     std::fs::remove_file(dir.path(&debug_name)).unwrap();
-    let without = time_sleep();
+    let (without, inner) = time_sleep();
+    assert_eq!(inner["inlined"], false, "{inner:#}");
     assert_eq!(without["line"], Value::Null, "{without:#}");
     assert_eq!(without["module"], lib_name, "{without:#}");
     assert_running_again(python, target.pid());

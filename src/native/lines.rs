@@ -34,6 +34,16 @@ pub struct SourceLine {
     pub line: u32,
 }
 
+/// One function at an address of native code, as DWARF describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFunction {
+    /// Its DWARF name.
+    pub name: Option<String>,
+    /// For the innermost function at the address, the line of the address; for each
+    /// function that code was inlined into, the line of its call to that code.
+    pub line: Option<SourceLine>,
+}
+
 /// The DWARF sections of one file that line lookups read, borrowed from the mapped
 /// file or, for compressed sections, decompressed.
 pub struct DebugSections {
@@ -157,27 +167,29 @@ impl DebugInfo {
         .ok()
     }
 
-    /// The function that `address` (link-time) is in, by its DWARF name (which code
-    /// without a symbol, such as a function's split-off cold part, also has), and its
-    /// source line: where the address is or, inside code inlined into the function,
-    /// where the function calls the inlined code.
-    pub fn locate(&self, address: u64) -> Option<(Option<String>, SourceLine)> {
+    /// The functions at `address` (link-time), innermost first: those inlined there,
+    /// each into the next, and last the function whose code it is (which code without
+    /// a symbol, such as a function's split-off cold part, also has). Empty where the
+    /// DWARF says nothing of the address.
+    pub fn locate(&self, address: u64) -> Vec<SourceFunction> {
         self.with_dependent(|_, context| {
-            let mut frames = context.find_frames(address).skip_all_loads().ok()?;
-            let mut outermost = None;
-            while let Ok(Some(frame)) = frames.next() {
-                outermost = Some(frame);
-            }
-            let frame = outermost?;
-            let function = frame
-                .function
-                .and_then(|f| f.raw_name().ok().map(|name| name.into_owned()));
-            let location = frame.location?;
-            let line = SourceLine {
-                file: location.file?.to_string(),
-                line: location.line.filter(|&line| line > 0)?,
+            let mut functions = Vec::new();
+            let Ok(mut frames) = context.find_frames(address).skip_all_loads() else {
+                return functions;
             };
-            Some((function, line))
+            while let Ok(Some(frame)) = frames.next() {
+                let name = frame
+                    .function
+                    .and_then(|f| f.raw_name().ok().map(|name| name.into_owned()));
+                let line = frame.location.and_then(|location| {
+                    Some(SourceLine {
+                        file: location.file?.to_string(),
+                        line: location.line.filter(|&line| line > 0)?,
+                    })
+                });
+                functions.push(SourceFunction { name, line });
+            }
+            functions
         })
     }
 }

@@ -38,10 +38,11 @@ pub fn merge<P>(
     let mut is_eval: Vec<bool> = native
         .iter()
         .map(|frame| {
-            frame.function.as_deref().is_some_and(|name| {
-                name.strip_prefix(eval_function)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
-            })
+            !frame.inlined
+                && frame.function.as_deref().is_some_and(|name| {
+                    name.strip_prefix(eval_function)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+                })
         })
         .collect();
     // Runs of Python frames, each closed by its outermost frame.
@@ -94,6 +95,7 @@ mod tests {
             function: Some(function.to_string()),
             module: Some("libpython3.11.so".to_string()),
             source: None,
+            inlined: false,
             stack_pointer: 0,
         }
     }
@@ -146,6 +148,19 @@ mod tests {
                 "main"
             ]
         );
+    }
+
+    #[test]
+    fn code_inlined_into_the_eval_loop_stays_inside_its_python_frames() {
+        let mut stack = vec![
+            native("Py_DECREF"),
+            native("_PyEval_EvalFrameDefault"),
+            native("main"),
+        ];
+        stack[0].inlined = true;
+        let python = vec![("inner", EvalCall::Outermost)];
+        let merged = merge(stack, python, "_PyEval_EvalFrameDefault").unwrap();
+        assert_eq!(names(&merged), ["Py_DECREF", "py:inner", "main"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use goblin::elf::sym::STT_FUNC;
 use goblin::elf::{Elf, SectionHeader};
 
-use super::lines::{DebugInfo, SourceLine};
+use super::lines::{DebugInfo, SourceFunction};
 use crate::target::binary::{lowest_load_address, map_file};
 use crate::target::maps::Mapping;
 use crate::target::memory::Memory;
@@ -175,14 +175,16 @@ impl Module {
         (address < *end).then_some(name.as_str())
     }
 
-    /// The function (by its DWARF name) and source line that `address` (at runtime)
-    /// is in, when the module's DWARF (or its separate debug file's) says.
-    pub fn locate(&self, address: u64) -> Option<(Option<String>, SourceLine)> {
+    /// The functions at `address` (at runtime) by the module's DWARF (or its separate
+    /// debug file's), innermost first (see [`DebugInfo::locate`]); empty without DWARF.
+    pub fn locate(&self, address: u64) -> Vec<SourceFunction> {
         let debug_info = self.debug_info.get_or_init(|| {
             let is_file = self.path.starts_with('/');
             is_file.then(|| DebugInfo::load(self.pid, &self.path, self.bytes.clone()))?
         });
-        debug_info.as_ref()?.locate(address.wrapping_sub(self.bias))
+        debug_info.as_ref().map_or_else(Vec::new, |info| {
+            info.locate(address.wrapping_sub(self.bias))
+        })
     }
 
     /// The call frame information that covers `address` (at runtime).

@@ -8,7 +8,7 @@ use gimli::{
     UnwindSection, X86_64,
 };
 
-use super::lines::SourceLine;
+use super::lines::{SourceFunction, SourceLine};
 use super::module::{CallFrameInfo, Module};
 use crate::target::memory::{Memory, ReadError};
 use crate::target::pause::Registers;
@@ -31,6 +31,10 @@ pub struct NativeFrame {
     /// debug file that has it).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceLine>,
+    /// Whether this is code inlined into the next (outer) frame's function: a call the
+    /// compiler made part of its caller, with no stack frame of its own, at the same
+    /// address and stack pointer as that frame.
+    pub inlined: bool,
     /// The frame's stack pointer: its locals are between this and its caller's.
     #[serde(skip)]
     pub stack_pointer: u64,
@@ -59,6 +63,8 @@ struct KnownAddress {
     module: Option<String>,
     /// The source line.
     source: Option<SourceLine>,
+    /// The functions inlined at the address, innermost first.
+    inlined: Vec<SourceFunction>,
 }
 
 /// How to undo a frame: its call frame information at one address, as unwinding uses it.
@@ -118,13 +124,21 @@ impl Unwinder {
                 .addresses
                 .entry(address)
                 .or_insert_with(|| look_up(modules, context, address));
-            frames.push(NativeFrame {
-                address,
-                function: known.function.clone(),
-                module: known.module.clone(),
-                source: known.source.clone(),
-                stack_pointer: frame.sp,
-            });
+            let calls = known
+                .inlined
+                .iter()
+                .map(|call| (&call.name, &call.line, true));
+            let own = (&known.function, &known.source, false);
+            for (function, source, inlined) in calls.chain([own]) {
+                frames.push(NativeFrame {
+                    address,
+                    function: function.clone(),
+                    module: known.module.clone(),
+                    source: source.clone(),
+                    inlined,
+                    stack_pointer: frame.sp,
+                });
+            }
             let caller = known
                 .rule
                 .and_then(|rule| rule.caller(frame, &stack))
@@ -147,11 +161,13 @@ fn look_up(modules: &[Module], context: &mut UnwindContext<usize>, address: u64)
             function: None,
             module: None,
             source: None,
+            inlined: Vec::new(),
         };
     };
-    let (dwarf_function, source) = module
-        .locate(address)
-        .map_or((None, None), |(function, line)| (function, Some(line)));
+    let mut inlined = module.locate(address);
+    let (dwarf_function, source) = inlined
+        .pop()
+        .map_or((None, None), |function| (function.name, function.line));
     let symbol = module.function(address).map(str::to_string);
     KnownAddress {
         rule: module
@@ -160,6 +176,7 @@ fn look_up(modules: &[Module], context: &mut UnwindContext<usize>, address: u64)
         function: symbol.or(dwarf_function),
         module: Some(module.name().to_string()),
         source,
+        inlined,
     }
 }
 

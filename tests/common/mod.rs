@@ -21,11 +21,20 @@ pub struct Python {
 impl Python {
     /// Whether this is a free-threaded build (no GIL), asked from the interpreter.
     pub fn free_threaded(&self) -> bool {
+        self.config_flag("Py_GIL_DISABLED")
+    }
+
+    /// Whether this is a debug build (`--with-pydebug`: compiled without optimizing),
+    /// asked from the interpreter.
+    pub fn debug_build(&self) -> bool {
+        self.config_flag("Py_DEBUG")
+    }
+
+    /// Whether the build's configuration variable `name` is set to 1.
+    fn config_flag(&self, name: &str) -> bool {
+        let code = format!("import sysconfig; print(sysconfig.get_config_var('{name}') or 0)");
         let out = Command::new(&self.path)
-            .args([
-                "-c",
-                "import sysconfig; print(sysconfig.get_config_var('Py_GIL_DISABLED') or 0)",
-            ])
+            .args(["-c", &code])
             .output()
             .expect("running the interpreter");
         String::from_utf8_lossy(&out.stdout).trim() == "1"
