@@ -97,6 +97,19 @@ impl Error {
             Error::NoSuchFunction { .. } => 11,
         }
     }
+
+    /// Whether this is a write to a closed pipe (`pyscry dump ... | head`): the reader
+    /// wanted no more, which is not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        let broken = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+        match self {
+            Error::OutputNotWritable { source, .. } => broken(source),
+            Error::Other(error) => error
+                .chain()
+                .any(|cause| cause.downcast_ref::<std::io::Error>().is_some_and(broken)),
+            _ => false,
+        }
+    }
 }
 
 /// Shorthand for results whose error is [`Error`].

@@ -15,6 +15,8 @@ fn main() {
     };
     match result {
         Ok(code) => std::process::exit(code),
+        // As other command-line tools do when their reader stops reading.
+        Err(error) if error.is_broken_pipe() => std::process::exit(0),
         Err(error) => {
             eprintln!("pyscry: error: {error}");
             std::process::exit(error.exit_code());

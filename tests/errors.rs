@@ -213,3 +213,29 @@ fn a_failed_recording_keeps_an_existing_output_file() {
     assert_eq!(failure(&out).0, NO_SUCH_PROCESS);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
+
+/// Output to a pipe its reader has closed (`pyscry dump --pid PID | head`) ends pyscry
+/// quietly with success, as other command-line tools do, not with an error or a panic;
+/// a target paused for the read (`--native`) runs again.
+#[test]
+fn closed_output_pipe_ends_quietly() {
+    let Some(python) = some_python() else {
+        return common::skip("closed_output_pipe", "no interpreter");
+    };
+    let mut target = Target::start(&python, &script("counter.py"), &[]);
+    target.next_line();
+    let mut dump = pyscry()
+        .args(["dump", "--native", "--pid", &target.pid().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closing the pipe's only reading end before pyscry writes makes its write fail.
+    drop(dump.stdout.take());
+    let out = dump.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
+    let counted = target.next_line();
+    assert!(!counted.is_empty(), "the target counts again");
+}
