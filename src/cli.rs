@@ -146,8 +146,13 @@ pub struct SamplingArgs {
 #[derive(Debug, Args)]
 pub struct DumpArgs {
     /// The process to inspect.
-    #[arg(short, long)]
-    pub pid: u32,
+    #[arg(short, long, required_unless_present = "core")]
+    pub pid: Option<u32>,
+    /// Read a core dump instead of a live process: the stacks of a process that
+    /// crashed (or that `gcore` dumped), from its core file and from the files it had
+    /// mapped, which must be the same files on this machine.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "subprocesses"])]
+    pub core: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -21,7 +21,7 @@ use crate::python::threads::ThreadState;
 use crate::python::PythonProcess;
 use crate::symbolize::{Frame, FrameId, SymbolizeError, Symbolizer};
 use crate::target::activity::ThreadActivity;
-use crate::target::memory::{Memory, ProcessMemory, ReadError};
+use crate::target::memory::{Memory, ReadError};
 use crate::target::pause::Pauser;
 use crate::target::prefetch::{Phase, Prefetcher, TickMemory};
 
@@ -412,7 +412,7 @@ const NAME_REFRESH: Duration = Duration::from_millis(250);
 
 impl StackReader {
     /// A reader for `process` in `mode`.
-    pub fn new(process: &PythonProcess, mode: Mode) -> StackReader {
+    pub fn new<M: Memory>(process: &PythonProcess<M>, mode: Mode) -> StackReader {
         let prefetcher = if process.frames.stacked() {
             Prefetcher::new().with_frames_to_page_end()
         } else {
@@ -433,9 +433,9 @@ impl StackReader {
 
     /// Read thread names again if a thread has none yet (rate-limited), appending an
     /// event for each name that is new or changed.
-    fn refresh_names(
+    fn refresh_names<M: Memory>(
         &mut self,
-        process: &mut PythonProcess,
+        process: &mut PythonProcess<M>,
         threads: &[ThreadState],
         events: &mut Vec<SamplerEvent>,
     ) {
@@ -466,13 +466,13 @@ impl StackReader {
     /// (`elapsed` is their time), each after the frames seen for the first time in it,
     /// and the thread names learnt. Fails only when the thread list itself cannot be
     /// read (typically: the target exited).
-    pub fn read(
+    pub fn read<M: Memory + Clone>(
         &mut self,
-        process: &mut PythonProcess,
+        process: &mut PythonProcess<M>,
         elapsed: Duration,
         events: &mut Vec<SamplerEvent>,
     ) -> Result<Tick, ReadError> {
-        let live = process.memory;
+        let live = process.memory.clone();
         let mut memory = self.prefetcher.begin(&live);
         let mut threads = std::mem::take(&mut self.threads);
         let interpreters = process.thread_states(&memory, &mut threads)?;
@@ -563,10 +563,10 @@ impl StackReader {
     /// longer time, while its top may have changed: it is read a second time and kept
     /// only if both reads agree (see [`StackReader::checked`]); if not, it is read and
     /// checked once more, from the process, and dropped if that fails too.
-    fn consistent_stack(
+    fn consistent_stack<M: Memory>(
         &mut self,
-        process: &PythonProcess,
-        memory: &mut TickMemory<'_, ProcessMemory>,
+        process: &PythonProcess<M>,
+        memory: &mut TickMemory<'_, M>,
         thread: &ThreadState,
         epoch: Option<CodeEpoch>,
         new_frames: &mut Vec<(FrameId, Frame)>,
@@ -623,9 +623,9 @@ impl StackReader {
     /// returns and another that takes its slot leave the address the same; a stack read
     /// while that happens can mix frames of different moments. Two reads that agree
     /// frame by frame show a stack that held still between them.
-    fn checked(
+    fn checked<M: Memory>(
         &mut self,
-        process: &PythonProcess,
+        process: &PythonProcess<M>,
         mem: &impl Memory,
         thread: &ThreadState,
         walked: Result<Vec<FrameId>, StackError>,
@@ -659,8 +659,8 @@ fn same_frames(first: &[RawFrame], second: &[RawFrame]) -> bool {
 const BATCH_RETRIES: usize = 2;
 
 /// The thread's innermost frame, read again.
-fn current_frame(
-    process: &PythonProcess,
+fn current_frame<M: Memory>(
+    process: &PythonProcess<M>,
     mem: &impl Memory,
     thread: &ThreadState,
 ) -> Result<u64, StackError> {

@@ -239,3 +239,56 @@ fn closed_output_pipe_ends_quietly() {
     let counted = target.next_line();
     assert!(!counted.is_empty(), "the target counts again");
 }
+
+/// `dump --core` with a file that is missing, not a core dump, the core dump of a
+/// program that is not Python, or a Python core dump cut short: one clear error each.
+#[test]
+fn core_dumps_that_cannot_be_read() {
+    let dir = TempDir::new("bad-core");
+    let missing = dir.path("missing");
+    let text = dir.path("text");
+    std::fs::write(&text, "not a core dump\n").unwrap();
+    for (path, expected) in [(&missing, "No such file"), (&text, "not a core dump")] {
+        let out = run_pyscry(&["dump", "--core", path.to_str().unwrap()]);
+        let (code, message) = failure(&out);
+        assert_eq!(code, 1, "{message}");
+        assert!(message.contains("cannot read core dump"), "{message}");
+        assert!(message.contains(expected), "{message}");
+    }
+    // A shell that aborts leaves a core dump with no Python in it.
+    let status = Command::new("sh")
+        .args(["-c", "ulimit -c unlimited; kill -ABRT $$"])
+        .current_dir(&dir.0)
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let core = dir.path("core");
+    if !core.exists() {
+        return common::skip(
+            "bad_core",
+            "core_pattern leaves no core file in the directory",
+        );
+    }
+    let (code, message) = failure(&run_pyscry(&["dump", "--core", core.to_str().unwrap()]));
+    assert_eq!(code, NOT_PYTHON, "{message}");
+    std::fs::remove_file(&core).unwrap();
+
+    let Some(python) = some_python() else {
+        return common::skip("bad_core", "no interpreter");
+    };
+    let status = Command::new(&python.path)
+        .arg(script("core_dump.py"))
+        .current_dir(&dir.0)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let whole = std::fs::read(&core).unwrap();
+    let cut = dir.path("cut");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let out = run_pyscry(&["dump", "--core", cut.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("shorter than its segments say"), "{stderr}");
+    assert!(!out.status.success(), "{stderr}");
+    failure(&out);
+}

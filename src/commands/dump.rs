@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use super::attach::{open_python, Opened};
 use crate::cli::DumpArgs;
 use crate::error::{Error, Result};
 use crate::native::merge::{merge, MergedFrame};
+use crate::native::module::Module;
 use crate::native::stacks;
 use crate::native::unwind::{NativeFrame, Unwinder};
 use crate::python::frames::RawFrame;
@@ -20,7 +22,10 @@ use crate::python::{read_error, OpenError, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
 use crate::target::activity::thread_state;
-use crate::target::pause::{PausedThreads, Pauser};
+use crate::target::core_dump::CoreDump;
+use crate::target::maps::FileRoot;
+use crate::target::memory::Memory;
+use crate::target::pause::{Pauser, Registers};
 use crate::target::process;
 
 /// Most reads of the process a dump makes. The first one reads stack by stack and
@@ -38,7 +43,7 @@ struct ThreadDump {
     /// `threading.Thread.name`, when the thread is known to `threading`.
     name: Option<String>,
     /// `running` when the kernel has the thread runnable, else `idle`; `unknown` when
-    /// its OS thread is not known.
+    /// its OS thread is not known; `dumped` for a thread of a core dump.
     status: &'static str,
     /// Whether it holds the GIL (always false for free-threaded builds).
     holds_gil: bool,
@@ -81,15 +86,20 @@ struct FrameDump {
 struct ProcessDump {
     pid: u32,
     command: String,
+    /// The core file read, for a dumped process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    core_file: Option<PathBuf>,
     python: String,
     runtime_file: String,
     layout: String,
     threads: Vec<ThreadDump>,
 }
 
-/// What a dump reads while the process is paused, besides the stacks.
-struct WhilePaused<'a, 'p> {
-    threads: &'a PausedThreads<'p>,
+/// What a dump reads while the process is paused (a core dump's process is as good as
+/// paused), besides the stacks.
+struct WhilePaused<'a> {
+    /// The registers of each thread, by TID, for `--native`.
+    registers: &'a dyn Fn(u32) -> Option<Registers>,
     /// `--locals`.
     locals: bool,
     /// `--native`: unwinds over the process's modules.
@@ -98,7 +108,11 @@ struct WhilePaused<'a, 'p> {
 
 /// The raw frames of the stack from `innermost`, walked again while the process is
 /// paused; `None` unless they are as many as the `expected` frames already read.
-fn walk_again(python: &PythonProcess, innermost: u64, expected: usize) -> Option<Vec<RawFrame>> {
+fn walk_again<M: Memory>(
+    python: &PythonProcess<M>,
+    innermost: u64,
+    expected: usize,
+) -> Option<Vec<RawFrame>> {
     let mut raw = Vec::new();
     let walked = python.frames.walk(&python.memory, innermost, &mut raw);
     (walked.is_ok() && raw.len() == expected).then_some(raw)
@@ -106,7 +120,11 @@ fn walk_again(python: &PythonProcess, innermost: u64, expected: usize) -> Option
 
 /// Give `frames` (one thread's, innermost first) their locals, from `raw`, the same
 /// frames walked while the process is paused.
-fn read_locals(python: &PythonProcess, raw: Option<&[RawFrame]>, frames: &mut [FrameDump]) {
+fn read_locals<M: Memory>(
+    python: &PythonProcess<M>,
+    raw: Option<&[RawFrame]>,
+    frames: &mut [FrameDump],
+) {
     let Ok(reader) = &python.locals else {
         return;
     };
@@ -123,9 +141,9 @@ fn read_locals(python: &PythonProcess, raw: Option<&[RawFrame]>, frames: &mut [F
 }
 
 /// `frames` (Python's, innermost first) in thread `tid`'s native stack, or why not.
-fn merge_native(
-    python: &PythonProcess,
-    paused: &mut WhilePaused<'_, '_>,
+fn merge_native<M: Memory>(
+    python: &PythonProcess<M>,
+    paused: &mut WhilePaused<'_>,
     tid: Option<u32>,
     raw: Option<&[RawFrame]>,
     frames: Vec<FrameDump>,
@@ -137,7 +155,7 @@ fn merge_native(
     let Some(unwinder) = paused.unwinder.as_mut() else {
         return (frames.into_iter().map(StackFrame::Python).collect(), None);
     };
-    let Some(registers) = tid.and_then(|tid| paused.threads.registers(tid)) else {
+    let Some(registers) = tid.and_then(paused.registers) else {
         return unmerged(frames, "the thread's registers could not be read");
     };
     let Some(raw) = raw else {
@@ -161,26 +179,10 @@ fn merge_native(
 
 /// Run `pyscry dump`; returns the exit code.
 pub fn run(args: DumpArgs) -> Result<i32> {
-    let opened = open_python(args.pid, None, &AtomicBool::new(false));
-    let dumps = match opened {
-        // With --subprocesses the target may be a program that starts Python ones (a
-        // shell, a server's supervisor): its descendants are dumped all the same.
-        Err(error @ Error::NotPython { .. }) if args.subprocesses => {
-            let dumps = descendant_dumps(&args);
-            if dumps.is_empty() {
-                return Err(error);
-            }
-            dumps
-        }
-        Err(error) => return Err(error),
-        Ok(Opened::ExitedEarly) => return Err(Error::TargetExited(args.pid)),
-        Ok(Opened::Ready(mut python)) => {
-            let mut dumps = vec![dump_process(&mut python, &args)?];
-            if args.subprocesses {
-                dumps.extend(descendant_dumps(&args));
-            }
-            dumps
-        }
+    let dumps = match (&args.core, args.pid) {
+        (Some(core), _) => vec![dump_core(core, &args)?],
+        (None, Some(pid)) => live_dumps(pid, &args)?,
+        (None, None) => return Err(anyhow::anyhow!("dump needs --pid or --core").into()),
     };
     let stdout = &mut std::io::stdout().lock();
     let written = match (args.json, args.subprocesses) {
@@ -197,6 +199,61 @@ pub fn run(args: DumpArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The dumps of live process `pid` and, with `--subprocesses`, of its descendants.
+fn live_dumps(pid: u32, args: &DumpArgs) -> Result<Vec<ProcessDump>> {
+    let opened = open_python(pid, None, &AtomicBool::new(false));
+    Ok(match opened {
+        // With --subprocesses the target may be a program that starts Python ones (a
+        // shell, a server's supervisor): its descendants are dumped all the same.
+        Err(error @ Error::NotPython { .. }) if args.subprocesses => {
+            let dumps = descendant_dumps(pid, args);
+            if dumps.is_empty() {
+                return Err(error);
+            }
+            dumps
+        }
+        Err(error) => return Err(error),
+        Ok(Opened::ExitedEarly) => return Err(Error::TargetExited(pid)),
+        Ok(Opened::Ready(mut python)) => {
+            let mut dumps = vec![dump_process(&mut python, args)?];
+            if args.subprocesses {
+                dumps.extend(descendant_dumps(pid, args));
+            }
+            dumps
+        }
+    })
+}
+
+/// The dump of the process whose core file is at `path`.
+fn dump_core(path: &Path, args: &DumpArgs) -> Result<ProcessDump> {
+    let core = CoreDump::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot read core dump {}: {e}", path.display()))?;
+    if core.truncated {
+        eprintln!(
+            "pyscry: warning: {} is shorter than its segments say (cut short when it was \
+             written?): what is past its end cannot be read",
+            path.display()
+        );
+    }
+    let tids = core.threads.iter().map(|thread| thread.tid).collect();
+    let mut python = PythonProcess::from_core(core.pid, core.memory, &core.mappings, tids)?;
+    check_locals(&python, args)?;
+    let threads = &core.threads;
+    let registers = |tid: u32| Some(threads.iter().find(|t| t.tid == tid)?.registers);
+    let unwinder = args.native.then(|| {
+        let modules = Module::load_all(FileRoot::Host, &core.mappings, &python.memory);
+        Unwinder::new(modules)
+    });
+    let mut held = WhilePaused {
+        registers: &registers,
+        locals: args.locals,
+        unwinder,
+    };
+    let mut dump = read_dump(&mut python, Some(&mut held), |_| "dumped", core.command)?;
+    dump.core_file = Some(path.to_path_buf());
+    Ok(dump)
+}
+
 /// `value` as indented JSON, on lines of its own.
 fn write_json(value: &impl Serialize, out: &mut impl Write) -> std::io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
@@ -206,8 +263,8 @@ fn write_json(value: &impl Serialize, out: &mut impl Write) -> std::io::Result<(
 /// The dumps of the descendants of the target that run Python, in the order of their
 /// PIDs. Those that do not run Python, or not yet, or that exit meanwhile, are left
 /// out; one that cannot be read is left out with a warning.
-fn descendant_dumps(args: &DumpArgs) -> Vec<ProcessDump> {
-    let mut pids = process::descendants(args.pid);
+fn descendant_dumps(root: u32, args: &DumpArgs) -> Vec<ProcessDump> {
+    let mut pids = process::descendants(root);
     pids.sort_unstable();
     pids.into_iter()
         .filter_map(|pid| {
@@ -231,15 +288,14 @@ fn descendant_dumps(args: &DumpArgs) -> Vec<ProcessDump> {
 
 /// Dump one process, pausing it if `args` asks for what needs that.
 fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
-    if args.locals {
-        if let Err(missing) = &python.locals {
-            let why = format!(
-                "{} does not say where locals are: {missing}",
-                python.describe()
-            );
-            return Err(anyhow::anyhow!("--locals: {why}").into());
-        }
-    }
+    check_locals(python, args)?;
+    let pid = python.pid;
+    let status = |tid| match thread_state(pid, tid) {
+        Some('R') => "running",
+        Some(_) => "idle",
+        None => "unknown",
+    };
+    let command = process::command_line(pid);
     if args.locals || args.native {
         // The files are opened before the process is paused, to pause it for less.
         let unwinder = args.native.then(|| Unwinder::new(stacks::load(python)));
@@ -248,20 +304,37 @@ fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDu
             .pause()
             .map_err(|e| anyhow::anyhow!("cannot pause process {} to read it: {e}", python.pid))?;
         let mut while_paused = WhilePaused {
-            threads: &paused,
+            registers: &|tid| paused.registers(tid),
             locals: args.locals,
             unwinder,
         };
-        read_dump(python, Some(&mut while_paused))
+        read_dump(python, Some(&mut while_paused), status, command)
     } else {
-        read_dump(python, None)
+        read_dump(python, None, status, command)
     }
 }
 
-/// Read every thread's stack, and what is asked for `while_paused`.
-fn read_dump(
-    python: &mut PythonProcess,
-    mut while_paused: Option<&mut WhilePaused<'_, '_>>,
+/// Refuse `--locals` where the interpreter's table does not say where they are.
+fn check_locals<M: Memory>(python: &PythonProcess<M>, args: &DumpArgs) -> Result<()> {
+    match &python.locals {
+        Err(missing) if args.locals => {
+            let why = format!(
+                "{} does not say where locals are: {missing}",
+                python.describe()
+            );
+            Err(anyhow::anyhow!("--locals: {why}").into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Read every thread's stack, and what is asked for `while_paused`; `status` says how
+/// each thread is, by TID; `command` is the process's command line.
+fn read_dump<M: Memory + Clone>(
+    python: &mut PythonProcess<M>,
+    mut while_paused: Option<&mut WhilePaused<'_>>,
+    status: impl Fn(u32) -> &'static str,
+    command: String,
 ) -> Result<ProcessDump> {
     let pid = python.pid;
     let mut reader = StackReader::new(python, Mode::Wall);
@@ -331,11 +404,7 @@ fn read_dump(
                 thread_id: thread.thread_id,
                 native_id: thread.native_id,
                 name: names.get(&thread.thread_id).cloned(),
-                status: match thread.native_id.and_then(|tid| thread_state(pid, tid)) {
-                    Some('R') => "running",
-                    Some(_) => "idle",
-                    None => "unknown",
-                },
+                status: thread.native_id.map_or("unknown", &status),
                 holds_gil: thread.holds_gil,
                 frames,
                 error,
@@ -345,7 +414,8 @@ fn read_dump(
         .collect();
     Ok(ProcessDump {
         pid,
-        command: process::command_line(pid),
+        command,
+        core_file: None,
         python: python.describe(),
         runtime_file: python.runtime_file.clone(),
         layout: python.layout_source.clone(),
@@ -355,6 +425,9 @@ fn read_dump(
 
 fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "Process {}: {}", dump.pid, dump.command)?;
+    if let Some(core) = &dump.core_file {
+        writeln!(out, "Core dump: {}", core.display())?;
+    }
     writeln!(out, "Python: {} ({})", dump.python, dump.runtime_file)?;
     for thread in &dump.threads {
         let os = thread

@@ -14,7 +14,7 @@ use std::io::Read;
 
 use super::module::{file_range, sections_named, Bytes};
 use crate::target::binary::map_readonly;
-use crate::target::maps::host_path;
+use crate::target::maps::FileRoot;
 
 /// Where the separate debug files are installed, by build id and by path.
 const DEBUG_ROOT: &str = "/usr/lib/debug";
@@ -140,19 +140,19 @@ self_cell::self_cell!(
 );
 
 impl DebugInfo {
-    /// The DWARF of the module that process `pid` maps from `path`, whose bytes are
+    /// The DWARF of the module that a process maps from `path`, whose bytes are
     /// `file`: the file's own, else that of its separate debug file, found by build
     /// id under `/usr/lib/debug/.build-id/`, or by the name in `.gnu_debuglink` next
     /// to the file, in its `.debug/` directory, or under `/usr/lib/debug` (all in the
-    /// process's file system). `None` if none of them has line information.
-    pub fn load(pid: u32, path: &str, file: Arc<Bytes>) -> Option<DebugInfo> {
+    /// process's file system, `root`). `None` if none of them has line information.
+    pub fn load(root: FileRoot, path: &str, file: Arc<Bytes>) -> Option<DebugInfo> {
         let elf = Elf::parse(file.as_slice()).ok()?;
         let sections = match DebugSections::read(&elf, &file) {
             Some(sections) => sections,
             None => separate_files(path, &elf, file.as_slice())
                 .into_iter()
                 .filter_map(|candidate| {
-                    let opened = std::fs::File::open(host_path(pid, &candidate)).ok()?;
+                    let opened = std::fs::File::open(root.path(&candidate)).ok()?;
                     let map = Arc::new(Bytes::Mapped(map_readonly(&opened).ok()?));
                     DebugSections::read(&Elf::parse(map.as_slice()).ok()?, &map)
                 })

@@ -12,7 +12,7 @@ use goblin::elf::{Elf, SectionHeader};
 
 use super::lines::{DebugInfo, SourceFunction};
 use crate::target::binary::{lowest_load_address, map_file};
-use crate::target::maps::Mapping;
+use crate::target::maps::{FileRoot, Mapping};
 use crate::target::memory::Memory;
 
 /// One ELF file (executable, shared library or the vDSO) mapped into the target.
@@ -33,8 +33,9 @@ pub struct Module {
     text: u64,
     /// Function symbols, sorted by address: link-time start, end, name.
     functions: Vec<(u64, u64, String)>,
-    /// The process it is mapped into, where its separate debug file is looked for.
-    pid: u32,
+    /// Where the process it is mapped into has its files: its separate debug file is
+    /// looked for there.
+    root: FileRoot,
     /// Its DWARF, loaded when a source line is first asked for (`None`: it has none).
     debug_info: OnceCell<Option<DebugInfo>>,
 }
@@ -70,10 +71,10 @@ pub struct CallFrameInfo<'a> {
 }
 
 impl Module {
-    /// Open every file that `maps` shows mapped executable in process `pid`, and the
+    /// Open every file that `maps` shows mapped executable in a process (from `root`), and the
     /// vDSO. Files that cannot be read or parsed are left out: their frames are shown
     /// by address and the unwinding stops there.
-    pub fn load_all(pid: u32, maps: &[Mapping], memory: &impl Memory) -> Vec<Module> {
+    pub fn load_all(root: FileRoot, maps: &[Mapping], memory: &impl Memory) -> Vec<Module> {
         let mut modules: Vec<Module> = Vec::new();
         for mapping in maps.iter().filter(|m| m.perms.contains('x')) {
             let range = mapping.start..mapping.end;
@@ -83,8 +84,8 @@ impl Module {
                 continue;
             }
             let module = match path {
-                "[vdso]" => Module::from_vdso(pid, range, memory),
-                _ => Module::from_file(pid, mapping, maps),
+                "[vdso]" => Module::from_vdso(root, range, memory),
+                _ => Module::from_file(root, mapping, maps),
             };
             modules.extend(module);
         }
@@ -100,12 +101,12 @@ impl Module {
         file_name(&self.path)
     }
 
-    fn from_vdso(pid: u32, range: Range<u64>, memory: &impl Memory) -> Option<Module> {
+    fn from_vdso(root: FileRoot, range: Range<u64>, memory: &impl Memory) -> Option<Module> {
         let bytes = memory.read_vec(range.start, (range.end - range.start) as usize);
         // Read from where it is mapped, whole: its first page is at its start.
         let base = range.start;
         let image = MappedImage {
-            pid,
+            root,
             path: "[vdso]".into(),
             code: range,
             base,
@@ -113,10 +114,10 @@ impl Module {
         Module::parse(image, Bytes::Copied(bytes.ok()?))
     }
 
-    fn from_file(pid: u32, mapping: &Mapping, maps: &[Mapping]) -> Option<Module> {
-        let (map, base) = map_file(pid, mapping.file_path()?, maps).ok()?;
+    fn from_file(root: FileRoot, mapping: &Mapping, maps: &[Mapping]) -> Option<Module> {
+        let (map, base) = map_file(root, mapping.file_path()?, maps).ok()?;
         let image = MappedImage {
-            pid,
+            root,
             path: mapping.path.clone()?,
             code: mapping.start..mapping.end,
             base,
@@ -157,7 +158,7 @@ impl Module {
             bias,
             bytes: Arc::new(bytes),
             functions,
-            pid: image.pid,
+            root: image.root,
             debug_info: OnceCell::new(),
         })
     }
@@ -180,7 +181,7 @@ impl Module {
     pub fn locate(&self, address: u64) -> Vec<SourceFunction> {
         let debug_info = self.debug_info.get_or_init(|| {
             let is_file = self.path.starts_with('/');
-            is_file.then(|| DebugInfo::load(self.pid, &self.path, self.bytes.clone()))?
+            is_file.then(|| DebugInfo::load(self.root, &self.path, self.bytes.clone()))?
         });
         debug_info.as_ref().map_or_else(Vec::new, |info| {
             info.locate(address.wrapping_sub(self.bias))
@@ -222,7 +223,8 @@ pub fn file_range(header: &SectionHeader, bytes: &[u8]) -> Option<Range<usize>> 
 
 /// Where an ELF image is mapped in a process.
 struct MappedImage {
-    pid: u32,
+    /// Where the process has its files.
+    root: FileRoot,
     /// The file's path as the process sees it, or `[vdso]`.
     path: String,
     /// The runtime address range of its code.

@@ -10,7 +10,7 @@ use super::unwind::Unwinder;
 use crate::python::PythonProcess;
 use crate::sampler::{Sample, SamplerEvent, StackReader};
 use crate::symbolize::{Frame, FrameId};
-use crate::target::maps::read_maps;
+use crate::target::maps::{read_maps, FileRoot};
 use crate::target::pause::PausedThreads;
 
 /// Least time between two loads of the process's modules.
@@ -100,5 +100,5 @@ impl NativeStacks {
 /// The executable files mapped into `process`, and its vDSO.
 pub fn load(process: &PythonProcess) -> Vec<Module> {
     let maps = read_maps(process.pid).unwrap_or_default();
-    Module::load_all(process.pid, &maps, &process.memory)
+    Module::load_all(FileRoot::Process(process.pid), &maps, &process.memory)
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::version::{Flavour, PythonVersion};
 use crate::target::binary::{Binary, BinaryError};
-use crate::target::maps::{host_path, read_maps, Mapping};
+use crate::target::maps::{host_path, read_maps, FileRoot, Mapping};
 use crate::target::memory::{Memory, ReadError};
 
 /// Every symbol pyscry looks up in the file holding the runtime. Only these are
@@ -72,7 +72,17 @@ pub enum DiscoveryError {
 /// Find the runtime in process `pid`.
 pub fn discover(pid: u32, mem: &impl Memory) -> Result<Discovery, DiscoveryError> {
     let maps = target_paths(pid, read_maps(pid).map_err(DiscoveryError::Maps)?);
-    let binary = runtime_binary(pid, &maps)?;
+    discover_in(FileRoot::Process(pid), &maps, mem)
+}
+
+/// Find the runtime in the memory `mem` of a process that maps files as `maps` says,
+/// opening them from `root`.
+pub fn discover_in(
+    root: FileRoot,
+    maps: &[Mapping],
+    mem: &impl Memory,
+) -> Result<Discovery, DiscoveryError> {
+    let binary = runtime_binary(root, maps)?;
     let version = detect_version(mem, &binary)?;
     let flavour = detect_flavour(mem, &binary, version)?;
     Ok(Discovery {
@@ -123,7 +133,7 @@ fn target_paths(pid: u32, mut maps: Vec<Mapping>) -> Vec<Mapping> {
 ///
 /// The executable comes first: when a statically linked interpreter also loads a
 /// libpython, the executable's definitions are the ones in use.
-fn runtime_binary(pid: u32, maps: &[Mapping]) -> Result<Binary, DiscoveryError> {
+fn runtime_binary(root: FileRoot, maps: &[Mapping]) -> Result<Binary, DiscoveryError> {
     let mut candidates: Vec<&str> = Vec::new();
     let files = maps
         .iter()
@@ -140,7 +150,7 @@ fn runtime_binary(pid: u32, maps: &[Mapping]) -> Result<Binary, DiscoveryError> 
         }
     }
     for path in candidates {
-        let binary = match Binary::open(pid, path, maps, PYTHON_SYMBOLS) {
+        let binary = match Binary::open(root, path, maps, PYTHON_SYMBOLS) {
             Ok(binary) => binary,
             Err(BinaryError::NotElf { .. }) => continue,
             Err(e) => return Err(e.into()),

@@ -25,11 +25,13 @@ pub mod version;
 use std::collections::HashMap;
 
 use crate::error::Error;
+use crate::target::core_dump::CoreMemory;
+use crate::target::maps::{FileRoot, Mapping};
 use crate::target::memory::{Memory, ProcessMemory, ReadError};
 use crate::target::pid_namespace::ThreadIds;
 use code::CodeReader;
 use code_headers::CodeEpoch;
-use discover::{discover, DiscoveryError};
+use discover::{discover, discover_in, DiscoveryError};
 use frames::FrameReader;
 use gil::GilReader;
 use layout::{require_symbol, Layout, MissingField};
@@ -102,6 +104,58 @@ impl PythonProcess<ProcessMemory> {
             DiscoveryError::Read(read) => OpenError::Fatal(read_error(pid, read)),
             other => OpenError::Fatal(anyhow::Error::new(other).into()),
         })?;
+        let exe = crate::target::process::exe_identity(pid);
+        PythonProcess::assemble(pid, memory, found, ThreadIds::of(pid), exe)
+    }
+}
+
+impl PythonProcess<CoreMemory> {
+    /// Find and set up the interpreter of a dumped process: `pid`, whose memory is
+    /// `memory`, which mapped the files `mappings` (opened from this machine's root)
+    /// and had the threads `tids`.
+    pub fn from_core(
+        pid: u32,
+        memory: CoreMemory,
+        mappings: &[Mapping],
+        tids: Vec<u32>,
+    ) -> Result<PythonProcess<CoreMemory>, Error> {
+        let found = discover_in(FileRoot::Host, mappings, &memory).map_err(|e| match e {
+            DiscoveryError::NotPython => Error::NotPython {
+                pid,
+                exe: mappings
+                    .first()
+                    .and_then(|m| m.path.clone())
+                    .unwrap_or_default(),
+            },
+            DiscoveryError::NotReady(missing) => anyhow::anyhow!(
+                "the interpreter of process {pid} was not initialised when it was dumped: {missing}"
+            )
+            .into(),
+            DiscoveryError::Read(read) => anyhow::anyhow!(
+                "reading the dumped memory of process {pid}: {read} (the core file is cut \
+                 short, or its coredump_filter left that memory out)"
+            )
+            .into(),
+            other => anyhow::Error::new(other).into(),
+        })?;
+        let ids = ThreadIds::dumped(pid, tids);
+        PythonProcess::assemble(pid, memory, found, ids, None).map_err(|e| match e {
+            OpenError::Fatal(error) => error,
+            OpenError::NotReady(missing) => anyhow::anyhow!("{missing}").into(),
+        })
+    }
+}
+
+impl<M: Memory> PythonProcess<M> {
+    /// Set up the readers for the interpreter `found` in process `pid`, whose memory is
+    /// `memory`, whose threads `ids` lists, and which runs the program `exe`.
+    fn assemble(
+        pid: u32,
+        memory: M,
+        found: discover::Discovery,
+        ids: ThreadIds,
+        exe: Option<(u64, u64)>,
+    ) -> Result<PythonProcess<M>, OpenError> {
         let unsupported = |why: String| {
             OpenError::Fatal(Error::UnsupportedPython {
                 pid,
@@ -124,7 +178,7 @@ impl PythonProcess<ProcessMemory> {
         });
         let layout = Layout::from_table(table).map_err(|e| unsupported(format!(": {e}")))?;
         let layout_source = describe_layout_source(&found, debug_offsets);
-        let setup = || -> Result<PythonProcess, MissingField> {
+        let setup = || -> Result<PythonProcess<M>, MissingField> {
             let symbol = |name| require_symbol(&found.binary, name);
             let types = match semantics.strings {
                 StringModel::Bytes => TypeAddresses {
@@ -159,16 +213,14 @@ impl PythonProcess<ProcessMemory> {
                 locals,
                 eval_function: semantics.eval_function,
                 native_ids: NativeIdResolver::default(),
-                thread_ids: ThreadIds::of(pid),
+                thread_ids: ids,
                 names,
-                exe: crate::target::process::exe_identity(pid),
+                exe,
             })
         };
         setup().map_err(|missing| unsupported(format!(": {missing}")))
     }
-}
 
-impl<M: Memory> PythonProcess<M> {
     /// Whether the process has `exec`ed another program since it was opened (a forked
     /// Python child that runs a command): its memory no longer holds this interpreter.
     /// A process that is exiting has no program to compare (its memory is gone): that

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use goblin::elf::{program_header::PT_LOAD, Elf};
 
-use super::maps::Mapping;
+use super::maps::{FileRoot, Mapping};
 
 /// An ELF file mapped into the target, with its symbols resolved to runtime addresses.
 #[derive(Debug, Clone)]
@@ -71,19 +71,19 @@ pub enum BinaryError {
 }
 
 impl Binary {
-    /// Open the file mapped at `path` in process `pid` (the copy it maps, should the
+    /// Open the file mapped at `path` in a process, from `root` (the copy it maps, should the
     /// file have been deleted or replaced since), resolve its load bias from `maps`,
     /// and keep the symbols named in `wanted`.
     ///
     /// Only the wanted symbols are kept: an unstripped library has tens of thousands,
     /// and indexing them all made attaching take hundreds of milliseconds.
     pub fn open(
-        pid: u32,
+        root: FileRoot,
         path: &str,
         maps: &[Mapping],
         wanted: &[&str],
     ) -> Result<Binary, BinaryError> {
-        let (bytes, base) = map_file(pid, path, maps)?;
+        let (bytes, base) = map_file(root, path, maps)?;
         let elf = Elf::parse(&bytes).map_err(|e| BinaryError::NotElf {
             path: path.to_string(),
             reason: e.to_string(),
@@ -107,11 +107,11 @@ impl Binary {
     }
 }
 
-/// The file that process `pid` maps at `path` (the copy it maps, should the file have
+/// The file that a process maps at `path`, opened from `root` (the copy it maps, should the file have
 /// been deleted or replaced since), mapped here too, and the address where the
 /// process maps its first page (file offset 0).
 pub fn map_file(
-    pid: u32,
+    root: FileRoot,
     path: &str,
     maps: &[Mapping],
 ) -> Result<(memmap2::Mmap, u64), BinaryError> {
@@ -125,7 +125,7 @@ pub fn map_file(
         .min_by_key(|m| m.start)
         .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
     let host_file = base_mapping
-        .host_file(pid)
+        .host_file(root)
         .ok_or_else(|| BinaryError::NoBaseMapping(path.to_string()))?;
     let file = std::fs::File::open(host_file).map_err(|source| {
         if base_mapping.is_deleted() {
@@ -206,7 +206,7 @@ mod tests {
         let maps = read_maps(pid).unwrap();
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         let exe = exe.to_str().unwrap();
-        let binary = Binary::open(pid, exe, &maps, &["main"]).unwrap();
+        let binary = Binary::open(FileRoot::Process(pid), exe, &maps, &["main"]).unwrap();
         let text = binary.section(".text").expect(".text section");
         assert!(binary.symbol("main").is_some());
         assert!(maps

@@ -34,20 +34,41 @@ impl Mapping {
         self.path.as_deref().is_some_and(|p| p.ends_with(DELETED))
     }
 
-    /// Where process `pid`'s mapped file can be opened from here: its path through
-    /// `/proc/PID/root`; or, when the file was deleted or replaced since it was mapped
-    /// (a package upgrade under a running service), `/proc/PID/map_files/`, which
-    /// still opens the file that is mapped.
-    pub fn host_file(&self, pid: u32) -> Option<PathBuf> {
+    /// Where the mapped file can be opened from here (see [`FileRoot`]); for a live
+    /// process whose file was deleted or replaced since it was mapped (a package
+    /// upgrade under a running service), `/proc/PID/map_files/`, which still opens the
+    /// file that is mapped.
+    pub fn host_file(&self, root: FileRoot) -> Option<PathBuf> {
         let path = self.file_path()?;
-        Some(if self.is_deleted() {
-            PathBuf::from(format!(
+        Some(match root {
+            FileRoot::Process(pid) if self.is_deleted() => PathBuf::from(format!(
                 "/proc/{pid}/map_files/{:x}-{:x}",
                 self.start, self.end
-            ))
-        } else {
-            host_path(pid, path)
+            )),
+            root => root.path(path),
         })
+    }
+}
+
+/// Where the files a target maps are opened from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRoot {
+    /// A live process's root, `/proc/PID/root`: paths in its maps are relative to it,
+    /// which differs from ours when the process runs in a container or chroot, and
+    /// the kernel resolves them there as the process does.
+    Process(u32),
+    /// This machine's root: the files of a core dump, named as the process named them
+    /// (the dump is read where it was made, or where the same files are installed).
+    Host,
+}
+
+impl FileRoot {
+    /// The path here of the file the target knows as `target_path`.
+    pub fn path(self, target_path: &str) -> PathBuf {
+        match self {
+            FileRoot::Process(pid) => host_path(pid, target_path),
+            FileRoot::Host => PathBuf::from(target_path),
+        }
     }
 }
 
@@ -125,7 +146,10 @@ garbage line
 7f10c5a00000-7f10c5b00000 r--p 00000000 fe:01 456 /lib/libpython3.11.so.1.0 (deleted)
 ",
         );
-        let files: Vec<_> = maps.iter().map(|m| m.host_file(42).unwrap()).collect();
+        let files: Vec<_> = maps
+            .iter()
+            .map(|m| m.host_file(FileRoot::Process(42)).unwrap())
+            .collect();
         assert_eq!(
             files,
             [

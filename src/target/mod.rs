@@ -4,6 +4,7 @@
 
 pub mod activity;
 pub mod binary;
+pub mod core_dump;
 pub mod maps;
 pub mod memory;
 pub mod pause;

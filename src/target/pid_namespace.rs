@@ -29,6 +29,9 @@ pub struct ThreadIds {
     pairs: Vec<(u32, u32)>,
     /// When `pairs` was listed.
     listed_at: Option<Instant>,
+    /// For a dumped process (a core file), its threads: listed in the dump, by the
+    /// ids the process used, as is everything else in the dump.
+    dumped: Option<Vec<u32>>,
 }
 
 impl ThreadIds {
@@ -44,6 +47,18 @@ impl ThreadIds {
             own_pid,
             pairs: Vec::new(),
             listed_at: None,
+            dumped: None,
+        }
+    }
+
+    /// The ids of the threads `tids` of process `pid`, which a core dump lists.
+    pub fn dumped(pid: u32, tids: Vec<u32>) -> ThreadIds {
+        ThreadIds {
+            pid,
+            own_pid: pid,
+            pairs: Vec::new(),
+            listed_at: None,
+            dumped: Some(tids),
         }
     }
 
@@ -60,6 +75,9 @@ impl ThreadIds {
 
     /// The process's threads by the ids it knows them by, listed now.
     pub fn list(&mut self) -> Vec<u32> {
+        if let Some(tids) = &self.dumped {
+            return tids.clone();
+        }
         if !self.is_nested() {
             return thread_ids(self.pid);
         }
