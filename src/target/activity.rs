@@ -81,15 +81,17 @@ fn wchan_names_a_sleeping_thread() -> bool {
     });
     let pid = std::process::id();
     let named = ready_rx.recv().ok().is_some_and(|tid| {
-        // Wait (briefly) until the kernel has it asleep, then ask `wchan`.
-        (0..200).any(|_| {
-            let asleep = thread_state(pid, tid) == Some('S');
-            if !asleep {
+        // Wait until the kernel has it asleep and `wchan` names where, for up to 2 s:
+        // a loaded machine may take a while to run it to its wait (CI once saw this
+        // fail within the 200 ms it was given).
+        (0..2000).any(|_| {
+            let named = thread_state(pid, tid) == Some('S')
+                && std::fs::read(format!("/proc/{pid}/task/{tid}/wchan"))
+                    .is_ok_and(|w| StateSource::Wchan.says_running(&w) == Some(false));
+            if !named {
                 std::thread::sleep(std::time::Duration::from_millis(1));
-                return false;
             }
-            std::fs::read(format!("/proc/{pid}/task/{tid}/wchan"))
-                .is_ok_and(|w| StateSource::Wchan.says_running(&w) == Some(false))
+            named
         })
     });
     let _ = release_tx.send(());
