@@ -115,7 +115,7 @@ fn stacks_from_a_core_dump(python: &Python) {
     assert!(text.contains("    inner ("), "{}: {text}", python.name);
 }
 
-test_each_python!(stacks, super::stacks_from_a_core_dump);
+test_each_python!(core_stacks, super::stacks_from_a_core_dump);
 
 /// A core file that gdb's `gcore` wrote of a running process, which leaves out the
 /// mappings it does not dump altogether (the kernel keeps a segment without bytes for

@@ -20,7 +20,7 @@ CHECKS = [
     ("dump", "under_churn", "dump: stacks hold together while calls come every 10 µs"),
     ("dump", "locals", "dump --locals: arguments and locals of every kind, containers' items, target left running"),
     ("dump", "native_stack", "dump --native: C frames around and between Python frames, source lines and inlined functions where the file has DWARF (3.15: stated fallback)"),
-    ("core_dump", "stacks", "dump --core: both threads' stacks, names, locals and C frames from the core file of a process that aborted (3.15: stated fallback)"),
+    ("core_dump", "core_stacks", "dump --core: both threads' stacks, names, locals and C frames from the core file of a process that aborted (3.15: stated fallback)"),
     ("record", "one_two_three", "record: 1:2:3 shares within 3 points"),
     ("record", "native_samples", "record --native: the same in at least 90 % of samples (3.15: stated fallback)"),
     ("attach", "leaves_target_running", "attach: target keeps running"),
