@@ -47,6 +47,8 @@ fn stacks_from_a_core_dump(python: &Python) {
     let out = run_pyscry(&["dump", "--core", core_arg, "--json", "--locals", "--native"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", python.name);
+    // The files here are those the process had loaded: no warning that they differ.
+    assert!(stderr.is_empty(), "{}: {stderr}", python.name);
     let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
     // A core file keeps the first 80 bytes of the command line.
     let command = dump["command"].as_str().unwrap();
@@ -160,4 +162,60 @@ fn stacks_from_gcore(python: &Python) {
 #[test]
 fn gcore_of_a_running_process() {
     common::run_on("3.11", "core_dump_gcore", stacks_from_gcore);
+}
+
+/// A core file read where a library the process had loaded has since been replaced
+/// (here: rebuilt without its build id) is read with a warning naming the library:
+/// its code and constants come from the file here, and may be wrong.
+fn replaced_library_is_named(python: &Python) {
+    const TEST: &str = "core_dump_replaced_library";
+    let dir = TempDir::new(TEST);
+    let lib_name = "libpython3.11.so.1.0";
+    let lib_dir = python.path.parent().unwrap().parent().unwrap().join("lib");
+    let lib = dir.path(lib_name);
+    std::fs::copy(lib_dir.join(lib_name), &lib).expect("copying libpython");
+    let status = Command::new(&python.path)
+        .arg(script("core_dump.py"))
+        .current_dir(&dir.0)
+        .env("LD_LIBRARY_PATH", &dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
+    let core = dir.path("core");
+    if !core.exists() {
+        return common::skip(TEST, "core_pattern leaves no core file in the directory");
+    }
+    let dump = || run_pyscry(&["dump", "--core", core.to_str().unwrap()]);
+    let out = dump();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stripped = Command::new("objcopy")
+        .args(["--remove-section=.note.gnu.build-id", lib_name])
+        .current_dir(&dir.0)
+        .status();
+    if !stripped.is_ok_and(|status| status.success()) {
+        return common::skip(TEST, "objcopy (binutils) not found or failed");
+    }
+    let out = dump();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} is not the file", lib.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn replaced_library_is_named_in_a_warning() {
+    common::run_on(
+        "3.11",
+        "core_dump_replaced_library",
+        replaced_library_is_named,
+    );
 }

@@ -235,6 +235,14 @@ fn dump_core(path: &Path, args: &DumpArgs) -> Result<ProcessDump> {
             path.display()
         );
     }
+    for file in core.replaced_files() {
+        eprintln!(
+            "pyscry: warning: {} is not the file process {} had loaded (their build ids \
+             differ): what is read from it (code, constants, symbols) may be wrong",
+            file.display(),
+            core.pid
+        );
+    }
     let tids = core.threads.iter().map(|thread| thread.tid).collect();
     let mut python = PythonProcess::from_core(core.pid, core.memory, &core.mappings, tids)?;
     check_locals(&python, args)?;
