@@ -13,7 +13,7 @@ use goblin::elf::Elf;
 use std::io::Read;
 
 use super::module::{file_range, sections_named, Bytes};
-use crate::target::binary::map_readonly;
+use crate::target::binary::{build_id, map_readonly};
 use crate::target::maps::FileRoot;
 
 /// Where the separate debug files are installed, by build id and by path.
@@ -198,14 +198,8 @@ impl DebugInfo {
 /// most specific first.
 fn separate_files(path: &str, elf: &Elf, bytes: &[u8]) -> Vec<String> {
     let mut candidates = Vec::new();
-    let build_id = elf
-        .iter_note_sections(bytes, Some(".note.gnu.build-id"))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .find(|note| note.n_type == goblin::elf::note::NT_GNU_BUILD_ID && note.desc.len() > 1);
-    if let Some(note) = build_id {
-        let hex: String = note.desc.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(id) = build_id(bytes).filter(|id| id.len() > 1) {
+        let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
         candidates.push(format!(
             "{DEBUG_ROOT}/.build-id/{}/{}.debug",
             &hex[..2],

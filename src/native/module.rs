@@ -71,9 +71,9 @@ pub struct CallFrameInfo<'a> {
 }
 
 impl Module {
-    /// Open every file that `maps` shows mapped executable in a process (from `root`), and the
-    /// vDSO. Files that cannot be read or parsed are left out: their frames are shown
-    /// by address and the unwinding stops there.
+    /// Open every file that `maps` shows mapped executable in a process (from `root`),
+    /// and the vDSO. Files that cannot be read or parsed are left out: their frames are
+    /// shown by address and the unwinding stops there.
     pub fn load_all(root: FileRoot, maps: &[Mapping], memory: &impl Memory) -> Vec<Module> {
         let mut modules: Vec<Module> = Vec::new();
         for mapping in maps.iter().filter(|m| m.perms.contains('x')) {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::version::{Flavour, PythonVersion};
 use crate::target::binary::{Binary, BinaryError};
-use crate::target::maps::{host_path, read_maps, FileRoot, Mapping};
+use crate::target::maps::{read_maps, FileRoot, Mapping};
 use crate::target::memory::{Memory, ReadError};
 
 /// Every symbol pyscry looks up in the file holding the runtime. Only these are
@@ -118,8 +118,8 @@ fn target_paths(pid: u32, mut maps: Vec<Mapping>) -> Vec<Mapping> {
         let rewrite = *verdicts.entry(path.to_string()).or_insert_with(|| {
             path.strip_prefix(root).is_some_and(|inside| {
                 inside.starts_with('/')
-                    && !host_path(pid, path).exists()
-                    && host_path(pid, inside).exists()
+                    && !FileRoot::Process(pid).path(path).exists()
+                    && FileRoot::Process(pid).path(inside).exists()
             })
         });
         if rewrite {

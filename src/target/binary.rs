@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use goblin::elf::{program_header::PT_LOAD, Elf};
+use goblin::container::Ctx;
+use goblin::elf::note::NT_GNU_BUILD_ID;
+use goblin::elf::{program_header::PT_LOAD, Elf, ProgramHeader};
 
 use super::maps::{FileRoot, Mapping};
 
@@ -71,9 +73,9 @@ pub enum BinaryError {
 }
 
 impl Binary {
-    /// Open the file mapped at `path` in a process, from `root` (the copy it maps, should the
-    /// file have been deleted or replaced since), resolve its load bias from `maps`,
-    /// and keep the symbols named in `wanted`.
+    /// Open the file mapped at `path` in a process, from `root` (the copy it maps,
+    /// should the file have been deleted or replaced since), resolve its load bias from
+    /// `maps`, and keep the symbols named in `wanted`.
     ///
     /// Only the wanted symbols are kept: an unstripped library has tens of thousands,
     /// and indexing them all made attaching take hundreds of milliseconds.
@@ -107,9 +109,9 @@ impl Binary {
     }
 }
 
-/// The file that a process maps at `path`, opened from `root` (the copy it maps, should the file have
-/// been deleted or replaced since), mapped here too, and the address where the
-/// process maps its first page (file offset 0).
+/// The file that a process maps at `path`, opened from `root` (the copy it maps,
+/// should the file have been deleted or replaced since), mapped here too, and the
+/// address where the process maps its first page (file offset 0).
 pub fn map_file(
     root: FileRoot,
     path: &str,
@@ -139,6 +141,20 @@ pub fn map_file(
     })?;
     let bytes = map_readonly(&file).map_err(io_error)?;
     Ok((bytes, base_mapping.start))
+}
+
+/// The GNU build id of the ELF image in `bytes`, a whole file or only its first page
+/// as a process loaded it: the `NT_GNU_BUILD_ID` note that its program headers point
+/// to within `bytes`.
+pub fn build_id(bytes: &[u8]) -> Option<&[u8]> {
+    let header = Elf::parse_header(bytes).ok()?;
+    let ctx = Ctx::new(header.container().ok()?, header.endianness().ok()?);
+    let (offset, count) = (header.e_phoff as usize, header.e_phnum as usize);
+    let mut elf = Elf::lazy_parse(header).ok()?;
+    elf.program_headers = ProgramHeader::parse(bytes, offset, count, ctx).ok()?;
+    let notes = elf.iter_note_headers(bytes)?.filter_map(Result::ok);
+    let mut build_ids = notes.filter(|note| note.n_type == NT_GNU_BUILD_ID && note.name == "GNU");
+    build_ids.next().map(|note| note.desc)
 }
 
 /// `file` mapped read-only: only the pages the ELF parser touches are read, not a

@@ -14,7 +14,7 @@ use goblin::elf::header::ET_CORE;
 use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_LOAD};
 use goblin::elf::Elf;
 
-use super::binary::map_readonly;
+use super::binary::{build_id, map_readonly};
 use super::maps::Mapping;
 use super::memory::{Memory, ReadError};
 use super::pause::Registers;
@@ -131,10 +131,7 @@ impl CoreDump {
         }
         let loads = || elf.program_headers.iter().filter(|h| h.p_type == PT_LOAD);
         let truncated = loads().any(|h| h.p_offset.saturating_add(h.p_filesz) > core.len() as u64);
-        let mut segments: Vec<Segment> = elf
-            .program_headers
-            .iter()
-            .filter(|header| header.p_type == PT_LOAD)
+        let mut segments: Vec<Segment> = loads()
             .map(|header| Segment {
                 start: header.p_vaddr,
                 offset: header.p_offset as usize,
@@ -191,9 +188,7 @@ impl CoreDump {
             })),
         })
     }
-}
 
-impl CoreDump {
     /// The mapped files that are not, here, the files the process had loaded: the
     /// build id in the first page of each (which the core holds) differs from that of
     /// the file of the same path here. Their code and constants, which are read from
@@ -201,10 +196,8 @@ impl CoreDump {
     pub fn replaced_files(&self) -> Vec<&Path> {
         let image = &self.memory.0;
         let replaced = |file: &&MappedFile| {
-            let dumped = image
-                .dumped(file.start, PAGE as usize)
-                .and_then(|page| build_id_of_image(page));
-            let here = file.bytes().and_then(|bytes| build_id_of_image(bytes));
+            let dumped = image.dumped(file.start, PAGE as usize).and_then(build_id);
+            let here = file.bytes().and_then(build_id);
             dumped.is_some_and(|dumped| here != Some(dumped))
         };
         let loaded = image.files.iter().filter(|file| file.offset == 0);
@@ -213,47 +206,6 @@ impl CoreDump {
             .map(|file| file.path.as_path())
             .collect()
     }
-}
-
-/// The GNU build id of the ELF image (a file, or its first page as loaded) in `bytes`,
-/// from the notes its program headers point to within `bytes`.
-fn build_id_of_image(bytes: &[u8]) -> Option<&[u8]> {
-    let header = Elf::parse_header(bytes).ok()?;
-    let ctx = goblin::container::Ctx::new(header.container().ok()?, header.endianness().ok()?);
-    let headers = goblin::elf::ProgramHeader::parse(
-        bytes,
-        header.e_phoff as usize,
-        header.e_phnum as usize,
-        ctx,
-    )
-    .ok()?;
-    headers
-        .iter()
-        .filter(|h| h.p_type == goblin::elf::program_header::PT_NOTE)
-        .find_map(|h| {
-            let start = usize::try_from(h.p_offset).ok()?;
-            let notes = bytes.get(start..start.checked_add(h.p_filesz as usize)?)?;
-            build_id_in_notes(notes)
-        })
-}
-
-/// The `NT_GNU_BUILD_ID` note's bytes among `notes` (each: name size, desc size and
-/// type, 4 bytes each, then the name and the desc, each padded to 4 bytes).
-fn build_id_in_notes(mut notes: &[u8]) -> Option<&[u8]> {
-    let padded = |n: usize| n.checked_add(3).map(|n| n & !3);
-    while notes.len() >= 12 {
-        let word = |at: usize| u32::from_le_bytes(notes[at..at + 4].try_into().unwrap());
-        let (name_len, desc_len, kind) = (word(0) as usize, word(4) as usize, word(8));
-        let desc_at = 12 + padded(name_len)?;
-        let end = desc_at.checked_add(padded(desc_len)?)?;
-        let name = notes.get(12..12 + name_len)?;
-        let desc = notes.get(desc_at..desc_at + desc_len)?;
-        if kind == goblin::elf::note::NT_GNU_BUILD_ID && name == b"GNU\0" {
-            return Some(desc);
-        }
-        notes = notes.get(end..)?;
-    }
-    None
 }
 
 /// A thread from its `NT_PRSTATUS` note.

@@ -111,7 +111,7 @@ pub fn read_maps(pid: u32) -> std::io::Result<Vec<Mapping>> {
 /// Paths in maps are relative to the target's root, which differs from ours when the
 /// target runs in a container or chroot; `/proc/PID/root` resolves them the way the
 /// target does.
-pub fn host_path(pid: u32, target_path: &str) -> PathBuf {
+fn host_path(pid: u32, target_path: &str) -> PathBuf {
     Path::new(&format!("/proc/{pid}/root")).join(target_path.trim_start_matches('/'))
 }
 
