@@ -60,7 +60,7 @@ def both(*conds):
 
 # Section order in the output file (README.md schema).
 SECTIONS = [
-    "python", "runtime", "interpreter", "gil", "thread", "frame", "frame_owner",
+    "python", "runtime", "interpreter", "gil", "gc", "thread", "frame", "frame_owner",
     "stackref", "code", "code_array", "object", "bytes", "unicode", "stack_chunk",
     "dict", "dict_keys", "dict_entry", "dict_values", "type", "managed_dict", "module",
     "long", "int", "tuple", "list", "float", "cell", "local_kind", "debug_offsets",
@@ -74,12 +74,14 @@ ROWS = [
     ("runtime", "interpreters_head", "offsetof(_PyRuntimeState, interpreters.head)", ver("3.7")),
     ("runtime", "gilstate_tstate_current", "offsetof(_PyRuntimeState, gilstate.tstate_current)", ver("3.7", "3.11")),
     ("runtime", "gil", "offsetof(_PyRuntimeState, ceval.gil)", ver("3.7", "3.11")),
+    ("runtime", "gc", "offsetof(_PyRuntimeState, gc)", ver("3.7", "3.8")),
 
     # PyInterpreterState
     ("interpreter", "next", "offsetof(PyInterpreterState, next)", ver()),
     ("interpreter", "threads_head", "offsetof(PyInterpreterState, tstate_head)", ver(None, "3.10")),
     ("interpreter", "threads_head", "offsetof(PyInterpreterState, threads.head)", ver("3.11")),
     ("interpreter", "ceval_gil", "offsetof(PyInterpreterState, ceval.gil)", ver("3.12")),
+    ("interpreter", "gc", "offsetof(PyInterpreterState, gc)", ver("3.9")),
     ("interpreter", "code_object_generation",
      "offsetof(PyInterpreterState, _code_object_generation)", ver("3.14")),
 
@@ -87,6 +89,10 @@ ROWS = [
     ("gil", "locked", "offsetof(struct _gil_runtime_state, locked)", ver("3.7")),
     ("gil", "last_holder", "offsetof(struct _gil_runtime_state, last_holder)", ver("3.7")),
     ("gil", "enabled", "offsetof(struct _gil_runtime_state, enabled)", both(ver("3.13"), FT)),
+
+    # struct _gc_runtime_state (3.7+; in _PyRuntimeState until 3.8, then per interpreter;
+    # 2.7 and 3.6 keep the flag in gcmodule.c's static `collecting`)
+    ("gc", "collecting", "offsetof(struct _gc_runtime_state, collecting)", ver("3.7")),
 
     # PyThreadState
     ("thread", "prev", "offsetof(PyThreadState, prev)", ver("3.6")),
@@ -270,6 +276,8 @@ DEBUG_ROWS = [
     ("interpreter.next", "interpreter_state.next", ver("3.13")),
     ("interpreter.threads_head", "interpreter_state.threads_head", ver("3.13")),
     ("interpreter.ceval_gil", "interpreter_state.ceval_gil", ver("3.13")),
+    ("interpreter.gc", "interpreter_state.gc", ver("3.13")),
+    ("gc.collecting", "gc.collecting", ver("3.13")),
     ("interpreter.modules", "interpreter_state.imports_modules", ver("3.13")),
     ("interpreter.code_object_generation", "interpreter_state.code_object_generation",
      ver("3.14")),

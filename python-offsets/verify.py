@@ -396,6 +396,17 @@ if has("interpreter", "code_object_generation"):
     c = compile("1 + 1", "<probe>", "eval"); del c; gc.collect()
     g1 = u64(interp + O("interpreter", "code_object_generation"))
     check("interpreter.code_object_generation grows when a code object dies", g1 > g0, "%d -> %d" % (g0, g1))
+if has("interpreter", "gc") and has("gc", "collecting"):
+    flag = interp + O("interpreter", "gc") + O("gc", "collecting")
+    during = []
+    def gc_callback(phase, info):
+        if phase == "start":
+            during.append(i32(flag))
+    gc.callbacks.append(gc_callback)
+    gc.collect()
+    gc.callbacks.remove(gc_callback)
+    check("gc.collecting == 1 while a collection runs", during == [1], during)
+    check("gc.collecting == 0 outside collections", i32(flag) == 0, i32(flag))
 
 # Objects
 lst = [1, 2, 3]

@@ -140,6 +140,18 @@ pub struct SamplingArgs {
     /// --blocking, while their stacks are unwound.
     #[arg(short, long)]
     pub native: bool,
+    /// Leave out the `<GC>` frame that otherwise tops the stack of the thread running
+    /// the cyclic garbage collector (not shown with --native, whose C frames show the
+    /// collector's functions, nor on free-threaded builds).
+    #[arg(long)]
+    pub no_gc: bool,
+}
+
+impl SamplingArgs {
+    /// Whether samples get a `<GC>` frame while the garbage collector runs.
+    pub fn gc_frames(&self) -> bool {
+        !self.no_gc && !self.native
+    }
 }
 
 /// Options of `pyscry dump`.

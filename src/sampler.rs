@@ -163,6 +163,9 @@ pub struct SamplerConfig {
     pub blocking: bool,
     /// Add each sample's native frames (the threads are then paused, as `blocking`).
     pub native: bool,
+    /// Put a `<GC>` frame on top of the stack of the thread running the garbage
+    /// collector.
+    pub gc_frames: bool,
     /// The instant sample times count from: the recording's start, so that a process
     /// sampled from later on (`--subprocesses`) shares the target's clock.
     pub epoch: Instant,
@@ -286,7 +289,7 @@ fn sample(
 ) -> EndReason {
     let start = Instant::now();
     let mut schedule = Schedule::new(start, config.rate_hz);
-    let mut reader = StackReader::new(&process, config.mode);
+    let mut reader = StackReader::new(&process, config.mode).with_gc_frames(config.gc_frames);
     let mut pauser = (config.blocking || config.native).then(|| Pauser::new(process.pid));
     let mut native = config.native.then(|| NativeStacks::new(&process));
     loop {
@@ -393,6 +396,8 @@ pub struct Tick {
 /// Reads the stacks a mode asks for, tick after tick.
 pub struct StackReader {
     mode: Mode,
+    /// Whether the stack of the thread running the garbage collector gets `<GC>` on top.
+    gc_frames: bool,
     activity: ThreadActivity,
     prefetcher: Prefetcher,
     walker: StackWalker,
@@ -420,6 +425,7 @@ impl StackReader {
         };
         StackReader {
             mode,
+            gc_frames: false,
             activity: ThreadActivity::new(process.pid),
             prefetcher,
             walker: StackWalker::new(),
@@ -429,6 +435,13 @@ impl StackReader {
             names: Default::default(),
             names_read_at: None,
         }
+    }
+
+    /// Top the stack of the thread running the garbage collector with a `<GC>` frame
+    /// when `on`.
+    pub fn with_gc_frames(mut self, on: bool) -> StackReader {
+        self.gc_frames = on;
+        self
     }
 
     /// Read thread names again if a thread has none yet (rate-limited), appending an
@@ -501,7 +514,15 @@ impl StackReader {
             if !wanted {
                 continue;
             }
-            let stack = self.consistent_stack(process, &mut memory, thread, epoch, &mut new_frames);
+            let mut stack =
+                self.consistent_stack(process, &mut memory, thread, epoch, &mut new_frames);
+            match stack.as_mut() {
+                Ok(frames) if self.gc_frames && thread.collecting_garbage && !frames.is_empty() => {
+                    let gc = Frame::garbage_collection();
+                    frames.insert(0, self.walker.symbolizer.intern(gc, &mut new_frames));
+                }
+                _ => {}
+            }
             events.extend(SamplerEvent::announcing(process.pid, new_frames.drain(..)));
             match stack {
                 Ok(frames) if frames.is_empty() => {}
@@ -544,7 +565,9 @@ impl StackReader {
         frame: &NativeFrame,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> FrameId {
-        self.walker.symbolizer.native(frame, new_frames)
+        self.walker
+            .symbolizer
+            .intern(Frame::native(frame), new_frames)
     }
 
     /// The threads found by the last [`StackReader::read`], those without Python code

@@ -16,8 +16,9 @@ use crate::python::objects::ObjectError;
 use crate::sampler::SamplerEvent;
 use crate::target::memory::Memory;
 
-/// A frame as shown to the user: a Python function's, or a native function's
-/// (`--native`), which has the file it is in as its `filename` and no lines.
+/// A frame as shown to the user: a Python function's, a native function's
+/// (`--native`), which has the file it is in as its `filename` and no lines, or the
+/// garbage collector's, which has neither.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Frame {
     /// Function name (qualified on 3.11+).
@@ -52,17 +53,39 @@ impl Frame {
         }
     }
 
-    /// Whether this is a native function's frame (see [`Frame::native`]).
+    /// The frame put on top of a thread's stack while it runs the cyclic garbage
+    /// collector, above the Python code that set it off (or the finalizers it calls):
+    /// `<GC>`, as CPython's own sampling profiler names it. It has no file.
+    pub fn garbage_collection() -> Frame {
+        Frame {
+            name: "<GC>".to_string(),
+            ..Frame::default()
+        }
+    }
+
+    /// Whether this is a native function's frame (see [`Frame::native`]), or the
+    /// garbage collector's: a frame with no Python code.
     pub fn is_native(&self) -> bool {
         self.first_line == 0
     }
 
     /// Where the frame is, as labels show it: `file:line`, or for a native frame
-    /// without a line, its module's name.
+    /// without a line, its module's name; empty for a frame with no file (`<GC>`).
     pub fn location(&self, line: u32) -> String {
         match (self.is_native(), line) {
             (true, 0) => self.filename.clone(),
             _ => format!("{}:{line}", self.filename),
+        }
+    }
+
+    /// The frame's label in stack outputs, showing `line`: `name (location)`, or the
+    /// name alone for a frame with no file.
+    pub fn label(&self, line: u32) -> String {
+        let location = self.location(line);
+        if location.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} ({location})", self.name)
         }
     }
 }
@@ -100,8 +123,8 @@ pub enum SymbolizeError {
 pub struct Symbolizer {
     codes: FxHashMap<u64, CachedCode>,
     frame_ids: FxHashMap<(u64, u32), FrameId>,
-    /// Native frames (`--native`) by what they show.
-    native_ids: FxHashMap<Frame, FrameId>,
+    /// Frames that are not Python code's (native frames, `<GC>`) by what they show.
+    other_ids: FxHashMap<Frame, FrameId>,
     next_serial: u64,
     next_frame: FrameId,
 }
@@ -180,20 +203,16 @@ impl Symbolizer {
         Ok(id)
     }
 
-    /// The id of a native frame, numbered with the Python ones; a frame seen for the
-    /// first time is appended to `new_frames`.
-    pub fn native(
-        &mut self,
-        frame: &NativeFrame,
-        new_frames: &mut Vec<(FrameId, Frame)>,
-    ) -> FrameId {
-        let frame = Frame::native(frame);
-        if let Some(&id) = self.native_ids.get(&frame) {
+    /// The id of a frame that is not Python code's (a native one, `<GC>`), numbered
+    /// with the Python ones; a frame seen for the first time is appended to
+    /// `new_frames`.
+    pub fn intern(&mut self, frame: Frame, new_frames: &mut Vec<(FrameId, Frame)>) -> FrameId {
+        if let Some(&id) = self.other_ids.get(&frame) {
             return id;
         }
         let id = self.next_frame;
         self.next_frame += 1;
-        self.native_ids.insert(frame.clone(), id);
+        self.other_ids.insert(frame.clone(), id);
         new_frames.push((id, frame));
         id
     }
@@ -291,6 +310,36 @@ mod tests {
             Some(SamplerEvent::Sample(sample)) => sample.frames,
             other => panic!("not a sample: {other:?}"),
         }
+    }
+
+    #[test]
+    fn labels_show_a_location_only_where_there_is_one() {
+        let python = Frame {
+            name: "work".into(),
+            filename: "a.py".into(),
+            line: 7,
+            first_line: 5,
+        };
+        assert_eq!(python.label(7), "work (a.py:7)");
+        let native = Frame {
+            name: "memcpy".into(),
+            filename: "libc.so.6".into(),
+            ..Frame::default()
+        };
+        assert_eq!(native.label(0), "memcpy (libc.so.6)");
+        assert_eq!(Frame::garbage_collection().label(0), "<GC>");
+    }
+
+    #[test]
+    fn frames_without_code_are_interned_once() {
+        let mut symbolizer = Symbolizer::new();
+        let mut new_frames = Vec::new();
+        let gc = symbolizer.intern(Frame::garbage_collection(), &mut new_frames);
+        assert_eq!(
+            symbolizer.intern(Frame::garbage_collection(), &mut new_frames),
+            gc
+        );
+        assert_eq!(new_frames, vec![(gc, Frame::garbage_collection())]);
     }
 
     #[test]

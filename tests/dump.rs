@@ -146,6 +146,58 @@ fn dump_three_threads(python: &Python) {
 
 test_each_python!(three_threads, super::dump_three_threads);
 
+/// The thread running the garbage collector is marked in the dump: `collecting
+/// garbage` (JSON `collecting_garbage`) while the script's `collect` runs
+/// `gc.collect()`, never while its `spin` runs. Free-threaded builds have no GIL holder
+/// to tell which thread collects: none is marked.
+fn dump_marks_the_collecting_thread(python: &Python) {
+    let mut target = Target::start(python, &script("gc_heavy.py"), &["60"]);
+    target.wait_for_line("ready");
+    let pid = target.pid().to_string();
+    let (mut in_collect, mut marked, mut in_spin) = (0, 0, 0);
+    for _ in 0..200 {
+        let out = run_pyscry(&["dump", "--pid", &pid, "--json"]);
+        assert!(out.status.success(), "{}: dump failed", python.name);
+        let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+        let thread = &dump["threads"][0];
+        let collecting = thread["collecting_garbage"]
+            .as_bool()
+            .expect("collecting_garbage");
+        match thread["frames"][0]["name"].as_str() {
+            Some("collect") => {
+                in_collect += 1;
+                marked += u32::from(collecting);
+            }
+            Some("spin") => {
+                in_spin += 1;
+                assert!(!collecting, "{}: marked in spin: {dump:#}", python.name);
+            }
+            _ => {}
+        }
+        if in_collect >= 5 && in_spin >= 5 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        in_collect >= 5 && in_spin >= 5,
+        "{}: {in_collect} dumps in collect, {in_spin} in spin",
+        python.name
+    );
+    if python.free_threaded() {
+        assert_eq!(marked, 0, "{}: marked without a GIL", python.name);
+    } else {
+        // A dump in `collect` just before or after `gc.collect()` proper is not marked.
+        assert!(
+            marked * 5 >= in_collect * 3,
+            "{}: {marked} of {in_collect} dumps in collect marked",
+            python.name
+        );
+    }
+}
+
+test_each_python!(gc_thread, super::dump_marks_the_collecting_thread);
+
 /// Dumps of a stack whose top changes every few microseconds (`call_churn.py`, a call
 /// about every 10 µs) are stacks the program can have: its functions in calling order,
 /// each one called by a function that calls it. Read one frame per system call, a dump

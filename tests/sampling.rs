@@ -508,3 +508,57 @@ fn free_threaded_threads_run_at_the_same_time() {
         }
     }
 }
+
+/// The samples of collapsed stacks `text` whose stack has a frame of `function`, and
+/// how many of those end in `<GC>`.
+fn gc_topped(text: &str, function: &str) -> (u64, u64) {
+    let frame = format!("{function} (");
+    let (mut all, mut topped) = (0, 0);
+    for line in text.lines() {
+        let (stack, count) = line.rsplit_once(' ').expect("`stack count` line");
+        let count: u64 = count.parse().expect("numeric count");
+        if stack.split(';').any(|f| f.starts_with(&frame)) {
+            all += count;
+            if stack.ends_with(";<GC>") {
+                topped += count;
+            }
+        }
+    }
+    (all, topped)
+}
+
+/// While a thread runs the cyclic garbage collector its stack is topped by `<GC>`: the
+/// script's `collect` (which only calls `gc.collect()` over 300 000 live lists) almost
+/// always is, its `spin` (which allocates nothing the collector tracks) almost never;
+/// `<GC>` is only ever the innermost frame; `--no-gc` leaves it out. Free-threaded
+/// builds have no GIL holder to tell which thread collects: they get no `<GC>`.
+fn gc_frames_top_the_collecting_thread(python: &Python) {
+    let _serial = serial();
+    let (text, _) = record(python, &["--rate", "200"], "gc_heavy.py", &["2"]);
+    let (in_collect, collect_gc) = gc_topped(&text, "collect");
+    let (in_spin, spin_gc) = gc_topped(&text, "spin");
+    let name = &python.name;
+    assert!(
+        text.lines().all(|l| !l.contains("<GC>;")),
+        "{name}: <GC> inside a stack:\n{text}"
+    );
+    if python.free_threaded() {
+        assert!(
+            !text.contains("<GC>"),
+            "{name}: <GC> without a GIL:\n{text}"
+        );
+        return;
+    }
+    assert!(
+        in_collect >= 50 && percent(collect_gc, in_collect) >= 90.0,
+        "{name}: {collect_gc} of {in_collect} samples in collect end in <GC>:\n{text}"
+    );
+    assert!(
+        in_spin >= 50 && percent(spin_gc, in_spin) <= 5.0,
+        "{name}: {spin_gc} of {in_spin} samples in spin end in <GC>:\n{text}"
+    );
+    let (text, _) = record(python, &["--rate", "200", "--no-gc"], "gc_heavy.py", &["1"]);
+    assert!(!text.contains("<GC>"), "{name}: <GC> with --no-gc:\n{text}");
+}
+
+test_each_python!(gc_frames, super::gc_frames_top_the_collecting_thread);

@@ -47,6 +47,8 @@ struct ThreadDump {
     status: &'static str,
     /// Whether it holds the GIL (always false for free-threaded builds).
     holds_gil: bool,
+    /// Whether it runs the cyclic garbage collector (known where it holds the GIL).
+    collecting_garbage: bool,
     /// Frames, innermost first; empty when the thread runs no Python code. Python
     /// frames only, unless `--native` merged them into the native stack.
     frames: Vec<StackFrame>,
@@ -414,6 +416,7 @@ fn read_dump<M: Memory + Clone>(
                 name: names.get(&thread.thread_id).cloned(),
                 status: thread.native_id.map_or("unknown", &status),
                 holds_gil: thread.holds_gil,
+                collecting_garbage: thread.collecting_garbage,
                 frames,
                 error,
                 native_error,
@@ -445,7 +448,11 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
             .name
             .as_ref()
             .map_or_else(String::new, |name| format!(" {name:?}"));
-        let gil = if thread.holds_gil { ", holds GIL" } else { "" };
+        let gil = match (thread.holds_gil, thread.collecting_garbage) {
+            (true, true) => ", holds GIL, collecting garbage",
+            (true, false) => ", holds GIL",
+            _ => "",
+        };
         writeln!(
             out,
             "\nThread {:#x}{name} (tid {os}): {}{gil}",
@@ -495,5 +502,5 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
 /// unknown; the address where the function is unknown.
 fn write_native(frame: &NativeFrame, out: &mut impl Write) -> std::io::Result<()> {
     let shown = Frame::native(frame);
-    writeln!(out, "    {} ({})", shown.name, shown.location(shown.line))
+    writeln!(out, "    {}", shown.label(shown.line))
 }

@@ -90,6 +90,7 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         mode: args.sampling.mode,
         blocking: args.sampling.blocking,
         native: args.sampling.native,
+        gc_frames: args.sampling.gc_frames(),
         epoch: started,
         burst_interval: STATUS_INTERVAL,
     };

@@ -74,6 +74,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         mode,
         blocking: args.sampling.blocking,
         native: args.sampling.native,
+        gc_frames: args.sampling.gc_frames(),
         epoch: std::time::Instant::now(),
         // A window's samples should be in it when it closes.
         burst_interval: live::POLL,

@@ -32,6 +32,8 @@ pub const PYTHON_SYMBOLS: &[&str] = &[
     "_Py_TrueStruct",
     "_Py_FalseStruct",
     "_Py_ZeroStruct",
+    // 2.7 and 3.6: gcmodule.c's static flag, set while the garbage collector runs.
+    "collecting",
 ];
 
 /// Symbols that mark the file holding the runtime, in order of preference.

@@ -24,6 +24,8 @@ pub struct Layout {
     pub interpreter: InterpreterOffsets,
     /// `struct _gil_runtime_state`.
     pub gil: GilOffsets,
+    /// `struct _gc_runtime_state` (3.7+).
+    pub gc: GcOffsets,
     /// `PyThreadState` (and `_PyCFrame` for 3.11–3.12).
     pub thread: ThreadOffsets,
     /// `PyFrameObject` (≤3.10) or `_PyInterpreterFrame` (3.11+).
@@ -143,6 +145,8 @@ pub struct RuntimeOffsets {
     pub gilstate_tstate_current: Option<u64>,
     /// The embedded `ceval.gil` struct (3.7–3.11).
     pub gil: Option<u64>,
+    /// The embedded `gc` struct (3.7–3.8).
+    pub gc: Option<u64>,
 }
 
 /// Offsets in `PyInterpreterState`.
@@ -159,6 +163,8 @@ pub struct InterpreterOffsets {
     pub modules: Option<u64>,
     /// `_code_object_generation` (3.14+): how many code objects the interpreter freed.
     pub code_object_generation: Option<u64>,
+    /// The embedded `gc` struct (3.9+).
+    pub gc: Option<u64>,
 }
 
 /// Offsets in `struct _gil_runtime_state`.
@@ -171,6 +177,14 @@ pub struct GilOffsets {
     pub last_holder: Option<u64>,
     /// `enabled` (free-threaded builds).
     pub enabled: Option<u64>,
+}
+
+/// Offsets in `struct _gc_runtime_state`, the cyclic garbage collector's state.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct GcOffsets {
+    /// `collecting`: nonzero while a collection runs.
+    pub collecting: Option<u64>,
 }
 
 /// Offsets in `PyThreadState`.

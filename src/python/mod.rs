@@ -10,6 +10,7 @@ pub mod debug_offsets;
 pub mod dict;
 pub mod discover;
 pub mod frames;
+pub mod gc;
 pub mod gil;
 pub mod ints;
 pub mod layout;
@@ -33,6 +34,7 @@ use code::CodeReader;
 use code_headers::CodeEpoch;
 use discover::{discover, discover_in, DiscoveryError};
 use frames::FrameReader;
+use gc::GcReader;
 use gil::GilReader;
 use layout::{require_symbol, Layout, MissingField};
 use locals::LocalsReader;
@@ -65,6 +67,9 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub code: CodeReader,
     /// The GIL holder; `None` for free-threaded builds, which have no GIL to hold.
     pub gil: Option<GilReader>,
+    /// Whether the garbage collector runs; `None` where the interpreter lacks what
+    /// that needs (a 2.7 or 3.6 without its symbol table).
+    pub gc: Option<GcReader>,
     /// Local variables (`dump --locals`), or the field this interpreter's table lacks.
     pub locals: Result<LocalsReader, MissingField>,
     /// The eval loop's C function (see [`version::Semantics::eval_function`]).
@@ -210,6 +215,7 @@ impl<M: Memory> PythonProcess<M> {
                     Flavour::FreeThreaded => None,
                     _ => Some(GilReader::new(&layout, semantics.gil, &found.binary)?),
                 },
+                gc: GcReader::new(&layout, semantics.gc, &found.binary).ok(),
                 locals,
                 eval_function: semantics.eval_function,
                 native_ids: NativeIdResolver::default(),
@@ -231,7 +237,8 @@ impl<M: Memory> PythonProcess<M> {
     }
 
     /// Every thread of every interpreter into `threads` (emptied first), with OS thread
-    /// ids filled in where they can be found, read through `mem` (the process's memory,
+    /// ids filled in where they can be found, and which holds the GIL and runs the
+    /// garbage collector, read through `mem` (the process's memory,
     /// or a tick's view of it). Returns the interpreters' addresses.
     pub fn thread_states(
         &mut self,
@@ -245,8 +252,13 @@ impl<M: Memory> PythonProcess<M> {
             self.threads.threads(mem, interp, threads)?;
             if let Some(gil) = &self.gil {
                 if let Some(holder) = gil.holder(mem, interp)? {
+                    let collecting = match &self.gc {
+                        Some(gc) => gc.collecting(mem, interp)?,
+                        None => false,
+                    };
                     for thread in &mut threads[start..] {
                         thread.holds_gil = thread.address == holder;
+                        thread.collecting_garbage = thread.holds_gil && collecting;
                     }
                 }
             }

@@ -37,6 +37,10 @@ pub struct ThreadState {
     /// Whether the thread holds its interpreter's GIL (always false for free-threaded
     /// builds).
     pub holds_gil: bool,
+    /// Whether the thread runs the cyclic garbage collector: its interpreter's
+    /// collector is running and the thread holds the GIL, which the collection holds
+    /// throughout (always false for free-threaded builds).
+    pub collecting_garbage: bool,
 }
 
 /// Where the frame pointer sits in a thread state.
@@ -199,6 +203,7 @@ impl ThreadReader {
                 native_id: self.native_id.map(|o| state.u32_at(o)),
                 frame: self.follow_link(mem, state.u64_at(self.link_offset()))?,
                 holds_gil: false,
+                collecting_garbage: false,
             });
             address = state.u64_at(self.thread_next);
         }
@@ -819,6 +824,7 @@ mod tests {
             native_id: None,
             frame: 0,
             holds_gil: false,
+            collecting_garbage: false,
         }
     }
 

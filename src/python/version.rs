@@ -213,6 +213,8 @@ pub struct Semantics {
     pub has_qualname: bool,
     /// Where the GIL's state is kept.
     pub gil: GilModel,
+    /// Where the garbage collector's state is kept.
+    pub gc: GcModel,
     /// How dicts are stored.
     pub dict_model: DictModel,
     /// Where instances of Python classes keep their attributes.
@@ -237,6 +239,17 @@ pub enum GilModel {
     InRuntime,
     /// 3.12+: each interpreter's `ceval.gil` points at the GIL struct it uses.
     InterpreterPointer,
+}
+
+/// Where to find whether the cyclic garbage collector is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GcModel {
+    /// 2.7 and 3.6: the static int `collecting` of `gcmodule.c`, found by symbol.
+    StaticSymbol,
+    /// 3.7–3.8: `_PyRuntime.gc` (`[runtime] gc`), shared by all interpreters.
+    InRuntime,
+    /// 3.9+: each interpreter's own `gc` (`[interpreter] gc`).
+    InInterpreter,
 }
 
 impl Semantics {
@@ -289,6 +302,11 @@ impl Semantics {
                 0 | 6 => GilModel::CurrentThreadSymbol,
                 7..=11 => GilModel::InRuntime,
                 _ => GilModel::InterpreterPointer,
+            },
+            gc: match minor {
+                0 | 6 => GcModel::StaticSymbol,
+                7 | 8 => GcModel::InRuntime,
+                _ => GcModel::InInterpreter,
             },
             dict_model: match minor {
                 0 => DictModel::Table,

@@ -127,6 +127,16 @@ pub fn print_lines(profile: &Profile, wanted: &str, out: &mut dyn Write) -> std:
     writeln!(out, "{}", profile.describe())?;
     let pct = |n: u64| 100.0 * n as f64 / samples.max(1) as f64;
     for function in &functions {
+        if function.filename.is_empty() {
+            writeln!(
+                out,
+                "\n{}: total {:.1}%, own {:.1}% of all samples (not Python code: no lines)",
+                function.name,
+                pct(function.total),
+                pct(function.own)
+            )?;
+            continue;
+        }
         let source = std::fs::read_to_string(&function.filename)
             .ok()
             .map(|text| text.lines().map(str::to_string).collect::<Vec<_>>());

@@ -276,16 +276,11 @@ impl Profile {
         out
     }
 
-    /// A frame's label in stack-based outputs: `name (file:line)`, or `name (module)`
-    /// for a native frame without a line.
+    /// A frame's label in stack-based outputs: `name (file:line)`, `name (module)`
+    /// for a native frame without a line, or `<GC>`.
     pub fn label(&self, id: FrameId) -> String {
         let frame = self.frame(id);
-        let label = format!(
-            "{} ({})",
-            frame.name,
-            frame.location(self.shown_line(frame))
-        );
-        label.replace(';', ":")
+        frame.label(self.shown_line(frame)).replace(';', ":")
     }
 
     /// The line stack outputs show for `frame`: its own, or with

@@ -44,7 +44,12 @@ pub struct FunctionStats {
 pub fn function_stats(profile: &Profile) -> HashMap<FunctionKey, FunctionStats> {
     let key = |id| {
         let frame = profile.frame(id);
-        (frame.filename.clone(), frame.first_line, frame.name.clone())
+        // cProfile's file name for what is not Python code (`<GC>` has none).
+        let filename = match frame.filename.as_str() {
+            "" => "~".to_string(),
+            name => name.to_string(),
+        };
+        (filename, frame.first_line, frame.name.clone())
     };
     let functions = profile.counts_by(|frames, depth| Some(key(frames[depth])));
     // A call counts as the callee's frame with its caller's.
