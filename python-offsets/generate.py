@@ -82,6 +82,8 @@ ROWS = [
     ("interpreter", "threads_head", "offsetof(PyInterpreterState, threads.head)", ver("3.11")),
     ("interpreter", "ceval_gil", "offsetof(PyInterpreterState, ceval.gil)", ver("3.12")),
     ("interpreter", "gc", "offsetof(PyInterpreterState, gc)", ver("3.9")),
+    ("interpreter", "stoptheworld_requester",
+     "offsetof(PyInterpreterState, stoptheworld.requester)", both(ver("3.13"), FT)),
     ("interpreter", "code_object_generation",
      "offsetof(PyInterpreterState, _code_object_generation)", ver("3.14")),
 

@@ -142,7 +142,7 @@ pub struct SamplingArgs {
     pub native: bool,
     /// Leave out the `<GC>` frame that otherwise tops the stack of the thread running
     /// the cyclic garbage collector (not shown with --native, whose C frames show the
-    /// collector's functions, nor on free-threaded builds).
+    /// collector's functions).
     #[arg(long)]
     pub no_gc: bool,
 }

@@ -47,7 +47,7 @@ struct ThreadDump {
     status: &'static str,
     /// Whether it holds the GIL (always false for free-threaded builds).
     holds_gil: bool,
-    /// Whether it runs the cyclic garbage collector (known where it holds the GIL).
+    /// Whether it runs the cyclic garbage collector.
     collecting_garbage: bool,
     /// Frames, innermost first; empty when the thread runs no Python code. Python
     /// frames only, unless `--native` merged them into the native stack.

@@ -165,6 +165,9 @@ pub struct InterpreterOffsets {
     pub code_object_generation: Option<u64>,
     /// The embedded `gc` struct (3.9+).
     pub gc: Option<u64>,
+    /// `stoptheworld.requester` (free-threaded 3.13+): the thread that stopped the
+    /// others, while they are stopped.
+    pub stoptheworld_requester: Option<u64>,
 }
 
 /// Offsets in `struct _gil_runtime_state`.

@@ -67,8 +67,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub code: CodeReader,
     /// The GIL holder; `None` for free-threaded builds, which have no GIL to hold.
     pub gil: Option<GilReader>,
-    /// Whether the garbage collector runs; `None` where the interpreter lacks what
-    /// that needs (a 2.7 or 3.6 without its symbol table).
+    /// Which thread runs the garbage collector; `None` where the interpreter lacks
+    /// what that needs (a 2.7 or 3.6 without its symbol table).
     pub gc: Option<GcReader>,
     /// Local variables (`dump --locals`), or the field this interpreter's table lacks.
     pub locals: Result<LocalsReader, MissingField>,
@@ -250,17 +250,17 @@ impl<M: Memory> PythonProcess<M> {
         for &interp in &interpreters {
             let start = threads.len();
             self.threads.threads(mem, interp, threads)?;
-            if let Some(gil) = &self.gil {
-                if let Some(holder) = gil.holder(mem, interp)? {
-                    let collecting = match &self.gc {
-                        Some(gc) => gc.collecting(mem, interp)?,
-                        None => false,
-                    };
-                    for thread in &mut threads[start..] {
-                        thread.holds_gil = thread.address == holder;
-                        thread.collecting_garbage = thread.holds_gil && collecting;
-                    }
-                }
+            let holder = match &self.gil {
+                Some(gil) => gil.holder(mem, interp)?,
+                None => None,
+            };
+            let collector = match &self.gc {
+                Some(gc) => gc.collector(mem, interp, holder)?,
+                None => None,
+            };
+            for thread in &mut threads[start..] {
+                thread.holds_gil = Some(thread.address) == holder;
+                thread.collecting_garbage = Some(thread.address) == collector;
             }
         }
         self.native_ids.resolve(mem, &mut self.thread_ids, threads);

@@ -37,9 +37,7 @@ pub struct ThreadState {
     /// Whether the thread holds its interpreter's GIL (always false for free-threaded
     /// builds).
     pub holds_gil: bool,
-    /// Whether the thread runs the cyclic garbage collector: its interpreter's
-    /// collector is running and the thread holds the GIL, which the collection holds
-    /// throughout (always false for free-threaded builds).
+    /// Whether the thread runs the cyclic garbage collector (see [`super::gc`]).
     pub collecting_garbage: bool,
 }
 

@@ -27,6 +27,8 @@ CHECKS = [
     ("sampling", "modes", "wall/cpu/gil modes, with and without --blocking"),
     ("sampling", "jitter", "periodic work not aliased"),
     ("sampling", "threads", "per-thread shares and names"),
+    ("sampling", "gc_frames", "record: <GC> tops the stack while gc.collect() runs (90 %+), not elsewhere; --no-gc"),
+    ("dump", "gc_thread", "dump: the thread running the garbage collector is marked"),
     ("code_cache", "churn", "code-object cache under address reuse"),
     ("report", "lines", "record -f pyscry, then report: same table; --lines gives 3:1 lines"),
     ("subprocesses", "pool", "record --subprocesses: both pool workers sampled"),
