@@ -536,79 +536,175 @@ fn mapped_file_has_dwarf(pid: u32, name: &str) -> bool {
         .any(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(".debug_info"))
 }
 
-/// `dump --native` finds a stripped library's source lines and inlined functions in its
-/// separate debug file, named by `.gnu_debuglink` and next to it, with compressed
-/// sections (as Debian's `-dbgsym` files have them), and shows none once that file is
-/// gone.
-fn lines_from_separate_debug_file(python: &Python) {
-    const TEST: &str = "native_debug_file";
-    let objcopy = |args: &[&str], dir: &std::path::Path| {
-        let out = std::process::Command::new("objcopy")
-            .args(args)
-            .current_dir(dir)
-            .output();
-        out.is_ok_and(|out| out.status.success())
-    };
-    let lib_dir = python.path.parent().unwrap().parent().unwrap().join("lib");
-    let lib_name = "libpython3.11.so.1.0";
-    let dir = common::TempDir::new(TEST);
-    std::fs::copy(lib_dir.join(lib_name), dir.path(lib_name)).expect("copying libpython");
-    let debug_name = format!("{lib_name}.debug");
-    let keep_debug = [
-        "--only-keep-debug",
-        "--compress-debug-sections=zlib",
-        lib_name,
-        &debug_name,
-    ];
-    if !objcopy(&keep_debug, &dir.0) {
-        common::skip(TEST, "objcopy (binutils) not found or failed");
-        return;
+/// Runs `objcopy ARGS` in `dir`; false if it is missing or fails.
+fn objcopy(args: &[&str], dir: &std::path::Path) -> bool {
+    let out = std::process::Command::new("objcopy")
+        .args(args)
+        .current_dir(dir)
+        .output();
+    out.is_ok_and(|out| out.status.success())
+}
+
+/// 3.11's libpython, copied and stripped of its DWARF, which went to a separate debug
+/// file next to it that `.gnu_debuglink` names; and `native.py` running with it.
+struct SplitLibrary {
+    dir: common::TempDir,
+    target: Target,
+}
+
+const SPLIT_LIBRARY: &str = "libpython3.11.so.1.0";
+const SPLIT_DEBUG_FILE: &str = "libpython3.11.so.1.0.debug";
+
+impl SplitLibrary {
+    /// `first` are `objcopy` arguments to apply to the copy before it is split (none,
+    /// or the removal of a section); `compression` that of the debug file's sections.
+    /// `None` (reported skipped for `test`) without an `objcopy` that can do it.
+    fn start(python: &Python, test: &str, first: &[&str], compression: &str) -> Option<Self> {
+        let lib_dir = python.path.parent().unwrap().parent().unwrap().join("lib");
+        let dir = common::TempDir::new(test);
+        let lib = dir.path(SPLIT_LIBRARY);
+        std::fs::copy(lib_dir.join(SPLIT_LIBRARY), &lib).expect("copying libpython");
+        let compress = format!("--compress-debug-sections={compression}");
+        let keep_debug = [
+            "--only-keep-debug",
+            &compress,
+            SPLIT_LIBRARY,
+            SPLIT_DEBUG_FILE,
+        ];
+        let first = [first, &[SPLIT_LIBRARY]].concat();
+        if !(first.len() == 1 || objcopy(&first, &dir.0)) || !objcopy(&keep_debug, &dir.0) {
+            let why =
+                format!("objcopy (binutils) not found, or it cannot compress with {compression}");
+            common::skip(test, &why);
+            return None;
+        }
+        let link = format!("--add-gnu-debuglink={SPLIT_DEBUG_FILE}");
+        assert!(objcopy(&["--strip-debug", &link, SPLIT_LIBRARY], &dir.0));
+
+        let mut command = std::process::Command::new(&python.path);
+        command
+            .arg(script("native.py"))
+            .env("LD_LIBRARY_PATH", &dir.0);
+        let mut target = Target::spawn(command);
+        target.wait_for_line("ready");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
+        assert!(maps.contains(lib.to_str().unwrap()), "{maps}");
+        assert!(!mapped_file_has_dwarf(target.pid(), SPLIT_LIBRARY));
+        Some(SplitLibrary { dir, target })
     }
-    let link = format!("--add-gnu-debuglink={debug_name}");
-    assert!(objcopy(&["--strip-debug", &link, lib_name], &dir.0));
 
-    let mut command = std::process::Command::new(&python.path);
-    command
-        .arg(script("native.py"))
-        .env("LD_LIBRARY_PATH", &dir.0);
-    let mut target = Target::spawn(command);
-    target.wait_for_line("ready");
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let maps = std::fs::read_to_string(format!("/proc/{}/maps", target.pid())).unwrap();
-    let stripped = dir.path(lib_name);
-    assert!(maps.contains(stripped.to_str().unwrap()), "{maps}");
-    assert!(!mapped_file_has_dwarf(target.pid(), lib_name));
-
-    // `time_sleep`'s frame and the one inside it.
-    let time_sleep = || -> (Value, Value) {
-        let pid = target.pid().to_string();
+    /// The main thread's frames, asleep in the same place each time.
+    fn frames(&self) -> Vec<Value> {
+        let pid = self.target.pid().to_string();
         let out = run_pyscry(&["dump", "--pid", &pid, "--native", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
-        let frames = dump["threads"][0]["frames"].as_array().unwrap().clone();
+        dump["threads"][0]["frames"].as_array().unwrap().clone()
+    }
+
+    /// `time_sleep`'s frame and the one inside it.
+    fn time_sleep(&self) -> (Value, Value) {
+        let frames = self.frames();
         let at = frames.iter().position(|f| f["function"] == "time_sleep");
-        let at = at.unwrap_or_else(|| panic!("no time_sleep: {dump:#}"));
+        let at = at.unwrap_or_else(|| panic!("no time_sleep: {frames:#?}"));
         (frames[at].clone(), frames[at - 1].clone())
+    }
+
+    /// 3.11's `time_sleep` has its helper `pysleep` inlined: the debug file says so.
+    fn assert_lines(&self, python: &Python) {
+        let (outer, inner) = self.time_sleep();
+        assert_in_timemodule(&outer, &python.name);
+        assert_eq!(inner["function"], "pysleep", "{inner:#}");
+        assert_eq!(inner["inlined"], true, "{inner:#}");
+        assert_in_timemodule(&inner, &python.name);
+    }
+
+    /// Without DWARF, `time_sleep` has no line and nothing inlined.
+    fn assert_no_lines(&self) {
+        let (outer, inner) = self.time_sleep();
+        assert_eq!(inner["inlined"], false, "{inner:#}");
+        assert_eq!(outer["line"], Value::Null, "{outer:#}");
+        assert_eq!(outer["module"], SPLIT_LIBRARY, "{outer:#}");
+    }
+}
+
+/// `dump --native` finds a stripped library's source lines and inlined functions in its
+/// separate debug file, named by `.gnu_debuglink` and next to it, with its sections
+/// compressed with `compression` (zlib, as Debian's `-dbgsym` files have them; zstd,
+/// as newer toolchains can), and shows none once that file is gone, nor from the debug
+/// file of another build put in its place.
+fn lines_from_separate_debug_file(python: &Python, compression: &str) {
+    let test = format!("native_debug_file_{compression}");
+    let Some(split) = SplitLibrary::start(python, &test, &[], compression) else {
+        return;
     };
-    // 3.11's `time_sleep` has its helper `pysleep` inlined: the debug file says so.
-    let (with, inner) = time_sleep();
-    assert_in_timemodule(&with, &python.name);
-    assert_eq!(inner["function"], "pysleep", "{inner:#}");
-    assert_eq!(inner["inlined"], true, "{inner:#}");
-    assert_in_timemodule(&inner, &python.name);
-    std::fs::remove_file(dir.path(&debug_name)).unwrap();
-    let (without, inner) = time_sleep();
-    assert_eq!(inner["inlined"], false, "{inner:#}");
-    assert_eq!(without["line"], Value::Null, "{without:#}");
-    assert_eq!(without["module"], lib_name, "{without:#}");
-    assert_running_again(python, target.pid());
+    split.assert_lines(python);
+    std::fs::remove_file(split.dir.path(SPLIT_DEBUG_FILE)).unwrap();
+    split.assert_no_lines();
+    let without_debug_file = split.frames();
+    // 3.10's libpython's debug file has another build id: it is not taken for this
+    // library's, whose addresses it would give 3.10's functions and lines.
+    let other = common::expected_pythons()
+        .into_iter()
+        .find_map(|(name, path)| (name == "3.10").then_some(path?))
+        .map(|path| {
+            path.parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("lib/libpython3.10.so.1.0")
+        })
+        .filter(|other| other.exists());
+    match other {
+        Some(other) => {
+            let keep_debug = [
+                "--only-keep-debug",
+                other.to_str().unwrap(),
+                SPLIT_DEBUG_FILE,
+            ];
+            assert!(objcopy(&keep_debug, &split.dir.0));
+            assert_eq!(split.frames(), without_debug_file);
+        }
+        None => common::skip(&test, "no pyenv 3.10 libpython for a mismatched debug file"),
+    }
+    assert_running_again(python, split.target.pid());
 }
 
 #[test]
 fn native_lines_from_separate_debug_file() {
-    common::run_on("3.11", "native_debug_file", lines_from_separate_debug_file);
+    common::run_on("3.11", "native_debug_file_zlib", |python| {
+        lines_from_separate_debug_file(python, "zlib")
+    });
+}
+
+#[test]
+fn native_lines_from_zstd_compressed_debug_file() {
+    common::run_on("3.11", "native_debug_file_zstd", |python| {
+        lines_from_separate_debug_file(python, "zstd")
+    });
+}
+
+/// A library without a build id is matched with its debug file by the CRC that
+/// `.gnu_debuglink` gives: the file is used while it is the one split off, and not once
+/// it was changed (another section added).
+fn debug_file_checked_by_crc(python: &Python) {
+    const TEST: &str = "native_debug_file_crc";
+    let no_build_id = ["--remove-section=.note.gnu.build-id"];
+    let Some(split) = SplitLibrary::start(python, TEST, &no_build_id, "zlib") else {
+        return;
+    };
+    split.assert_lines(python);
+    let junk = split.dir.path("junk");
+    std::fs::write(&junk, b"not what was split off").unwrap();
+    let add = format!("--add-section=.pyscry-junk={}", junk.display());
+    assert!(objcopy(&[&add, SPLIT_DEBUG_FILE], &split.dir.0));
+    split.assert_no_lines();
+    assert_running_again(python, split.target.pid());
+}
+
+#[test]
+fn native_debug_file_without_build_id() {
+    common::run_on("3.11", "native_debug_file_crc", debug_file_checked_by_crc);
 }

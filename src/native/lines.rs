@@ -1,7 +1,8 @@
 //! Source lines of native code: the file and line that a module's DWARF (`.debug_info`
 //! and `.debug_line`) gives an address, read from the module's file, or from its
 //! separate debug file where the file was stripped (as Debian's `-dbgsym` packages
-//! and `objcopy --only-keep-debug` leave them).
+//! and `objcopy --only-keep-debug` leave them). Sections compressed with zlib or zstd
+//! are decompressed.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use flate2::read::ZlibDecoder;
 use gimli::{EndianSlice, RunTimeEndian, SectionId};
 use goblin::elf::section_header::SHF_COMPRESSED;
 use goblin::elf::Elf;
+use ruzstd::decoding::StreamingDecoder;
 use std::io::Read;
 
 use super::module::{file_range, sections_named, Bytes};
@@ -20,6 +22,9 @@ use crate::target::maps::FileRoot;
 const DEBUG_ROOT: &str = "/usr/lib/debug";
 /// `ELFCOMPRESS_ZLIB`: a compressed section holds a zlib stream after its header.
 const ELFCOMPRESS_ZLIB: u32 = 1;
+/// `ELFCOMPRESS_ZSTD`: a zstd frame (`objcopy --compress-debug-sections=zstd`, and
+/// some distributions' debug packages).
+const ELFCOMPRESS_ZSTD: u32 = 2;
 /// Size of `Elf64_Chdr`, the header of a compressed section.
 const COMPRESSION_HEADER: usize = 24;
 /// Largest section decompressed: a bound against a corrupt header.
@@ -109,20 +114,23 @@ impl DebugSections {
     }
 }
 
-/// The contents of a compressed section (`Elf64_Chdr`, then a zlib stream); `None`
-/// for another compression (zstd) or a corrupt section.
+/// The contents of a compressed section (`Elf64_Chdr`, then a zlib stream or a zstd
+/// frame); `None` for another compression or a corrupt section.
 fn decompress(raw: &[u8]) -> Option<Vec<u8>> {
     let header = raw.get(..COMPRESSION_HEADER)?;
     let kind = u32::from_le_bytes(header[..4].try_into().ok()?);
     let size = u64::from_le_bytes(header[8..16].try_into().ok()?);
-    if kind != ELFCOMPRESS_ZLIB || size > MAX_SECTION {
+    if size > MAX_SECTION {
         return None;
     }
+    let stream = &raw[COMPRESSION_HEADER..];
+    let decoder: Box<dyn Read + '_> = match kind {
+        ELFCOMPRESS_ZLIB => Box::new(ZlibDecoder::new(stream)),
+        ELFCOMPRESS_ZSTD => Box::new(StreamingDecoder::new(stream).ok()?),
+        _ => return None,
+    };
     let mut out = Vec::with_capacity(size as usize);
-    ZlibDecoder::new(&raw[COMPRESSION_HEADER..])
-        .take(size)
-        .read_to_end(&mut out)
-        .ok()?;
+    decoder.take(size).read_to_end(&mut out).ok()?;
     (out.len() as u64 == size).then_some(out)
 }
 
@@ -144,19 +152,27 @@ impl DebugInfo {
     /// `file`: the file's own, else that of its separate debug file, found by build
     /// id under `/usr/lib/debug/.build-id/`, or by the name in `.gnu_debuglink` next
     /// to the file, in its `.debug/` directory, or under `/usr/lib/debug` (all in the
-    /// process's file system, `root`). `None` if none of them has line information.
+    /// process's file system, `root`), and only if it has the file's build id (or,
+    /// without one, the CRC `.gnu_debuglink` gives). `None` if none of them has line
+    /// information.
     pub fn load(root: FileRoot, path: &str, file: Arc<Bytes>) -> Option<DebugInfo> {
         let elf = Elf::parse(file.as_slice()).ok()?;
         let sections = match DebugSections::read(&elf, &file) {
             Some(sections) => sections,
-            None => separate_files(path, &elf, file.as_slice())
-                .into_iter()
-                .filter_map(|candidate| {
-                    let opened = std::fs::File::open(root.path(&candidate)).ok()?;
-                    let map = Arc::new(Bytes::Mapped(map_readonly(&opened).ok()?));
-                    DebugSections::read(&Elf::parse(map.as_slice()).ok()?, &map)
-                })
-                .next()?,
+            None => {
+                let identity = SplitIdentity::of(&elf, file.as_slice())?;
+                separate_files(path, &elf, file.as_slice())
+                    .into_iter()
+                    .filter_map(|candidate| {
+                        let opened = std::fs::File::open(root.path(&candidate)).ok()?;
+                        let map = Arc::new(Bytes::Mapped(map_readonly(&opened).ok()?));
+                        if !identity.matches(map.as_slice()) {
+                            return None;
+                        }
+                        DebugSections::read(&Elf::parse(map.as_slice()).ok()?, &map)
+                    })
+                    .next()?
+            }
         };
         DebugInfo::try_new(sections, |sections| {
             let dwarf = gimli::Dwarf::load(|id| {
@@ -194,6 +210,55 @@ impl DebugInfo {
     }
 }
 
+/// What a separate debug file must have to be the one split from a given file: a debug
+/// file of another build (an older package, a rebuilt library) would name other
+/// functions and lines at the same addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SplitIdentity {
+    /// The build id both files carry.
+    BuildId(Vec<u8>),
+    /// The CRC-32 of the whole debug file, which `.gnu_debuglink` gives after the name
+    /// (checked only for a file without a build id: it reads the whole debug file).
+    Crc(u32),
+}
+
+impl SplitIdentity {
+    /// The identity of `elf`, the file `bytes`; `None` when it has neither a build id
+    /// nor a `.gnu_debuglink`, so no separate debug file can be told to be its own.
+    fn of(elf: &Elf, bytes: &[u8]) -> Option<SplitIdentity> {
+        if let Some(id) = build_id(bytes) {
+            return Some(SplitIdentity::BuildId(id.to_vec()));
+        }
+        let (_, crc) = debuglink(elf, bytes)?;
+        Some(SplitIdentity::Crc(crc))
+    }
+
+    /// Whether `debug_file` (its bytes) is the debug file split from that file.
+    fn matches(&self, debug_file: &[u8]) -> bool {
+        match self {
+            SplitIdentity::BuildId(id) => build_id(debug_file) == Some(id.as_slice()),
+            SplitIdentity::Crc(crc) => {
+                let mut sum = flate2::Crc::new();
+                sum.update(debug_file);
+                sum.sum() == *crc
+            }
+        }
+    }
+}
+
+/// The `.gnu_debuglink` of `elf`, the file `bytes`: the debug file's name (no
+/// directory) and the CRC-32 of its contents (after the name's NUL, padded to 4).
+fn debuglink<'a>(elf: &Elf, bytes: &'a [u8]) -> Option<(&'a str, u32)> {
+    sections_named(elf, ".gnu_debuglink").find_map(|header| {
+        let raw = &bytes[file_range(header, bytes)?];
+        let end = raw.iter().position(|&b| b == 0)?;
+        let name = std::str::from_utf8(&raw[..end]).ok()?;
+        let crc_at = (end + 1).next_multiple_of(4);
+        let crc = u32::from_le_bytes(raw.get(crc_at..crc_at + 4)?.try_into().ok()?);
+        (!name.is_empty() && !name.contains('/')).then_some((name, crc))
+    })
+}
+
 /// Where the separate debug file of `elf`, the ELF file `bytes` at `path`, may be,
 /// most specific first.
 fn separate_files(path: &str, elf: &Elf, bytes: &[u8]) -> Vec<String> {
@@ -206,13 +271,8 @@ fn separate_files(path: &str, elf: &Elf, bytes: &[u8]) -> Vec<String> {
             &hex[2..]
         ));
     }
-    let debuglink = sections_named(elf, ".gnu_debuglink").find_map(|header| {
-        let raw = &bytes[file_range(header, bytes)?];
-        let name = &raw[..raw.iter().position(|&b| b == 0)?];
-        let name = std::str::from_utf8(name).ok()?;
-        (!name.is_empty() && !name.contains('/')).then_some(name)
-    });
-    if let (Some(name), Some(dir)) = (debuglink, path.rfind('/').map(|end| &path[..end])) {
+    let name = debuglink(elf, bytes).map(|(name, _)| name);
+    if let (Some(name), Some(dir)) = (name, path.rfind('/').map(|end| &path[..end])) {
         candidates.push(format!("{dir}/{name}"));
         candidates.push(format!("{dir}/.debug/{name}"));
         candidates.push(format!("{DEBUG_ROOT}{dir}/{name}"));
