@@ -209,3 +209,70 @@ fn dump_descends_from_a_shell() {
         );
     }
 }
+
+/// `record --subprocesses` of a target that does not run Python (a shell that starts
+/// Python programs) samples its Python descendants, launched or attached to: the pool
+/// script's main process and both workers, never the shell.
+#[test]
+fn record_descends_from_a_shell() {
+    let Some(python) = common::any_python() else {
+        return common::skip("record_descends_from_a_shell", "no interpreter");
+    };
+    let dir = TempDir::new("record-from-shell");
+    let out_path = dir.path("pool.txt");
+    let pool = common::script("pool.py");
+    let command = format!("'{}' '{}' 1; true", python.path.display(), pool.display());
+    let options = ["--subprocesses", "-r", "100", "-f", "collapsed", "-o"];
+    let out = common::pyscry()
+        .arg("record")
+        .args(options)
+        .arg(&out_path)
+        .args(["--", "sh", "-c", &command])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("does not run Python"), "{stderr}");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let processes = per_process(&text);
+    let in_work = processes
+        .values()
+        .filter(|&&(_, in_work)| in_work > 0)
+        .count();
+    assert_eq!(in_work, 2, "{processes:?}\n{text}");
+    assert!(text.contains(";main ("), "{text}");
+    assert!(!text.lines().any(|l| l.contains("sh -c")), "{text}");
+
+    // Attached: a shell whose Python children wait.
+    let script = common::script("waiting_pool.py");
+    let command = format!("'{}' '{}'; true", python.path.display(), script.display());
+    let (shell, workers) = start_waiting_pool("sh", &["-c", &command]);
+    let pid = shell.pid().to_string();
+    let out_path = dir.path("waiting.txt");
+    let out = common::pyscry()
+        .args([
+            "record",
+            "--pid",
+            &pid,
+            "--subprocesses",
+            "-d",
+            "1",
+            "-f",
+            "collapsed",
+            "-o",
+        ])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    assert!(text.contains(";main_wait ("), "{text}");
+    for worker in workers {
+        let root = format!("process {worker}: ");
+        let waits = text
+            .lines()
+            .any(|l| l.starts_with(&root) && l.contains(";child_wait ("));
+        assert!(waits, "{worker}: {text}");
+    }
+}

@@ -14,7 +14,7 @@ use super::output::OutputFile;
 use super::subprocesses::ProcessWatcher;
 use super::view;
 use crate::cli::RecordArgs;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report::{table, Format, Profile, ProfileInfo};
 use crate::sampler::{self, EndReason, SamplerConfig, SamplerEvent, SamplerStats};
 use crate::symbolize::FrameMerger;
@@ -55,33 +55,6 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         .target
         .pid
         .unwrap_or_else(|| child.as_ref().map_or(0, Child::id));
-    let opened = open_python(pid, child.as_mut(), &stop);
-    let python = match opened {
-        Ok(Opened::Ready(python)) => python,
-        Ok(Opened::ExitedEarly) => {
-            eprintln!("pyscry: {pid} exited before any Python code could be sampled");
-            let profile = Profile::new(base_info(args, pid, ""));
-            return finish(args, output, profile, child);
-        }
-        Err(error) => {
-            if let Some(child) = child.as_mut() {
-                let _ = process::terminate(child);
-            }
-            return Err(error);
-        }
-    };
-    let info = base_info(args, pid, &python.describe());
-    let started = check_mode(args.sampling.mode, &python).and_then(|()| output.start(&info));
-    if let Err(error) = started {
-        if let Some(child) = child.as_mut() {
-            let _ = process::terminate(child);
-        }
-        return Err(error);
-    }
-    let mut profile = Profile::new(info);
-    if output.format().needs_timeline() {
-        profile.keep_timeline();
-    }
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let started = Instant::now();
     let config = SamplerConfig {
@@ -94,18 +67,72 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         epoch: started,
         burst_interval: STATUS_INTERVAL,
     };
+    // Descendants are watched from the start, while the target itself may still be
+    // a wrapper on its way to exec Python, or a launcher that never will.
     let watcher = args.subprocesses.then(|| {
-        let command = profile.info.command.clone();
         let deadline = config.duration.map(|d| started + d);
         let (stop, events) = (Arc::clone(&stop), events_tx.clone());
-        ProcessWatcher::start(pid, command, config, deadline, stop, events)
+        ProcessWatcher::start(pid, command(args), config, deadline, stop, events)
     });
-    let sampler = sampler::start(*python, config, Arc::clone(&stop), events_tx);
+    // Stops what was started when no recording comes of it.
+    let abandon = |child: &mut Option<Child>, watcher: Option<ProcessWatcher>| {
+        stop.store(true, Ordering::Relaxed);
+        if let Some(child) = child.as_mut() {
+            let _ = process::terminate(child);
+        }
+        watcher.map(ProcessWatcher::join);
+    };
+    let opened = open_python(pid, child.as_mut(), &stop);
+    let python = match opened {
+        Ok(Opened::Ready(python)) => Some(python),
+        // A launcher (a shell script, make, a supervisor) whose descendants run Python.
+        Err(Error::NotPython { .. }) if args.subprocesses => {
+            eprintln!(
+                "pyscry: process {pid} ({}) does not run Python: sampling only its \
+                 descendants that do",
+                command(args)
+            );
+            None
+        }
+        Ok(Opened::ExitedEarly) => {
+            eprintln!("pyscry: {pid} exited before any Python code could be sampled");
+            watcher.map(ProcessWatcher::join);
+            let profile = Profile::new(base_info(args, pid, ""));
+            return finish(args, output, profile, child);
+        }
+        Err(error) => {
+            abandon(&mut child, watcher);
+            return Err(error);
+        }
+    };
+    let described = python.as_ref().map_or_else(
+        || "no Python in the target itself".to_string(),
+        |python| python.describe(),
+    );
+    let info = base_info(args, pid, &described);
+    let checked = match &python {
+        Some(python) => check_mode(args.sampling.mode, python),
+        None => Ok(()),
+    };
+    if let Err(error) = checked.and_then(|()| output.start(&info)) {
+        abandon(&mut child, watcher);
+        return Err(error);
+    }
+    let mut profile = Profile::new(info);
+    if output.format().needs_timeline() {
+        profile.keep_timeline();
+    }
+    // Without Python in the target, the channel closes when the watcher and the
+    // samplers it started are done.
+    let sampler =
+        python.map(|python| sampler::start(*python, config, Arc::clone(&stop), events_tx));
     let mut status = StatusLine::new();
     // Each process's sampler numbers its own frames; the outputs need one numbering.
     // One process's are already that.
     let mut frames = args.subprocesses.then(FrameMerger::new);
-    let stats = Arc::clone(&sampler.stats);
+    let stats = sampler
+        .as_ref()
+        .map_or_else(Arc::default, |sampler| Arc::clone(&sampler.stats));
     // A failure to write the recording stops sampling; it is reported once the
     // sampler has let go of the target.
     let mut write_error = None;
@@ -139,15 +166,22 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         }
         status.update(started.elapsed(), &stats);
     }
-    let reason = sampler.join();
+    let reason = sampler.map(|sampler| sampler.join());
     // The channel closed: every process's sampler has ended. Counts add up over them;
-    // ticks are the target's own, so that the rate printed is the rate asked for.
-    let ticks = stats.ticks.load(Ordering::Relaxed);
+    // ticks are the target's own, so that the rate printed is the rate asked for
+    // (where the target runs no Python, they add up too).
     let mut all_stats = vec![stats];
     for other in watcher.map(ProcessWatcher::join).unwrap_or_default() {
         all_stats.push(Arc::clone(&other.stats));
         other.join();
     }
+    let ticks = match reason {
+        Some(_) => all_stats[0].ticks.load(Ordering::Relaxed),
+        None => all_stats
+            .iter()
+            .map(|s| s.ticks.load(Ordering::Relaxed))
+            .sum(),
+    };
     status.clear();
     let total = |count: fn(&SamplerStats) -> &AtomicU64| -> u64 {
         all_stats
@@ -162,17 +196,17 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     profile.info.dropped_ticks = total(|s| &s.dropped_ticks);
     let failed = match (write_error, reason) {
         (Some(error), _) => Some(error),
-        (None, EndReason::PauseFailed(why)) => {
+        (None, Some(EndReason::PauseFailed(why))) => {
             Some(anyhow::anyhow!("cannot pause process {pid} (--blocking): {why}").into())
         }
-        (None, EndReason::Panicked) => {
+        (None, Some(EndReason::Panicked)) => {
             eprintln!(
                 "pyscry: sampling stopped on an internal error (a bug in pyscry; please \
                  report it); writing what was recorded"
             );
             None
         }
-        (None, EndReason::TargetExited) if child.is_none() => {
+        (None, Some(EndReason::TargetExited)) if child.is_none() => {
             eprintln!("pyscry: process {pid} exited; writing what was recorded");
             None
         }
@@ -238,13 +272,18 @@ fn finish(
     Ok(0)
 }
 
+/// The target's command line: the one launched, or the attached process's.
+fn command(args: &RecordArgs) -> String {
+    match args.target.pid {
+        Some(pid) => process::command_line(pid),
+        None => args.target.command.join(" "),
+    }
+}
+
 fn base_info(args: &RecordArgs, pid: u32, python: &str) -> ProfileInfo {
     ProfileInfo {
         pid,
-        command: match args.target.pid {
-            Some(pid) => process::command_line(pid),
-            None => args.target.command.join(" "),
-        },
+        command: command(args),
         python: python.to_string(),
         mode: args.sampling.mode.to_string(),
         rate_hz: args.rate,
