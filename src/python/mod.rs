@@ -237,9 +237,9 @@ impl<M: Memory> PythonProcess<M> {
     }
 
     /// Every thread of every interpreter into `threads` (emptied first), with OS thread
-    /// ids filled in where they can be found, and which holds the GIL and runs the
-    /// garbage collector, read through `mem` (the process's memory,
-    /// or a tick's view of it). Returns the interpreters' addresses.
+    /// ids filled in where they can be found, and which one holds the GIL and which
+    /// runs the garbage collector, read through `mem` (the process's memory, or a
+    /// tick's view of it). Returns the interpreters' addresses.
     pub fn thread_states(
         &mut self,
         mem: &impl Memory,
