@@ -512,19 +512,17 @@ fn free_threaded_threads_run_at_the_same_time() {
 /// The samples of collapsed stacks `text` whose stack has a frame of `function`, and
 /// how many of those end in `<GC>`.
 fn gc_topped(text: &str, function: &str) -> (u64, u64) {
-    let frame = format!("{function} (");
-    let (mut all, mut topped) = (0, 0);
-    for line in text.lines() {
-        let (stack, count) = line.rsplit_once(' ').expect("`stack count` line");
-        let count: u64 = count.parse().expect("numeric count");
-        if stack.split(';').any(|f| f.starts_with(&frame)) {
-            all += count;
-            if stack.ends_with(";<GC>") {
-                topped += count;
-            }
-        }
-    }
-    (all, topped)
+    let topped: String = text
+        .lines()
+        .filter(|line| {
+            line.rsplit_once(' ')
+                .is_some_and(|(s, _)| s.ends_with(";<GC>"))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let (all, _) = collapsed_shares(text, &[function]);
+    let (gc, _) = collapsed_shares(&topped, &[function]);
+    (all[0], gc[0])
 }
 
 /// While a thread runs the cyclic garbage collector its stack is topped by `<GC>`: the

@@ -448,14 +448,14 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
             .name
             .as_ref()
             .map_or_else(String::new, |name| format!(" {name:?}"));
-        let gil = match (thread.holds_gil, thread.collecting_garbage) {
-            (true, true) => ", holds GIL, collecting garbage",
-            (true, false) => ", holds GIL",
-            _ => "",
+        let gil = if thread.holds_gil { ", holds GIL" } else { "" };
+        let gc = match thread.collecting_garbage {
+            true => ", collecting garbage",
+            false => "",
         };
         writeln!(
             out,
-            "\nThread {:#x}{name} (tid {os}): {}{gil}",
+            "\nThread {:#x}{name} (tid {os}): {}{gil}{gc}",
             thread.thread_id, thread.status
         )?;
         if let Some(error) = &thread.error {

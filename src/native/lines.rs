@@ -160,8 +160,8 @@ impl DebugInfo {
         let sections = match DebugSections::read(&elf, &file) {
             Some(sections) => sections,
             None => {
-                let identity = SplitIdentity::of(&elf, file.as_slice())?;
-                separate_files(path, &elf, file.as_slice())
+                let (identity, candidates) = separate_files(path, &elf, file.as_slice())?;
+                candidates
                     .into_iter()
                     .filter_map(|candidate| {
                         let opened = std::fs::File::open(root.path(&candidate)).ok()?;
@@ -223,16 +223,6 @@ enum SplitIdentity {
 }
 
 impl SplitIdentity {
-    /// The identity of `elf`, the file `bytes`; `None` when it has neither a build id
-    /// nor a `.gnu_debuglink`, so no separate debug file can be told to be its own.
-    fn of(elf: &Elf, bytes: &[u8]) -> Option<SplitIdentity> {
-        if let Some(id) = build_id(bytes) {
-            return Some(SplitIdentity::BuildId(id.to_vec()));
-        }
-        let (_, crc) = debuglink(elf, bytes)?;
-        Some(SplitIdentity::Crc(crc))
-    }
-
     /// Whether `debug_file` (its bytes) is the debug file split from that file.
     fn matches(&self, debug_file: &[u8]) -> bool {
         match self {
@@ -259,11 +249,19 @@ fn debuglink<'a>(elf: &Elf, bytes: &'a [u8]) -> Option<(&'a str, u32)> {
     })
 }
 
-/// Where the separate debug file of `elf`, the ELF file `bytes` at `path`, may be,
-/// most specific first.
-fn separate_files(path: &str, elf: &Elf, bytes: &[u8]) -> Vec<String> {
+/// What the separate debug file of `elf`, the ELF file `bytes` at `path`, must match,
+/// and where it may be, most specific first; `None` when the file has neither a build
+/// id nor a `.gnu_debuglink`, so that no debug file can be told to be its own.
+fn separate_files(path: &str, elf: &Elf, bytes: &[u8]) -> Option<(SplitIdentity, Vec<String>)> {
+    let id = build_id(bytes);
+    let link = debuglink(elf, bytes);
+    let identity = match (id, link) {
+        (Some(id), _) => SplitIdentity::BuildId(id.to_vec()),
+        (None, Some((_, crc))) => SplitIdentity::Crc(crc),
+        (None, None) => return None,
+    };
     let mut candidates = Vec::new();
-    if let Some(id) = build_id(bytes).filter(|id| id.len() > 1) {
+    if let Some(id) = id.filter(|id| id.len() > 1) {
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
         candidates.push(format!(
             "{DEBUG_ROOT}/.build-id/{}/{}.debug",
@@ -271,12 +269,11 @@ fn separate_files(path: &str, elf: &Elf, bytes: &[u8]) -> Vec<String> {
             &hex[2..]
         ));
     }
-    let name = debuglink(elf, bytes).map(|(name, _)| name);
-    if let (Some(name), Some(dir)) = (name, path.rfind('/').map(|end| &path[..end])) {
+    if let (Some((name, _)), Some(dir)) = (link, path.rfind('/').map(|end| &path[..end])) {
         candidates.push(format!("{dir}/{name}"));
         candidates.push(format!("{dir}/.debug/{name}"));
         candidates.push(format!("{DEBUG_ROOT}{dir}/{name}"));
     }
     candidates.retain(|candidate| candidate != path);
-    candidates
+    Some((identity, candidates))
 }
