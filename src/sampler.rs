@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -148,6 +148,66 @@ pub struct SamplerStats {
     pub errors: AtomicU64,
     /// Ticks skipped because the sampler fell behind.
     pub dropped_ticks: AtomicU64,
+}
+
+/// [`SamplerStats`] read at one moment and added up over samplers (one per process
+/// with `--subprocesses`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SamplerCounts {
+    /// Ticks at which a target was read.
+    pub ticks: u64,
+    /// Stacks sent.
+    pub samples: u64,
+    /// Stacks dropped.
+    pub errors: u64,
+    /// Ticks skipped.
+    pub dropped_ticks: u64,
+}
+
+impl SamplerCounts {
+    /// The counters of `stats`, added up.
+    pub fn sum<S: AsRef<SamplerStats>>(stats: impl IntoIterator<Item = S>) -> SamplerCounts {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        stats
+            .into_iter()
+            .fold(SamplerCounts::default(), |total, stats| {
+                let stats = stats.as_ref();
+                SamplerCounts {
+                    ticks: total.ticks + load(&stats.ticks),
+                    samples: total.samples + load(&stats.samples),
+                    errors: total.errors + load(&stats.errors),
+                    dropped_ticks: total.dropped_ticks + load(&stats.dropped_ticks),
+                }
+            })
+    }
+}
+
+/// Samplers started one after another (one per process that `--subprocesses` finds),
+/// shared between the thread that starts them and whoever reads their counters.
+#[derive(Default, Clone)]
+pub struct SamplerSet(Arc<Mutex<Vec<SamplerHandle>>>);
+
+impl SamplerSet {
+    /// Add a running sampler.
+    pub fn push(&self, sampler: SamplerHandle) {
+        self.lock().push(sampler);
+    }
+
+    /// The counters of every sampler added so far, running or ended.
+    pub fn stats(&self) -> Vec<Arc<SamplerStats>> {
+        let samplers = self.lock();
+        samplers.iter().map(|s| Arc::clone(&s.stats)).collect()
+    }
+
+    /// Take every sampler added so far out of the set.
+    pub fn take(&self) -> Vec<SamplerHandle> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SamplerHandle>> {
+        // A thread that panicked while pushing left the list whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// How to sample.

@@ -449,3 +449,43 @@ fn subprocesses_add_their_functions() {
     tmux.keys(&["q"]);
     tmux.assert_ended_cleanly();
 }
+
+#[test]
+fn subprocesses_of_a_shell_are_sampled() {
+    let test = "top_subprocesses_of_a_shell";
+    let Some(python) = common::any_python() else {
+        common::skip(test, "no interpreter");
+        return;
+    };
+    // The target is a shell, which runs no Python; its child pool.py does, and so do
+    // that one's two workers, which burn for 8 s in child_work. top waits 3 s for the
+    // shell to exec Python before it shows the view.
+    let command = format!(
+        "{} {} 8; true",
+        quote(&python.path.display().to_string()),
+        quote(script("pool.py").to_str().unwrap())
+    );
+    let args = ["--subprocesses", "--", "sh", "-c", &command];
+    let Some(mut tmux) = Tmux::start(test, &args) else {
+        return;
+    };
+    // The header counts the Python processes sampled, and the CPU of the whole tree
+    // (the shell alone uses none).
+    let screen = tmux.wait_for("child_work, in three processes, using CPU", |s| {
+        let after = |label: &str| {
+            let rest = s.0.split(label).nth(1)?;
+            rest.split(['%', ' ']).next()?.parse::<f64>().ok()
+        };
+        s.rows().iter().any(|r| r.function == "child_work")
+            && after("processes ") >= Some(3.0)
+            && after("CPU ") >= Some(1.0)
+    });
+    assert!(
+        screen.0.contains("no Python in the target itself"),
+        "{}",
+        screen.0
+    );
+    tmux.target = Some(screen.pid());
+    tmux.keys(&["q"]);
+    tmux.assert_ended_cleanly();
+}

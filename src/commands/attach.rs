@@ -72,6 +72,15 @@ pub fn open_python(pid: u32, mut child: Option<&mut Child>, stop: &AtomicBool) -
     }
 }
 
+/// The interpreter a target runs, in words, for headers and recordings; `None` is a
+/// target sampled only through its descendants (`--subprocesses`).
+pub fn describe_target(python: Option<&PythonProcess>) -> String {
+    python.map_or_else(
+        || "no Python in the target itself".to_string(),
+        PythonProcess::describe,
+    )
+}
+
 /// Refuse a mode the interpreter cannot support.
 pub fn check_mode(mode: Mode, python: &PythonProcess) -> Result<()> {
     if mode == Mode::Gil && python.gil.is_none() {

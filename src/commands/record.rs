@@ -3,20 +3,20 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 
-use super::attach::{check_mode, open_python, Opened};
+use super::attach::{check_mode, describe_target, open_python, Opened};
 use super::output::OutputFile;
 use super::subprocesses::ProcessWatcher;
 use super::view;
 use crate::cli::RecordArgs;
 use crate::error::{Error, Result};
 use crate::report::{table, Format, Profile, ProfileInfo};
-use crate::sampler::{self, EndReason, SamplerConfig, SamplerEvent, SamplerStats};
+use crate::sampler::{self, EndReason, SamplerConfig, SamplerCounts, SamplerEvent, SamplerStats};
 use crate::symbolize::FrameMerger;
 use crate::target::process;
 
@@ -105,11 +105,7 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
             return Err(error);
         }
     };
-    let described = python.as_ref().map_or_else(
-        || "no Python in the target itself".to_string(),
-        |python| python.describe(),
-    );
-    let info = base_info(args, pid, &described);
+    let info = base_info(args, pid, &describe_target(python.as_deref()));
     let checked = match &python {
         Some(python) => check_mode(args.sampling.mode, python),
         None => Ok(()),
@@ -175,25 +171,16 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
         all_stats.push(Arc::clone(&other.stats));
         other.join();
     }
-    let ticks = match reason {
-        Some(_) => all_stats[0].ticks.load(Ordering::Relaxed),
-        None => all_stats
-            .iter()
-            .map(|s| s.ticks.load(Ordering::Relaxed))
-            .sum(),
-    };
+    let counts = SamplerCounts::sum(&all_stats);
     status.clear();
-    let total = |count: fn(&SamplerStats) -> &AtomicU64| -> u64 {
-        all_stats
-            .iter()
-            .map(|s| count(s).load(Ordering::Relaxed))
-            .sum()
-    };
     profile.info.duration_secs = started.elapsed().as_secs_f64();
-    profile.info.ticks = ticks;
-    profile.info.samples = total(|s| &s.samples);
-    profile.info.errors = total(|s| &s.errors);
-    profile.info.dropped_ticks = total(|s| &s.dropped_ticks);
+    profile.info.ticks = match reason {
+        Some(_) => all_stats[0].ticks.load(Ordering::Relaxed),
+        None => counts.ticks,
+    };
+    profile.info.samples = counts.samples;
+    profile.info.errors = counts.errors;
+    profile.info.dropped_ticks = counts.dropped_ticks;
     let failed = match (write_error, reason) {
         (Some(error), _) => Some(error),
         (None, Some(EndReason::PauseFailed(why))) => {

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 
 use super::attach::{check_mode, open_python, Opened};
 use crate::error::Error;
-use crate::sampler::{self, SamplerConfig, SamplerEvent, SamplerHandle};
+use crate::sampler::{self, SamplerConfig, SamplerEvent, SamplerHandle, SamplerSet};
 use crate::target::process;
 
 /// How often the process tree is scanned for new descendants.
@@ -21,7 +21,7 @@ const SCAN_INTERVAL: Duration = Duration::from_millis(100);
 /// Watches the target's process tree while the target runs.
 pub struct ProcessWatcher {
     thread: JoinHandle<()>,
-    samplers: Arc<Mutex<Vec<SamplerHandle>>>,
+    samplers: SamplerSet,
 }
 
 impl ProcessWatcher {
@@ -39,8 +39,8 @@ impl ProcessWatcher {
         events: Sender<SamplerEvent>,
     ) -> ProcessWatcher {
         let _ = events.send(SamplerEvent::Process { pid: root, command });
-        let samplers = Arc::new(Mutex::new(Vec::new()));
-        let shared = Arc::clone(&samplers);
+        let samplers = SamplerSet::default();
+        let shared = samplers.clone();
         let thread = std::thread::Builder::new()
             .name("pyscry-processes".into())
             .spawn(move || watch(root, config, deadline, &stop, &events, &shared))
@@ -52,9 +52,13 @@ impl ProcessWatcher {
     /// for their counters.
     pub fn join(self) -> Vec<SamplerHandle> {
         let _ = self.thread.join();
-        let samplers =
-            std::mem::take(&mut *self.samplers.lock().unwrap_or_else(|e| e.into_inner()));
-        samplers
+        self.samplers.take()
+    }
+
+    /// The samplers started so far, for their live counters. Once the event channel
+    /// has closed, every sampler the watch started is in it.
+    pub fn samplers(&self) -> SamplerSet {
+        self.samplers.clone()
     }
 }
 
@@ -64,7 +68,7 @@ fn watch(
     deadline: Option<Instant>,
     stop: &Arc<AtomicBool>,
     events: &Sender<SamplerEvent>,
-    samplers: &Arc<Mutex<Vec<SamplerHandle>>>,
+    samplers: &SamplerSet,
 ) {
     let mut seen = HashSet::new();
     let mut openers = Vec::new();
@@ -76,7 +80,7 @@ fn watch(
             if !seen.insert(pid) {
                 continue;
             }
-            let (stop, events, samplers) = (Arc::clone(stop), events.clone(), Arc::clone(samplers));
+            let (stop, events, samplers) = (Arc::clone(stop), events.clone(), samplers.clone());
             // Opening waits until the interpreter is readable: one thread per process,
             // so that a slow one does not hold up the others.
             openers.push(std::thread::spawn(move || {
@@ -86,10 +90,7 @@ fn watch(
                     ..config
                 };
                 if let Some(handle) = open_and_sample(pid, config, stop, events) {
-                    samplers
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(handle);
+                    samplers.push(handle);
                 }
             }));
         }

@@ -2,11 +2,11 @@
 
 use std::io::IsTerminal;
 use std::process::Child;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::attach::{check_mode, open_python, Opened};
+use super::attach::{check_mode, describe_target, open_python, Opened};
 use super::subprocesses::ProcessWatcher;
 use crate::cli::TopArgs;
 use crate::error::{Error, Result};
@@ -46,27 +46,11 @@ pub fn run(args: TopArgs) -> Result<i32> {
         (Some(Launched(child)), _) => child.id(),
         (None, pid) => pid.unwrap_or_default(),
     };
-    let child = launched.as_mut().map(|Launched(child)| child);
-    let python = match open_python(pid, child, &stop)? {
-        Opened::Ready(python) => python,
-        Opened::ExitedEarly => return Err(Error::TargetExited(pid)),
+    let command = match args.target.pid {
+        Some(pid) => process::command_line(pid),
+        None => args.target.command.join(" "),
     };
-    check_mode(args.sampling.mode, &python)?;
     let mode = args.sampling.mode;
-    let header = Header {
-        pid,
-        command: match args.target.pid {
-            Some(pid) => process::command_line(pid),
-            None => args.target.command.join(" "),
-        },
-        python: python.describe(),
-        mode: mode.to_string(),
-        rate_hz: args.rate,
-        has_gil: python.gil.is_some(),
-        processes: args.subprocesses.then_some(1),
-        ..Header::default()
-    };
-    let mut guard = TerminalGuard::enter().map_err(anyhow::Error::from)?;
     let (events_tx, events) = crossbeam_channel::unbounded();
     let config = SamplerConfig {
         rate_hz: args.rate,
@@ -79,16 +63,51 @@ pub fn run(args: TopArgs) -> Result<i32> {
         // A window's samples should be in it when it closes.
         burst_interval: live::POLL,
     };
+    // Descendants are watched from the start, while the target itself may still be
+    // a wrapper on its way to exec Python, or a launcher that never will.
     let watcher = args.subprocesses.then(|| {
         let (stop, events) = (Arc::clone(&stop), events_tx.clone());
-        ProcessWatcher::start(pid, header.command.clone(), config, None, stop, events)
+        ProcessWatcher::start(pid, command.clone(), config, None, stop, events)
     });
+    let child = launched.as_mut().map(|Launched(child)| child);
+    let opened = match open_python(pid, child, &stop) {
+        Ok(Opened::Ready(python)) => check_mode(mode, &python).map(|()| Some(python)),
+        // A launcher (a shell script, make, a supervisor) whose descendants run Python;
+        // the header says so.
+        Err(Error::NotPython { .. }) if args.subprocesses => Ok(None),
+        Ok(Opened::ExitedEarly) => Err(Error::TargetExited(pid)),
+        Err(error) => Err(error),
+    };
+    let entered = opened.and_then(|python| {
+        let guard = TerminalGuard::enter().map_err(anyhow::Error::from)?;
+        Ok((python, guard))
+    });
+    let (python, mut guard) = match entered {
+        Ok(entered) => entered,
+        Err(error) => {
+            stop.store(true, Ordering::Relaxed);
+            watcher.map(ProcessWatcher::join);
+            return Err(error);
+        }
+    };
+    let header = Header {
+        pid,
+        command,
+        python: describe_target(python.as_deref()),
+        mode: mode.to_string(),
+        rate_hz: args.rate,
+        has_gil: python.as_ref().is_some_and(|python| python.gil.is_some()),
+        processes: args.subprocesses.then_some(1),
+        ..Header::default()
+    };
     let watch = Watch {
-        sampler: sampler::start(*python, config, Arc::clone(&stop), events_tx),
+        sampler: python.map(|python| sampler::start(*python, config, Arc::clone(&stop), events_tx)),
+        descendants: watcher.as_ref().map(ProcessWatcher::samplers),
         events,
         stop,
         child: launched.as_mut().map(|Launched(child)| child),
         delay: Duration::from_secs_f64(args.delay),
+        started: config.epoch,
         // Each process's sampler numbers its own frames.
         frames: args.subprocesses.then(FrameMerger::new),
     };

@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,9 @@ use super::terminal::Tui;
 use super::usage::Usage;
 use super::view;
 use super::window::Aggregator;
-use crate::sampler::{EndReason, SamplerEvent, SamplerHandle, SamplerStats};
+use crate::sampler::{
+    EndReason, SamplerCounts, SamplerEvent, SamplerHandle, SamplerSet, SamplerStats,
+};
 use crate::symbolize::FrameMerger;
 use crate::target::process;
 
@@ -25,8 +27,11 @@ pub const POLL: Duration = Duration::from_millis(50);
 
 /// What the loop watches.
 pub struct Watch<'a> {
-    /// The running sampler.
-    pub sampler: SamplerHandle,
+    /// The target's running sampler; `None` when the target itself runs no Python
+    /// and only its descendants are sampled.
+    pub sampler: Option<SamplerHandle>,
+    /// With `--subprocesses`, the samplers of the target's descendants, as they start.
+    pub descendants: Option<SamplerSet>,
     /// Its events.
     pub events: Receiver<SamplerEvent>,
     /// Raised by a signal or on quitting; stops the sampler.
@@ -35,6 +40,9 @@ pub struct Watch<'a> {
     pub child: Option<&'a mut Child>,
     /// Time between refreshes.
     pub delay: Duration,
+    /// When sampling started: the first window opens then. With `--subprocesses`,
+    /// descendants are sampled while the target itself is still being opened.
+    pub started: Instant,
     /// Gives the frames of several processes one numbering, when their samplers send
     /// into `events` (`--subprocesses`).
     pub frames: Option<FrameMerger>,
@@ -42,12 +50,14 @@ pub struct Watch<'a> {
 
 /// Show `app` on `tui` until the user quits or a signal raises the stop flag.
 pub fn run(tui: &mut Tui, app: App, watch: Watch) -> anyhow::Result<()> {
-    let started = Instant::now();
+    let started = watch.started;
     let mut live = Live {
-        stats: Arc::clone(&watch.sampler.stats),
+        target_stats: watch.sampler.as_ref().map(|s| Arc::clone(&s.stats)),
         aggregator: Aggregator::new(started, app.header.rate_hz),
-        usage: Usage::new(app.header.pid),
-        sampler: Some(watch.sampler),
+        usage: Usage::new(app.header.pid, watch.descendants.is_some()),
+        sampling: true,
+        sampler: watch.sampler,
+        descendants: watch.descendants,
         app,
         started,
         next_refresh: started + watch.delay,
@@ -64,11 +74,16 @@ pub fn run(tui: &mut Tui, app: App, watch: Watch) -> anyhow::Result<()> {
 }
 
 struct Live {
-    stats: Arc<SamplerStats>,
+    /// The target's own counters, whose ticks time the windows; `None` when the
+    /// target runs no Python.
+    target_stats: Option<Arc<SamplerStats>>,
     aggregator: Aggregator,
     usage: Usage,
     /// Until sampling ends.
+    sampling: bool,
+    /// The target's sampler, until it is joined.
     sampler: Option<SamplerHandle>,
+    descendants: Option<SamplerSet>,
     app: App,
     started: Instant,
     next_refresh: Instant,
@@ -96,7 +111,7 @@ impl Live {
                 return Ok(());
             }
             let now = Instant::now();
-            if self.sampler.is_some() && now >= self.next_refresh {
+            if self.sampling && now >= self.next_refresh {
                 self.next_refresh = (self.next_refresh + self.delay).max(now);
                 if !self.app.paused {
                     self.refresh(now);
@@ -130,13 +145,12 @@ impl Live {
         let now = Instant::now();
         match effect {
             Effect::Requery => self.requery(),
-            Effect::Resume if self.sampler.is_some() => {
+            Effect::Resume if self.sampling => {
                 self.refresh(now);
                 self.next_refresh = now + self.delay;
             }
             Effect::Reset => {
-                self.aggregator
-                    .reset(now, self.stats.ticks.load(Ordering::Relaxed));
+                self.aggregator.reset(now, self.target_ticks());
                 self.requery();
             }
             Effect::Nothing | Effect::Redraw | Effect::Resume | Effect::Quit => {}
@@ -145,7 +159,7 @@ impl Live {
 
     /// Take in every event waiting; true when the sampler has just ended.
     fn take_events(&mut self, events: &Receiver<SamplerEvent>) -> bool {
-        if self.sampler.is_none() {
+        if !self.sampling {
             return false;
         }
         loop {
@@ -162,16 +176,25 @@ impl Live {
         }
     }
 
+    /// The target's ticks so far; 0 when it runs no Python, so that windows fall back
+    /// to the nominal tick.
+    fn target_ticks(&self) -> u64 {
+        let ticks = self.target_stats.as_ref().map(|s| &s.ticks);
+        ticks.map_or(0, |ticks| ticks.load(Ordering::Relaxed))
+    }
+
     /// Close the window, read the counters and the target's usage, and recompute.
     fn refresh(&mut self, now: Instant) {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        self.aggregator.rotate(now, load(&self.stats.ticks));
+        self.aggregator.rotate(now, self.target_ticks());
         let usage = self.usage.read(now);
+        let descendants = self.descendants.as_ref().map(SamplerSet::stats);
+        let counts =
+            SamplerCounts::sum(self.target_stats.iter().chain(descendants.iter().flatten()));
         let header = &mut self.app.header;
         header.elapsed = now - self.started;
-        header.samples = load(&self.stats.samples);
-        header.errors = load(&self.stats.errors);
-        header.dropped_ticks = load(&self.stats.dropped_ticks);
+        header.samples = counts.samples;
+        header.errors = counts.errors;
+        header.dropped_ticks = counts.dropped_ticks;
         header.threads = self.aggregator.window_threads();
         if header.processes.is_some() {
             header.processes = Some(self.aggregator.window_processes());
@@ -189,19 +212,20 @@ impl Live {
         self.app.table = self.aggregator.table(self.app.query());
     }
 
-    /// The sampler's channel closed: say how the target ended and keep the final
-    /// numbers on screen. A sampler that ended for any other reason than the target
-    /// exiting, or our stop flag, is an error.
+    /// The samplers' channel closed: say how the target ended and keep the final
+    /// numbers on screen. The target's sampler ending for any other reason than the
+    /// target exiting, or our stop flag, is an error.
     fn sampling_ended(
         &mut self,
         stop: &AtomicBool,
         child: Option<&mut Child>,
     ) -> anyhow::Result<()> {
+        self.sampling = false;
         let reason = self.sampler.take().map(SamplerHandle::join);
         if stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        if reason != Some(EndReason::TargetExited) {
+        if reason.is_some_and(|reason| reason != EndReason::TargetExited) {
             anyhow::bail!("sampling stopped unexpectedly: the sampler thread failed");
         }
         self.refresh(Instant::now());

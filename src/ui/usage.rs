@@ -1,14 +1,21 @@
-//! The target's CPU use and resident memory, from `/proc`, for the live view's header.
+//! The target's CPU use and resident memory, from `/proc`, for the live view's header;
+//! with `--subprocesses`, those of the target and its descendants together.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-/// Reads `/proc/PID/stat` and `/proc/PID/statm`, remembering the last CPU reading so
-/// that each refresh can say how busy the target was since the previous one.
+use crate::target::process;
+
+/// Reads `/proc/PID/stat` and `/proc/PID/statm` of the processes watched, remembering
+/// each one's last CPU reading so that each refresh can say how busy they were since
+/// the previous one.
 #[derive(Debug)]
 pub struct Usage {
     pid: u32,
-    /// When the CPU time was last read, and what it was (seconds).
-    last: Option<(Instant, f64)>,
+    /// Whether `pid`'s descendants count too.
+    descendants: bool,
+    /// When CPU times were last read, and what each process's was (seconds).
+    last: Option<(Instant, HashMap<u32, f64>)>,
     ticks_per_sec: f64,
     page_size: u64,
 }
@@ -20,13 +27,14 @@ pub struct Reading {
     /// CPU time used since the previous reading over the wall-clock time between them,
     /// as a percentage (above 100 when several threads run at once).
     pub cpu_percent: Option<f64>,
-    /// Resident set size in bytes.
+    /// Resident set size in bytes (added up over the processes: pages they share count
+    /// once for each, as in `top`).
     pub rss_bytes: Option<u64>,
 }
 
 impl Usage {
-    /// A reader for process `pid`.
-    pub fn new(pid: u32) -> Usage {
+    /// A reader for process `pid`, and with `descendants` for every process below it.
+    pub fn new(pid: u32, descendants: bool) -> Usage {
         // SAFETY: sysconf only reads configuration values.
         let (ticks, page) = unsafe {
             (
@@ -36,38 +44,61 @@ impl Usage {
         };
         Usage {
             pid,
+            descendants,
             last: None,
             ticks_per_sec: if ticks > 0 { ticks as f64 } else { 100.0 },
             page_size: if page > 0 { page as u64 } else { 4096 },
         }
     }
 
-    /// Read the target's usage at `now`. The first reading has no CPU percentage.
+    /// Read the usage at `now`. The first reading has no CPU percentage. A process
+    /// that appeared since the previous reading counts with all its CPU time, which it
+    /// used since then; one that has gone counts no more.
     pub fn read(&mut self, now: Instant) -> Reading {
-        let cpu = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
-            .ok()
-            .and_then(|stat| cpu_ticks(&stat))
-            .map(|ticks| ticks as f64 / self.ticks_per_sec);
-        let cpu_percent = match (cpu, self.last) {
-            (Some(secs), Some((then, last_secs))) if now > then => {
-                Some(100.0 * (secs - last_secs).max(0.0) / (now - then).as_secs_f64())
+        let mut pids = vec![self.pid];
+        if self.descendants {
+            pids.extend(process::descendants(self.pid));
+        }
+        let cpu: HashMap<u32, f64> = pids
+            .iter()
+            .filter_map(|&pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                Some((pid, cpu_ticks(&stat)? as f64 / self.ticks_per_sec))
+            })
+            .collect();
+        let cpu_percent = match &self.last {
+            Some((then, last)) if now > *then && !cpu.is_empty() => {
+                Some(100.0 * cpu_used(last, &cpu) / (now - *then).as_secs_f64())
             }
             _ => None,
         };
-        if let Some(secs) = cpu {
-            self.last = Some((now, secs));
+        if !cpu.is_empty() {
+            self.last = Some((now, cpu));
         }
-        let rss_bytes = std::fs::read_to_string(format!("/proc/{}/statm", self.pid))
-            .ok()
-            .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        let rss_pages: Vec<u64> = pids
+            .iter()
+            .filter_map(|pid| {
+                let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+                statm.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
             // A zombie has no memory left to report.
             .filter(|&pages| pages > 0)
-            .map(|pages| pages * self.page_size);
+            .collect();
+        let rss_bytes =
+            (!rss_pages.is_empty()).then(|| rss_pages.iter().sum::<u64>() * self.page_size);
         Reading {
             cpu_percent,
             rss_bytes,
         }
     }
+}
+
+/// CPU seconds used between two readings of each process's CPU time: a process only in
+/// `now` is new, and all its time is since `last`; one only in `last` has gone.
+fn cpu_used(last: &HashMap<u32, f64>, now: &HashMap<u32, f64>) -> f64 {
+    now.iter()
+        .map(|(pid, secs)| (secs - last.get(pid).unwrap_or(&0.0)).max(0.0))
+        .sum()
 }
 
 /// User plus system CPU time, in clock ticks, from a `/proc/PID/stat` line.
@@ -93,7 +124,7 @@ mod tests {
 
     #[test]
     fn own_process_has_memory_and_cpu_after_two_readings() {
-        let mut usage = Usage::new(std::process::id());
+        let mut usage = Usage::new(std::process::id(), false);
         let start = Instant::now();
         let first = usage.read(start);
         assert!(first.cpu_percent.is_none());
@@ -106,8 +137,39 @@ mod tests {
     }
 
     #[test]
+    fn cpu_counts_new_processes_whole_and_gone_ones_not() {
+        let last = HashMap::from([(1, 2.0), (2, 5.0), (3, 1.0)]);
+        // 1 used 0.5 s, 2 has gone, 4 is new with 0.25 s, and 3's reading went back
+        // (a reused PID), which counts as nothing.
+        let now = HashMap::from([(1, 2.5), (3, 0.5), (4, 0.25)]);
+        assert_eq!(cpu_used(&last, &now), 0.75);
+    }
+
+    #[test]
+    fn descendants_add_their_memory() {
+        let mut shell = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & sleep 5 & wait"])
+            .spawn()
+            .unwrap();
+        let pid = shell.id();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while process::descendants(pid).len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let alone = Usage::new(pid, false).read(Instant::now()).rss_bytes;
+        let tree = Usage::new(pid, true).read(Instant::now()).rss_bytes;
+        for sleeper in process::descendants(pid) {
+            let sleeper = nix::unistd::Pid::from_raw(sleeper as i32);
+            let _ = nix::sys::signal::kill(sleeper, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = shell.wait();
+        assert!(alone.is_some_and(|rss| rss > 0));
+        assert!(tree > alone, "{tree:?} {alone:?}");
+    }
+
+    #[test]
     fn a_missing_process_reads_as_nothing() {
-        let mut usage = Usage::new(u32::MAX - 1);
+        let mut usage = Usage::new(u32::MAX - 1, true);
         assert_eq!(usage.read(Instant::now()), Reading::default());
     }
 }

@@ -179,10 +179,11 @@ impl Aggregator {
     }
 
     /// The share of the last window's ticks at which a thread running Python code held
-    /// the GIL, in percent; `None` before the first window.
+    /// the GIL, in percent; with several processes, the mean of theirs. `None` before
+    /// the first window, and when no ticks are counted (the target runs no Python).
     pub fn window_gil_percent(&self) -> Option<f64> {
-        (self.window.ticks > 0)
-            .then(|| 100.0 * self.window.gil_samples as f64 / self.window.ticks as f64)
+        let ticks = self.window.ticks * self.window_processes().max(1) as u64;
+        (ticks > 0).then(|| 100.0 * self.window.gil_samples as f64 / ticks as f64)
     }
 
     /// Processes sampled in the last window.
@@ -277,6 +278,34 @@ mod tests {
             thread: None,
             by_line: false,
         }
+    }
+
+    #[test]
+    fn gil_share_is_the_mean_over_the_processes_sampled() {
+        let (mut agg, start) = aggregator();
+        let worker = ThreadKey { pid: 2, ..WORKER };
+        for tick in 0..4 {
+            // The target's thread holds its GIL at one tick in four, a worker process's
+            // at every tick.
+            let holding = |key, holds_gil| {
+                let SamplerEvent::Sample(sample) = sample(key, &[0], false) else {
+                    unreachable!()
+                };
+                SamplerEvent::Sample(Sample {
+                    holds_gil,
+                    ..sample
+                })
+            };
+            agg.add_event(holding(MAIN, tick == 0));
+            agg.add_event(holding(worker, true));
+        }
+        assert_eq!(agg.window_gil_percent(), None);
+        agg.rotate(start + Duration::from_millis(40), 4);
+        assert_eq!(agg.window_processes(), 2);
+        assert_eq!(agg.window_gil_percent(), Some(62.5));
+        // Without the target's ticks (it runs no Python) there is no share to give.
+        agg.rotate(start + Duration::from_millis(80), 4);
+        assert_eq!(agg.window_gil_percent(), None);
     }
 
     #[test]
