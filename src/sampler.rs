@@ -182,29 +182,24 @@ impl SamplerCounts {
     }
 }
 
-/// Samplers started one after another (one per process that `--subprocesses` finds),
-/// shared between the thread that starts them and whoever reads their counters.
-#[derive(Default, Clone)]
-pub struct SamplerSet(Arc<Mutex<Vec<SamplerHandle>>>);
+/// The counters of samplers started one after another (one per process that
+/// `--subprocesses` finds), shared between the threads that start them and whoever
+/// adds them up.
+#[derive(Debug, Default, Clone)]
+pub struct CounterSet(Arc<Mutex<Vec<Arc<SamplerStats>>>>);
 
-impl SamplerSet {
-    /// Add a running sampler.
-    pub fn push(&self, sampler: SamplerHandle) {
-        self.lock().push(sampler);
+impl CounterSet {
+    /// Add a sampler's counters.
+    pub fn push(&self, stats: Arc<SamplerStats>) {
+        self.lock().push(stats);
     }
 
     /// The counters of every sampler added so far, running or ended.
     pub fn stats(&self) -> Vec<Arc<SamplerStats>> {
-        let samplers = self.lock();
-        samplers.iter().map(|s| Arc::clone(&s.stats)).collect()
+        self.lock().clone()
     }
 
-    /// Take every sampler added so far out of the set.
-    pub fn take(&self) -> Vec<SamplerHandle> {
-        std::mem::take(&mut *self.lock())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<SamplerHandle>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<SamplerStats>>> {
         // A thread that panicked while pushing left the list whole.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

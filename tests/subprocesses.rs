@@ -119,6 +119,57 @@ fn a_child_that_execs_ends_cleanly() {
     assert!(errors <= 10, "{errors} errors: {stderr}");
 }
 
+/// A descendant found while it is still a shell, and sampled only once it `exec`s
+/// Python; then, as one Python `exec`s another, sampled by a new sampler whose frames
+/// stay apart from the first one's.
+#[test]
+fn a_descendant_is_followed_through_exec() {
+    let test = "follow_exec";
+    let pythons = common::pythons(test);
+    let (first, last) = (&pythons[0], &pythons[pythons.len() - 1]);
+    if first.path == last.path {
+        return common::skip(test, "only one interpreter");
+    }
+    let dir = TempDir::new("follow-exec");
+    let out_path = dir.path("exec.txt");
+    // The inner shell sleeps 0.5 s, long enough to be found as a shell, then execs the
+    // first Python, which spins in before_exec for 0.5 s and execs the last one.
+    let code = "import os, sys, time\n\
+                def before_exec():\n    end = time.time() + 0.5\n    \
+                while time.time() < end:\n        pass\n    \
+                os.execv(sys.argv[1], sys.argv[1:])\n\
+                before_exec()\n";
+    let inner = format!(
+        "sleep 0.5; exec '{}' -c \"$0\" '{}' '{}' 0.1 3",
+        first.path.display(),
+        last.path.display(),
+        common::script("ratio.py").display()
+    );
+    let options = ["--subprocesses", "-r", "100", "-f", "collapsed", "-o"];
+    let out = common::pyscry()
+        .arg("record")
+        .args(options)
+        .arg(&out_path)
+        .args(["--", "sh", "-c", "sh -c \"$0\" \"$1\"; true", &inner, code])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let text = std::fs::read_to_string(&out_path).unwrap();
+    let processes = per_process(&text);
+    assert_eq!(processes.len(), 1, "{processes:?}\n{text}");
+    let has = |name: &str| text.lines().any(|l| l.contains(&format!(";{name} (")));
+    assert!(has("before_exec") && has("burn"), "{text}");
+    // Each function under its own script: no frame of one Python named by the other's
+    // (the root label is the process's, and names its last command).
+    let mixed = text.lines().any(|l| {
+        let frames = l.split_once(';').map_or("", |(_, frames)| frames);
+        frames.contains("before_exec (") && frames.contains("ratio.py")
+            || frames.contains("burn (") && frames.contains("<string>")
+    });
+    assert!(!mixed, "{text}");
+}
+
 /// Start waiting_pool.py under `program args`; the target and the workers' PIDs.
 fn start_waiting_pool(program: &str, args: &[&str]) -> (common::Target, [u32; 2]) {
     let mut target = common::Target::command(program, args);

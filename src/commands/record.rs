@@ -16,7 +16,7 @@ use super::view;
 use crate::cli::RecordArgs;
 use crate::error::{Error, Result};
 use crate::report::{table, Format, Profile, ProfileInfo};
-use crate::sampler::{self, EndReason, SamplerConfig, SamplerCounts, SamplerEvent, SamplerStats};
+use crate::sampler::{self, EndReason, SamplerConfig, SamplerCounts, SamplerEvent};
 use crate::symbolize::FrameMerger;
 use crate::target::process;
 
@@ -160,17 +160,18 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
                 write_error = Some(error);
             }
         }
-        status.update(started.elapsed(), &stats);
+        // With --subprocesses, the counts add up over every process sampled so far.
+        status.update(started.elapsed(), || {
+            let descendants = watcher.as_ref().map(|w| w.counters().stats());
+            SamplerCounts::sum(std::iter::once(&stats).chain(descendants.iter().flatten()))
+        });
     }
     let reason = sampler.map(|sampler| sampler.join());
     // The channel closed: every process's sampler has ended. Counts add up over them;
     // ticks are the target's own, so that the rate printed is the rate asked for
     // (where the target runs no Python, they add up too).
     let mut all_stats = vec![stats];
-    for other in watcher.map(ProcessWatcher::join).unwrap_or_default() {
-        all_stats.push(Arc::clone(&other.stats));
-        other.join();
-    }
+    all_stats.extend(watcher.map(ProcessWatcher::join).unwrap_or_default());
     let counts = SamplerCounts::sum(&all_stats);
     status.clear();
     profile.info.duration_secs = started.elapsed().as_secs_f64();
@@ -340,17 +341,19 @@ impl StatusLine {
 
     /// Show the counters at `elapsed` since the start, unless they were shown less than
     /// [`STATUS_INTERVAL`] ago.
-    fn update(&mut self, elapsed: Duration, stats: &SamplerStats) {
+    /// Redraw, if it is time to, with the counts of the samplers `counts` adds up.
+    fn update(&mut self, elapsed: Duration, counts: impl FnOnce() -> SamplerCounts) {
         let due = self
             .shown_at
             .is_none_or(|at| elapsed.saturating_sub(at) >= STATUS_INTERVAL);
         if self.enabled && due {
             self.shown_at = Some(elapsed);
+            let counts = counts();
             eprint!(
                 "\r\x1b[2Kpyscry: {:.1} s, {} samples, {} errors",
                 elapsed.as_secs_f64(),
-                stats.samples.load(Ordering::Relaxed),
-                stats.errors.load(Ordering::Relaxed)
+                counts.samples,
+                counts.errors
             );
         }
     }
@@ -372,7 +375,6 @@ mod tests {
             enabled: true,
             shown_at: None,
         };
-        let stats = SamplerStats::default();
         let ms = Duration::from_millis;
         for (elapsed, shown) in [
             (0, 0),
@@ -382,7 +384,7 @@ mod tests {
             (260, 250),
             (600, 600),
         ] {
-            status.update(ms(elapsed), &stats);
+            status.update(ms(elapsed), SamplerCounts::default);
             assert_eq!(status.shown_at, Some(ms(shown)), "at {elapsed} ms");
         }
         status.clear();

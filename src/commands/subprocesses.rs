@@ -1,6 +1,6 @@
 //! `record --subprocesses` and `top --subprocesses`: find the target's descendants
-//! that run Python and sample each one with a sampler of its own, all sending into
-//! the target's channel.
+//! and follow each one, sampling it with a sampler of its own whenever it runs Python,
+//! all sending into the target's channel.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,24 +12,48 @@ use crossbeam_channel::Sender;
 
 use super::attach::{check_mode, open_python, Opened};
 use crate::error::Error;
-use crate::sampler::{self, SamplerConfig, SamplerEvent, SamplerHandle, SamplerSet};
+use crate::python::PythonProcess;
+use crate::sampler::{self, CounterSet, SamplerConfig, SamplerEvent, SamplerStats};
 use crate::target::process;
 
 /// How often the process tree is scanned for new descendants.
 const SCAN_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How often a followed process is checked for having `exec`ed another program.
+const EXEC_POLL: Duration = Duration::from_millis(20);
+
+/// How long after a process is found, or `exec`s, it is looked at again while it shows
+/// no Python: a Python just `exec`ed maps its libpython a moment later.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// How often a process is looked at again while it settles.
+const SETTLE_POLL: Duration = Duration::from_millis(10);
+
 /// Watches the target's process tree while the target runs.
 pub struct ProcessWatcher {
     thread: JoinHandle<()>,
-    samplers: SamplerSet,
+    counters: CounterSet,
+}
+
+/// When a follower stops: sampling stopped (`stop` raised) or its time is up.
+#[derive(Clone)]
+struct Until {
+    stop: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+}
+
+impl Until {
+    fn reached(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 impl ProcessWatcher {
     /// Announce `root`, running `command`, with [`SamplerEvent::Process`] (first, so
     /// that every process has its root label), and start watching its descendants:
-    /// each one that turns out to run Python is announced too and sampled with
-    /// `config` until it exits, `stop` is raised, or `deadline` passes. The watch ends
-    /// when `root` exits or `stop` is raised.
+    /// each one is followed until it exits, `stop` is raised, or `deadline` passes,
+    /// and sampled with `config` whenever it runs Python (again after each `exec`).
+    /// New descendants are looked for until `root` exits or the watch stops.
     pub fn start(
         root: u32,
         command: String,
@@ -39,93 +63,144 @@ impl ProcessWatcher {
         events: Sender<SamplerEvent>,
     ) -> ProcessWatcher {
         let _ = events.send(SamplerEvent::Process { pid: root, command });
-        let samplers = SamplerSet::default();
-        let shared = samplers.clone();
+        let counters = CounterSet::default();
+        let shared = counters.clone();
+        let until = Until { stop, deadline };
         let thread = std::thread::Builder::new()
             .name("pyscry-processes".into())
-            .spawn(move || watch(root, config, deadline, &stop, &events, &shared))
+            .spawn(move || watch(root, config, &until, &events, &shared))
             .expect("spawning the process watcher");
-        ProcessWatcher { thread, samplers }
+        ProcessWatcher { thread, counters }
     }
 
-    /// Wait for the watch to end, then for every sampler it started; their handles,
-    /// for their counters.
-    pub fn join(self) -> Vec<SamplerHandle> {
+    /// Wait for the watch to end, and with it every sampler it started; their
+    /// counters.
+    pub fn join(self) -> Vec<Arc<SamplerStats>> {
         let _ = self.thread.join();
-        self.samplers.take()
+        self.counters.stats()
     }
 
-    /// The samplers started so far, for their live counters. Once the event channel
-    /// has closed, every sampler the watch started is in it.
-    pub fn samplers(&self) -> SamplerSet {
-        self.samplers.clone()
+    /// The counters of the samplers started so far. Once the event channel has
+    /// closed, every sampler the watch started is in it.
+    pub fn counters(&self) -> CounterSet {
+        self.counters.clone()
     }
 }
 
 fn watch(
     root: u32,
     config: SamplerConfig,
-    deadline: Option<Instant>,
-    stop: &Arc<AtomicBool>,
+    until: &Until,
     events: &Sender<SamplerEvent>,
-    samplers: &SamplerSet,
+    counters: &CounterSet,
 ) {
     let mut seen = HashSet::new();
-    let mut openers = Vec::new();
-    while !stop.load(Ordering::Relaxed)
-        && process::is_running(root)
-        && deadline.is_none_or(|d| Instant::now() < d)
-    {
+    let mut followers = Vec::new();
+    while !until.reached() && process::is_running(root) {
         for pid in process::descendants(root) {
             if !seen.insert(pid) {
                 continue;
             }
-            let (stop, events, samplers) = (Arc::clone(stop), events.clone(), samplers.clone());
-            // Opening waits until the interpreter is readable: one thread per process,
-            // so that a slow one does not hold up the others.
-            openers.push(std::thread::spawn(move || {
-                let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                let config = SamplerConfig {
-                    duration: remaining,
-                    ..config
-                };
-                if let Some(handle) = open_and_sample(pid, config, stop, events) {
-                    samplers.push(handle);
-                }
+            let (until, events, counters) = (until.clone(), events.clone(), counters.clone());
+            // One thread per process: opening waits until the interpreter is
+            // readable, and a slow one must not hold up the others.
+            followers.push(std::thread::spawn(move || {
+                follow(pid, config, &until, &events, &counters)
             }));
         }
         std::thread::sleep(SCAN_INTERVAL);
     }
-    for opener in openers {
-        let _ = opener.join();
+    for follower in followers {
+        let _ = follower.join();
     }
 }
 
-/// Start sampling `pid` if it runs a Python pyscry can read. Processes that are not
-/// Python (a shell between the target and its Python children) or that exit first are
-/// passed over in silence; any other failure is reported and passed over.
-fn open_and_sample(
+/// Sample `pid` whenever it runs a Python pyscry can read, until it exits or `until`
+/// is reached. A process is looked at when found and after each `exec`: a shell
+/// between the target and its Python children, or a wrapper (a pyenv shim) on its way
+/// to `exec` Python, is passed over in silence until it does. Any other failure to
+/// open it is reported once per program it runs.
+fn follow(
     pid: u32,
     config: SamplerConfig,
-    stop: Arc<AtomicBool>,
-    events: Sender<SamplerEvent>,
-) -> Option<SamplerHandle> {
-    let command = process::command_line(pid);
-    let python = match open_python(pid, None, &stop) {
-        Ok(Opened::Ready(python)) => python,
+    until: &Until,
+    events: &Sender<SamplerEvent>,
+    counters: &CounterSet,
+) {
+    let mut program = process::exe_identity(pid);
+    let mut since = Instant::now();
+    loop {
+        if until.reached() || !process::is_running(pid) {
+            return;
+        }
+        match open(pid, config, &until.stop) {
+            Look::Python(python) => {
+                let command = process::command_line(pid);
+                if events.send(SamplerEvent::Process { pid, command }).is_err() {
+                    return;
+                }
+                let remaining = until
+                    .deadline
+                    .map(|d| d.saturating_duration_since(Instant::now()));
+                let config = SamplerConfig {
+                    duration: remaining,
+                    ..config
+                };
+                let sampler =
+                    sampler::start(*python, config, Arc::clone(&until.stop), events.clone());
+                counters.push(Arc::clone(&sampler.stats));
+                // It ends when the process exits or execs another program, and all
+                // its samples are sent by then: a sampler that follows it in this
+                // process never mixes its frame numbers with this one's.
+                sampler.join();
+            }
+            Look::NotYet if since.elapsed() < SETTLE => {
+                std::thread::sleep(SETTLE_POLL);
+                continue;
+            }
+            Look::NotYet | Look::Failed => {}
+        }
+        // Until it runs another program, there is nothing new to look at.
+        loop {
+            if until.reached() || !process::is_running(pid) {
+                return;
+            }
+            let now = process::exe_identity(pid);
+            if now != program {
+                program = now;
+                since = Instant::now();
+                break;
+            }
+            std::thread::sleep(EXEC_POLL);
+        }
+    }
+}
+
+/// What looking at a process found.
+enum Look {
+    /// A Python to sample.
+    Python(Box<PythonProcess>),
+    /// No Python (yet), or the process has gone.
+    NotYet,
+    /// A Python that cannot be sampled; reported.
+    Failed,
+}
+
+fn open(pid: u32, config: SamplerConfig, stop: &AtomicBool) -> Look {
+    let report = |error: &Error| {
+        let command = process::command_line(pid);
+        eprintln!("pyscry: not sampling process {pid} ({command}): {error}");
+        Look::Failed
+    };
+    match open_python(pid, None, stop) {
+        Ok(Opened::Ready(python)) => match check_mode(config.mode, &python) {
+            Ok(()) => Look::Python(python),
+            Err(error) => report(&error),
+        },
         Ok(Opened::ExitedEarly)
         | Err(Error::NotPython { .. } | Error::TargetExited(_) | Error::NoSuchProcess(_)) => {
-            return None
+            Look::NotYet
         }
-        Err(error) => {
-            eprintln!("pyscry: not sampling process {pid} ({command}): {error}");
-            return None;
-        }
-    };
-    if let Err(error) = check_mode(config.mode, &python) {
-        eprintln!("pyscry: not sampling process {pid} ({command}): {error}");
-        return None;
+        Err(error) => report(&error),
     }
-    events.send(SamplerEvent::Process { pid, command }).ok()?;
-    Some(sampler::start(*python, config, stop, events))
 }

@@ -102,7 +102,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
     };
     let watch = Watch {
         sampler: python.map(|python| sampler::start(*python, config, Arc::clone(&stop), events_tx)),
-        descendants: watcher.as_ref().map(ProcessWatcher::samplers),
+        descendants: watcher.as_ref().map(ProcessWatcher::counters),
         events,
         stop,
         child: launched.as_mut().map(|Launched(child)| child),

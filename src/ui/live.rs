@@ -16,7 +16,7 @@ use super::usage::Usage;
 use super::view;
 use super::window::Aggregator;
 use crate::sampler::{
-    EndReason, SamplerCounts, SamplerEvent, SamplerHandle, SamplerSet, SamplerStats,
+    CounterSet, EndReason, SamplerCounts, SamplerEvent, SamplerHandle, SamplerStats,
 };
 use crate::symbolize::FrameMerger;
 use crate::target::process;
@@ -31,7 +31,7 @@ pub struct Watch<'a> {
     /// and only its descendants are sampled.
     pub sampler: Option<SamplerHandle>,
     /// With `--subprocesses`, the samplers of the target's descendants, as they start.
-    pub descendants: Option<SamplerSet>,
+    pub descendants: Option<CounterSet>,
     /// Its events.
     pub events: Receiver<SamplerEvent>,
     /// Raised by a signal or on quitting; stops the sampler.
@@ -83,7 +83,7 @@ struct Live {
     sampling: bool,
     /// The target's sampler, until it is joined.
     sampler: Option<SamplerHandle>,
-    descendants: Option<SamplerSet>,
+    descendants: Option<CounterSet>,
     app: App,
     started: Instant,
     next_refresh: Instant,
@@ -187,7 +187,7 @@ impl Live {
     fn refresh(&mut self, now: Instant) {
         self.aggregator.rotate(now, self.target_ticks());
         let usage = self.usage.read(now);
-        let descendants = self.descendants.as_ref().map(SamplerSet::stats);
+        let descendants = self.descendants.as_ref().map(CounterSet::stats);
         let counts =
             SamplerCounts::sum(self.target_stats.iter().chain(descendants.iter().flatten()));
         let header = &mut self.app.header;
