@@ -92,6 +92,12 @@ pub struct ViewArgs {
     /// flamegraph (py-spy's --function).
     #[arg(short = 'F', long)]
     pub function: bool,
+    /// Show each frame's whole file path in stacks (flamegraph, collapsed). By default
+    /// a file is named below its site-packages or standard library directory
+    /// (`json/decoder.py`), or relative to the working directory (py-spy's
+    /// --full-filenames).
+    #[arg(long)]
+    pub full_filenames: bool,
 }
 
 /// Options of `pyscry report`.

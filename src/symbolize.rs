@@ -69,23 +69,20 @@ impl Frame {
         self.first_line == 0
     }
 
-    /// Where the frame is, as labels show it: `file:line`, or for a native frame
-    /// without a line, its module's name; empty for a frame with no file (`<GC>`).
-    pub fn location(&self, line: u32) -> String {
-        match (self.is_native(), line) {
-            (true, 0) => self.filename.clone(),
-            _ => format!("{}:{line}", self.filename),
-        }
+    /// The frame's label in stack outputs, showing `line`: `name (file:line)`, for a
+    /// native frame without a line `name (module)`, or the name alone for a frame with
+    /// no file (`<GC>`).
+    pub fn label(&self, line: u32) -> String {
+        self.label_with_path(line, &self.filename)
     }
 
-    /// The frame's label in stack outputs, showing `line`: `name (location)`, or the
-    /// name alone for a frame with no file.
-    pub fn label(&self, line: u32) -> String {
-        let location = self.location(line);
-        if location.is_empty() {
-            self.name.clone()
-        } else {
-            format!("{} ({location})", self.name)
+    /// The frame's label as [`Frame::label`], with its file shown as `path` (a
+    /// shorter form of it).
+    pub fn label_with_path(&self, line: u32, path: &str) -> String {
+        match (path.is_empty(), self.is_native(), line) {
+            (true, ..) => self.name.clone(),
+            (false, true, 0) => format!("{} ({path})", self.name),
+            (false, ..) => format!("{} ({path}:{line})", self.name),
         }
     }
 }

@@ -138,6 +138,34 @@ fn report_writes_other_formats_per_thread() {
     for name in ["worker-a", "worker-b"] {
         assert!(text.contains(&format!("thread {name} (")), "{text}");
     }
+    // Files are named short: the standard library's below its directory, the script
+    // relative to the working directory (the crate's, where it lives); whole with
+    // --full-filenames.
+    let script = script("two_threads.py");
+    let cwd = std::env::current_dir().unwrap();
+    let relative = script.strip_prefix(&cwd).unwrap().to_str().unwrap();
+    assert!(text.contains(" (threading.py:"), "{text}");
+    assert!(text.contains(&format!("burn ({relative}:")), "{text}");
+    assert!(!text.contains("/threading.py:"), "{text}");
+    let full = report(&[
+        file,
+        "--full-filenames",
+        "-f",
+        "collapsed",
+        "-o",
+        folded_arg,
+    ]);
+    succeeded(full, "full filenames");
+    let text = std::fs::read_to_string(&folded).unwrap();
+    assert!(
+        text.contains(&format!("burn ({}:", script.display())),
+        "{text}"
+    );
+    let stdlib = text.lines().any(|l| {
+        l.split(';')
+            .any(|frame| frame.contains("/threading.py:") && frame.contains("/python"))
+    });
+    assert!(stdlib, "{text}");
     let one_thread = report(&[
         file,
         "--thread",

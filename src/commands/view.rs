@@ -1,5 +1,5 @@
-//! `--threads`, `--thread`, `--main-thread` and `--function`: how a profile's outputs
-//! show it.
+//! `--threads`, `--thread`, `--main-thread`, `--function` and `--full-filenames`: how a
+//! profile's outputs show it.
 
 use crate::cli::ViewArgs;
 use crate::report::Profile;
@@ -10,6 +10,7 @@ use crate::report::Profile;
 pub fn apply(args: &ViewArgs, profile: &mut Profile) {
     profile.show_threads = args.split;
     profile.by_function = args.function;
+    profile.full_filenames = args.full_filenames;
     if args.main_thread {
         profile.retain_threads(|thread, _| thread.os_id == Some(thread.pid));
     }

@@ -7,6 +7,7 @@ pub mod collapsed;
 pub mod diff;
 pub mod flamegraph;
 pub mod lines;
+pub mod paths;
 pub mod pprof;
 pub mod profile;
 pub mod pstats;

@@ -2,9 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
+use std::path::Path;
 
 use rustc_hash::FxHashMap;
 
+use super::paths::short_path;
 use super::timeline::Timeline;
 use crate::sampler::{Sample, SamplerEvent, ThreadKey};
 use crate::symbolize::{Frame, FrameId};
@@ -86,6 +88,9 @@ pub struct Profile {
     /// Whether stack outputs tell frames apart by function only: a frame then shows
     /// its function's first line rather than the line it was at (`--function`).
     pub by_function: bool,
+    /// Whether stack outputs show each file's whole path (`--full-filenames`) rather
+    /// than its short form (see [`short_path`]).
+    pub full_filenames: bool,
     /// Every sample in order, kept only for the outputs that show time
     /// ([`Profile::keep_timeline`]).
     pub timeline: Option<Timeline>,
@@ -257,6 +262,7 @@ impl Profile {
     /// merged, in label order. This is what stack-based outputs draw.
     pub fn labelled_stacks(&self) -> BTreeMap<Vec<String>, u64> {
         let mut out = BTreeMap::new();
+        let cwd = std::env::current_dir().ok();
         for (key, &count) in &self.stacks {
             let mut labels = Vec::with_capacity(key.frames.len() + 2);
             if !self.processes.is_empty() {
@@ -265,7 +271,7 @@ impl Profile {
             if self.show_threads {
                 labels.push(self.thread_label(&key.thread));
             }
-            labels.extend(key.frames.iter().map(|&id| self.label(id)));
+            labels.extend(key.frames.iter().map(|&id| self.label(id, cwd.as_deref())));
             if key.idle {
                 if let Some(leaf) = labels.last_mut() {
                     leaf.push_str(" [idle]");
@@ -277,10 +283,16 @@ impl Profile {
     }
 
     /// A frame's label in stack-based outputs: `name (file:line)`, `name (module)`
-    /// for a native frame without a line, or `<GC>`.
-    pub fn label(&self, id: FrameId) -> String {
+    /// for a native frame without a line, or `<GC>`; the file short unless
+    /// [`Profile::full_filenames`], relative to `cwd` when inside it.
+    fn label(&self, id: FrameId, cwd: Option<&Path>) -> String {
         let frame = self.frame(id);
-        frame.label(self.shown_line(frame)).replace(';', ":")
+        let path = match self.full_filenames {
+            true => &frame.filename,
+            false => short_path(&frame.filename, cwd),
+        };
+        let label = frame.label_with_path(self.shown_line(frame), path);
+        label.replace(';', ":")
     }
 
     /// The line stack outputs show for `frame`: its own, or with
@@ -438,6 +450,23 @@ mod tests {
         let stacks = profile.labelled_stacks();
         let work = vec!["main (m.py:1)".to_string(), "work (m.py:8)".to_string()];
         assert_eq!(stacks[&work], 6);
+    }
+
+    #[test]
+    fn labels_name_library_files_short_unless_asked_for_whole_paths() {
+        let mut profile = profile_with_two_threads();
+        profile.frames[1].filename = "/usr/lib/python3.11/json/decoder.py".into();
+        let leaf = |profile: &Profile| {
+            let stacks = profile.labelled_stacks();
+            stacks
+                .keys()
+                .map(|k| k[1].clone())
+                .find(|l| !l.ends_with("[idle]"))
+        };
+        assert_eq!(leaf(&profile).unwrap(), "work (json/decoder.py:9)");
+        profile.full_filenames = true;
+        let whole = leaf(&profile).unwrap();
+        assert_eq!(whole, "work (/usr/lib/python3.11/json/decoder.py:9)");
     }
 
     #[test]

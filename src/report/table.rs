@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use super::paths::{keep_end, short_path};
 use super::Profile;
 
 /// One function's share of the samples.
@@ -79,28 +80,11 @@ pub fn display_location(filename: &str, first_line: u32) -> String {
     }
 }
 
-/// A source path as tables show it: relative to the working directory when inside it,
-/// and at most 60 characters, keeping the end.
+/// A source path as tables show it: short (see [`short_path`]), relative to the
+/// working directory, and at most 60 characters, keeping the end.
 pub fn display_path(path: &str) -> String {
     let cwd = std::env::current_dir().ok();
-    shorten_path(relative_to(path, cwd.as_deref()), 60)
-}
-
-/// `path` relative to `dir` when it lies inside it: what the user typed, usually.
-fn relative_to<'a>(path: &'a str, dir: Option<&std::path::Path>) -> &'a str {
-    dir.and_then(|dir| std::path::Path::new(path).strip_prefix(dir).ok())
-        .and_then(|rel| rel.to_str())
-        .unwrap_or(path)
-}
-
-/// Keep the end of a long path, which is the part that identifies the file.
-fn shorten_path(path: &str, max: usize) -> String {
-    let count = path.chars().count();
-    if count <= max {
-        return path.to_string();
-    }
-    let tail: String = path.chars().skip(count - (max - 1)).collect();
-    format!("…{tail}")
+    keep_end(short_path(path, cwd.as_deref()), 60)
 }
 
 #[cfg(test)]
@@ -137,21 +121,5 @@ mod tests {
         assert_eq!(rows[0].name, "fib");
         assert_eq!((rows[0].own, rows[0].total), (3, 3));
         assert_eq!((rows[1].own, rows[1].total), (1, 4));
-    }
-
-    #[test]
-    fn paths_inside_the_working_directory_are_shown_relative() {
-        let dir = std::path::Path::new("/work/project");
-        assert_eq!(relative_to("/work/project/a/b.py", Some(dir)), "a/b.py");
-        assert_eq!(relative_to("/usr/lib/x.py", Some(dir)), "/usr/lib/x.py");
-        assert_eq!(relative_to("<frozen os>", Some(dir)), "<frozen os>");
-    }
-
-    #[test]
-    fn long_paths_keep_their_end() {
-        assert_eq!(shorten_path("/a/b/c.py", 60), "/a/b/c.py");
-        let short = shorten_path(&format!("/{}/x.py", "d".repeat(100)), 20);
-        assert_eq!(short.chars().count(), 20);
-        assert!(short.ends_with("/x.py"));
     }
 }

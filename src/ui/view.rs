@@ -10,6 +10,7 @@ use ratatui::Frame;
 
 use super::app::{App, Column, Header};
 use super::window::Span;
+use crate::report::paths::{keep_end, short_path};
 use crate::report::table::FunctionRow;
 
 /// The smallest terminal the view draws in; below it a message says so.
@@ -250,23 +251,14 @@ fn right(text: &str, width: u16) -> String {
     format!("{text:>width$}", width = usize::from(width))
 }
 
-/// `file:line`, relative to the working directory when inside it, and cut at the
-/// front to `width` so that the file name stays; a native function's file alone.
+/// `file:line`, short (see [`short_path`]), and cut at the front to `width` so that
+/// the file name stays; a native function's file alone.
 fn location(row: &FunctionRow, cwd: Option<&Path>, width: usize) -> String {
-    let path = cwd
-        .and_then(|dir| Path::new(&row.filename).strip_prefix(dir).ok())
-        .and_then(Path::to_str)
-        .unwrap_or(&row.filename);
-    let text = match row.first_line {
-        0 => path.to_string(),
-        line => format!("{path}:{line}"),
-    };
-    let count = text.chars().count();
-    if count <= width || width == 0 {
-        return text;
+    let path = short_path(&row.filename, cwd);
+    match row.first_line {
+        0 => keep_end(path, width),
+        line => keep_end(&format!("{path}:{line}"), width),
     }
-    let tail: String = text.chars().skip(count - (width - 1)).collect();
-    format!("…{tail}")
 }
 
 /// Seconds in a short, fixed-precision form: `0.42s`, `12.3s`, `4m05s`.
