@@ -95,6 +95,8 @@ ROWS = [
     # struct _gc_runtime_state (3.7+; in _PyRuntimeState until 3.8, then per interpreter;
     # 2.7 and 3.6 keep the flag in gcmodule.c's static `collecting`)
     ("gc", "collecting", "offsetof(struct _gc_runtime_state, collecting)", ver("3.7")),
+    # the frame that started the collection running (3.15+)
+    ("gc", "frame", "offsetof(struct _gc_runtime_state, frame)", ver("3.15")),
 
     # PyThreadState
     ("thread", "prev", "offsetof(PyThreadState, prev)", ver("3.6")),
@@ -280,6 +282,7 @@ DEBUG_ROWS = [
     ("interpreter.ceval_gil", "interpreter_state.ceval_gil", ver("3.13")),
     ("interpreter.gc", "interpreter_state.gc", ver("3.13")),
     ("gc.collecting", "gc.collecting", ver("3.13")),
+    ("gc.frame", "gc.frame", ver("3.15")),
     ("interpreter.modules", "interpreter_state.imports_modules", ver("3.13")),
     ("interpreter.code_object_generation", "interpreter_state.code_object_generation",
      ver("3.14")),

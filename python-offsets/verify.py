@@ -407,6 +407,21 @@ if has("interpreter", "gc") and has("gc", "collecting"):
     gc.callbacks.remove(gc_callback)
     check("gc.collecting == 1 while a collection runs", during == [1], during)
     check("gc.collecting == 0 outside collections", i32(flag) == 0, i32(flag))
+if has("interpreter", "gc") and has("gc", "frame"):
+    started_by = interp + O("interpreter", "gc") + O("gc", "frame")
+    seen = []
+    def gc_frame_callback(phase, info):
+        if phase == "start":
+            f = u64(started_by)
+            code = u64(f + O("frame", "code")) if f else 0
+            seen.append(code & ~3 if TAGGED else code)
+    def collect_here():
+        gc.collect()
+    gc.callbacks.append(gc_frame_callback)
+    collect_here()
+    gc.callbacks.remove(gc_frame_callback)
+    check("gc.frame runs the function that called gc.collect()",
+          seen == [id(collect_here.__code__)], seen)
 
 # Objects
 lst = [1, 2, 3]

@@ -573,8 +573,9 @@ impl StackReader {
                 self.consistent_stack(process, &mut memory, thread, epoch, &mut new_frames);
             match stack.as_mut() {
                 Ok(frames) if self.gc_frames && thread.collecting_garbage && !frames.is_empty() => {
+                    let at = self.gc_frame_position(thread);
                     let gc = Frame::garbage_collection();
-                    frames.insert(0, self.walker.symbolizer.intern(gc, &mut new_frames));
+                    frames.insert(at, self.walker.symbolizer.intern(gc, &mut new_frames));
                 }
                 _ => {}
             }
@@ -606,6 +607,18 @@ impl StackReader {
         self.walker.forget_unseen();
         self.prefetcher.finish(memory);
         Ok(Tick { samples, errors })
+    }
+
+    /// Where `<GC>` goes in the stack just read for `thread`, which runs the garbage
+    /// collector: right inside the frame that started the collection, so that the
+    /// frames the collector runs (finalizers) show above it; innermost where that frame
+    /// is not known (before 3.15) or not on the stack.
+    fn gc_frame_position(&self, thread: &ThreadState) -> usize {
+        let started_in = thread.gc_started_in.and_then(|start| {
+            let stack = self.walker.last_stack(thread.address)?;
+            stack.iter().position(|frame| frame.address == start)
+        });
+        started_in.unwrap_or(0)
     }
 
     /// The raw frames of the stack last read for the thread whose state is at

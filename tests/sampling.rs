@@ -509,22 +509,6 @@ fn free_threaded_threads_run_at_the_same_time() {
     }
 }
 
-/// The samples of collapsed stacks `text` whose stack has a frame of `function`, and
-/// how many of those end in `<GC>`.
-fn gc_topped(text: &str, function: &str) -> (u64, u64) {
-    let topped: String = text
-        .lines()
-        .filter(|line| {
-            line.rsplit_once(' ')
-                .is_some_and(|(s, _)| s.ends_with(";<GC>"))
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
-    let (all, _) = collapsed_shares(text, &[function]);
-    let (gc, _) = collapsed_shares(&topped, &[function]);
-    (all[0], gc[0])
-}
-
 /// While a thread runs the cyclic garbage collector its stack is topped by `<GC>`: the
 /// script's `collect` (which only calls `gc.collect()` over 300 000 live lists) almost
 /// always is, its `spin` (which allocates nothing the collector tracks) almost never;
@@ -532,8 +516,9 @@ fn gc_topped(text: &str, function: &str) -> (u64, u64) {
 fn gc_frames_top_the_collecting_thread(python: &Python) {
     let _serial = serial();
     let (text, _) = record(python, &["--rate", "200"], "gc_heavy.py", &["2"]);
-    let (in_collect, collect_gc) = gc_topped(&text, "collect");
-    let (in_spin, spin_gc) = gc_topped(&text, "spin");
+    let topped = |stack: &str| stack.ends_with(";<GC>");
+    let (collect_gc, in_collect) = samples_in(&text, "collect", topped);
+    let (spin_gc, in_spin) = samples_in(&text, "spin", topped);
     let name = &python.name;
     assert!(
         text.lines().all(|l| !l.contains("<GC>;")),
@@ -552,3 +537,43 @@ fn gc_frames_top_the_collecting_thread(python: &Python) {
 }
 
 test_each_python!(gc_frames, super::gc_frames_top_the_collecting_thread);
+
+/// Samples of collapsed stacks `text` in `function` whose stack (without its count)
+/// passes `test`, and all of its samples.
+fn samples_in(text: &str, function: &str, test: impl Fn(&str) -> bool) -> (u64, u64) {
+    let passing: String = text
+        .lines()
+        .filter(|line| line.rsplit_once(' ').is_some_and(|(stack, _)| test(stack)))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let (all, _) = collapsed_shares(text, &[function]);
+    let (passed, _) = collapsed_shares(&passing, &[function]);
+    (passed[0], all[0])
+}
+
+/// Python code the garbage collector runs (gc_finalizers.py's weakref callbacks of
+/// cyclic garbage, `in_finalizer`) is part of the collection's time. From 3.15, where
+/// the interpreter names the frame that started a collection, `<GC>` stands between
+/// that frame (`collect`) and the callbacks; before, it tops the stack, above them.
+/// Free-threaded builds run the callbacks with the other threads going again, which
+/// shows without `<GC>`.
+fn gc_frames_hold_what_the_collector_runs(python: &Python) {
+    let _serial = serial();
+    let (text, _) = record(python, &["--rate", "200"], "gc_finalizers.py", &["2"]);
+    let name = &python.name;
+    let (placed, all) = if python.free_threaded() {
+        samples_in(&text, "in_finalizer", |stack| !stack.contains("<GC>"))
+    } else if python.version() >= (3, 15) {
+        samples_in(&text, "in_finalizer", |stack| {
+            stack.contains(";<GC>;in_finalizer (") && stack.contains(";collect (")
+        })
+    } else {
+        samples_in(&text, "in_finalizer", |stack| stack.ends_with(";<GC>"))
+    };
+    assert!(
+        all >= 50 && percent(placed, all) >= 90.0,
+        "{name}: {placed} of {all} samples in in_finalizer placed as expected:\n{text}"
+    );
+}
+
+test_each_python!(gc_finalizers, super::gc_frames_hold_what_the_collector_runs);

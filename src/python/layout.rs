@@ -188,6 +188,8 @@ pub struct GilOffsets {
 pub struct GcOffsets {
     /// `collecting`: nonzero while a collection runs.
     pub collecting: Option<u64>,
+    /// `frame`: the frame that started the collection running (3.15+).
+    pub frame: Option<u64>,
 }
 
 /// Offsets in `PyThreadState`.

@@ -254,13 +254,15 @@ impl<M: Memory> PythonProcess<M> {
                 Some(gil) => gil.holder(mem, interp)?,
                 None => None,
             };
-            let collector = match &self.gc {
-                Some(gc) => gc.collector(mem, interp, holder)?,
+            let collection = match &self.gc {
+                Some(gc) => gc.collection(mem, interp, holder)?,
                 None => None,
             };
             for thread in &mut threads[start..] {
                 thread.holds_gil = Some(thread.address) == holder;
-                thread.collecting_garbage = Some(thread.address) == collector;
+                let collecting = collection.filter(|c| c.thread == thread.address);
+                thread.collecting_garbage = collecting.is_some();
+                thread.gc_started_in = collecting.and_then(|c| c.started_in);
             }
         }
         self.native_ids.resolve(mem, &mut self.thread_ids, threads);

@@ -39,6 +39,9 @@ pub struct ThreadState {
     pub holds_gil: bool,
     /// Whether the thread runs the cyclic garbage collector (see [`super::gc`]).
     pub collecting_garbage: bool,
+    /// While it does, the frame that started the collection, where the interpreter
+    /// says (3.15+): the frames it runs inside that one run for the collector.
+    pub gc_started_in: Option<u64>,
 }
 
 /// Where the frame pointer sits in a thread state.
@@ -202,6 +205,7 @@ impl ThreadReader {
                 frame: self.follow_link(mem, state.u64_at(self.link_offset()))?,
                 holds_gil: false,
                 collecting_garbage: false,
+                gc_started_in: None,
             });
             address = state.u64_at(self.thread_next);
         }
@@ -823,6 +827,7 @@ mod tests {
             frame: 0,
             holds_gil: false,
             collecting_garbage: false,
+            gc_started_in: None,
         }
     }
 

@@ -28,6 +28,7 @@ CHECKS = [
     ("sampling", "jitter", "periodic work not aliased"),
     ("sampling", "threads", "per-thread shares and names"),
     ("sampling", "gc_frames", "record: <GC> tops the stack while gc.collect() runs (90 %+), not elsewhere; --no-gc"),
+    ("sampling", "gc_finalizers", "record: weakref callbacks the collector runs under <GC> from 3.15, below it before; free-threaded: without it"),
     ("dump", "gc_thread", "dump: the thread running the garbage collector is marked"),
     ("code_cache", "churn", "code-object cache under address reuse"),
     ("report", "lines", "record -f pyscry, then report: same table; --lines gives 3:1 lines"),
