@@ -47,7 +47,9 @@ pub struct RecordArgs {
     /// The process to profile.
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Output file (default: pyscry-<name>-<time>.<ext> in the current directory).
+    /// Output file (default: pyscry-<name>-<time>.<ext> in the current directory); `-`
+    /// writes to standard output, and the table and a launched program's output then
+    /// go to standard error.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Output format (default: from the output file's extension, else flamegraph).
@@ -112,7 +114,8 @@ pub struct ReportArgs {
     /// shrank) or folded stacks with both counts.
     #[arg(long, value_name = "BEFORE", conflicts_with = "lines")]
     pub diff: Option<PathBuf>,
-    /// Also write the profile to this file (format from --format or the extension).
+    /// Also write the profile to this file (format from --format or the extension);
+    /// `-` writes to standard output, and the table then goes to standard error.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Format of --output (default: from its extension, else flamegraph).

@@ -131,6 +131,64 @@ fn a_failing_program_is_reported_and_its_recording_kept() {
     );
 }
 
+/// Check that `out` wrote folded stacks alone to standard output, `burner` among
+/// them, and the table to standard error; `what` names the run.
+fn assert_folded_on_stdout(out: &Output, what: &str) {
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{what}: {stderr}");
+    let folded = stdout.lines().all(|line| {
+        line.rsplit_once(' ')
+            .is_some_and(|(stack, count)| !stack.is_empty() && count.parse::<u64>().is_ok())
+    });
+    assert!(folded && stdout.contains(";burner ("), "{what}: {stdout}");
+    assert!(
+        stderr.contains("own%") && stderr.contains("burner"),
+        "{what}: {stderr}"
+    );
+}
+
+/// `-o -` writes the profile to standard output, which then holds nothing else: the
+/// table and the launched program's own output go to standard error. `report -o -`
+/// does the same.
+#[test]
+fn a_profile_on_standard_output_is_kept_apart() {
+    let Some(python) = common::any_python() else {
+        return common::skip("profile_on_stdout", "no interpreter");
+    };
+    let run = |options: &[&str]| {
+        pyscry()
+            .arg("record")
+            .args(["--rate", "200"])
+            .args(options)
+            .arg("--")
+            .arg(&python.path)
+            .arg(script("sleep_burn.py"))
+            .args(["0.1", "5"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&["-f", "collapsed", "-o", "-"]);
+    assert_folded_on_stdout(&out, "record -o -");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("truth sleeper="), "{stderr}");
+    assert!(stderr.contains("wrote standard output"), "{stderr}");
+
+    let dir = TempDir::new("profile-on-stdout");
+    let recording = dir.path("run.pyscry");
+    let recorded = run(&["-o", recording.to_str().unwrap()]);
+    assert!(recorded.status.success());
+    let out = pyscry()
+        .arg("report")
+        .arg(&recording)
+        .args(["-f", "collapsed", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_folded_on_stdout(&out, "report -o -");
+}
+
 #[test]
 fn duration_stops_a_launched_program() {
     let Some(python) = common::any_python() else {

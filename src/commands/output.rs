@@ -3,6 +3,8 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -21,14 +23,17 @@ pub struct OutputFile {
 
 impl OutputFile {
     /// Open `path` for writing without truncating it: a run that fails before it has
-    /// anything to write must not destroy an earlier file.
+    /// anything to write must not destroy an earlier file. `-` is standard output.
     pub fn open(path: &Path, format: Format) -> Result<OutputFile> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|source| not_writable(path, source))?;
+        let file = match path == Path::new(STANDARD_OUTPUT) {
+            true => standard_output(),
+            false => std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path),
+        };
+        let file = file.map_err(|source| not_writable(path, source))?;
         Ok(OutputFile {
             path: path.to_path_buf(),
             file,
@@ -37,9 +42,20 @@ impl OutputFile {
         })
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The file's name for messages: its path, or `standard output`.
+    pub fn name(&self) -> String {
+        match self.path == Path::new(STANDARD_OUTPUT) {
+            true => "standard output".to_string(),
+            false => self.path.display().to_string(),
+        }
+    }
+
+    /// Whether this is where standard output goes (`-o -`, `-o /dev/stdout`): then
+    /// nothing else may be printed there.
+    pub fn is_standard_output(&self) -> bool {
+        let identity = |file: &File| file.metadata().map(|m| (m.dev(), m.ino())).ok();
+        let stdout = standard_output().ok();
+        identity(&self.file).is_some_and(|id| stdout.as_ref().and_then(identity) == Some(id))
     }
 
     /// The format it is written in.
@@ -125,6 +141,23 @@ impl OutputFile {
         }
         Ok(())
     }
+}
+
+/// Where tables and summaries go: standard output, or standard error when the
+/// profile itself is written to standard output.
+pub fn table_output(profile_on_stdout: bool) -> Box<dyn Write> {
+    match profile_on_stdout {
+        true => Box::new(io::stderr()),
+        false => Box::new(io::stdout()),
+    }
+}
+
+/// The output path that means standard output.
+pub const STANDARD_OUTPUT: &str = "-";
+
+/// A file handle of our standard output.
+fn standard_output() -> io::Result<File> {
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 
 fn not_writable(path: &Path, source: io::Error) -> Error {

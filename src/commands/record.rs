@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::RecvTimeoutError;
 
 use super::attach::{check_mode, describe_target, open_python, Opened};
-use super::output::OutputFile;
+use super::output::{table_output, OutputFile};
 use super::subprocesses::ProcessWatcher;
 use super::view;
 use crate::cli::RecordArgs;
@@ -49,7 +49,10 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     }
     let mut child = match args.target.pid {
         Some(_) => None,
-        None => Some(process::launch(&args.target.command)?),
+        None => Some(process::launch(
+            &args.target.command,
+            output.is_standard_output(),
+        )?),
     };
     let pid = args
         .target
@@ -221,7 +224,10 @@ fn finish(
     // A recording keeps every thread (its end holds only the counts); the thread
     // options shape the rendered outputs and the table.
     view::apply(&args.view, &mut profile);
-    let path = output.path().to_path_buf();
+    let name = output.name();
+    // A profile written to standard output keeps it to itself: the table goes to
+    // standard error then.
+    let table_to_stderr = output.is_standard_output();
     output.finish(&profile)?;
     if let Some(mut child) = child {
         let program = &args.target.command[0];
@@ -249,14 +255,14 @@ fn finish(
     let _ = writeln!(
         stderr,
         "pyscry: wrote {} ({} ticks, {} samples, {} errors, {} dropped ticks, effective rate {:.1} Hz)",
-        path.display(),
+        name,
         i.ticks,
         i.samples,
         i.errors,
         i.dropped_ticks,
         rate
     );
-    let _ = table::print_top(&profile, args.top, &mut std::io::stdout());
+    let _ = table::print_top(&profile, args.top, &mut table_output(table_to_stderr));
     Ok(0)
 }
 

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::output::OutputFile;
+use super::output::{table_output, OutputFile};
 use super::view;
 use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
@@ -30,15 +30,19 @@ pub fn run(args: ReportArgs) -> Result<i32> {
         view::apply(&args.view, &mut before);
         return compare(&args, &before, &profile, format);
     }
+    let mut profile_on_stdout = false;
     if let (Some(path), Some(format)) = (&args.output, format) {
         if format == Format::Pyscry {
             let why = "report writes the other formats; the input is already a recording";
             return Err(anyhow::anyhow!(why).into());
         }
-        OutputFile::open(path, format)?.finish(&profile)?;
-        eprintln!("pyscry: wrote {}", path.display());
+        let output = OutputFile::open(path, format)?;
+        let name = output.name();
+        profile_on_stdout = output.is_standard_output();
+        output.finish(&profile)?;
+        eprintln!("pyscry: wrote {name}");
     }
-    let stdout = &mut std::io::stdout();
+    let stdout = &mut table_output(profile_on_stdout);
     match &args.lines {
         Some(name) => {
             if !lines::print_lines(&profile, name, stdout).map_err(anyhow::Error::from)? {
@@ -105,26 +109,28 @@ fn compare(
     after: &Profile,
     format: Option<Format>,
 ) -> Result<i32> {
+    let mut profile_on_stdout = false;
     if let (Some(path), Some(format)) = (&args.output, format) {
-        let written = match format {
-            Format::Flamegraph => OutputFile::open(path, format)?
-                .write_with(|out| diff::draw_flamegraph(before, after, out)),
-            Format::Collapsed => OutputFile::open(path, format)?.write_with(|out| {
+        if !matches!(format, Format::Flamegraph | Format::Collapsed) {
+            let why = "--diff writes a differential flamegraph (.svg) or folded stacks \
+                       with both counts (.txt)";
+            return Err(anyhow::anyhow!(why).into());
+        }
+        let output = OutputFile::open(path, format)?;
+        let name = output.name();
+        profile_on_stdout = output.is_standard_output();
+        output.write_with(|out| match format {
+            Format::Flamegraph => diff::draw_flamegraph(before, after, out),
+            _ => {
                 for line in diff::differential_lines(before, after)? {
                     writeln!(out, "{line}")?;
                 }
                 Ok(())
-            }),
-            _ => {
-                let why = "--diff writes a differential flamegraph (.svg) or folded stacks \
-                           with both counts (.txt)";
-                return Err(anyhow::anyhow!(why).into());
             }
-        };
-        written?;
-        eprintln!("pyscry: wrote {}", path.display());
+        })?;
+        eprintln!("pyscry: wrote {name}");
     }
-    let stdout = &mut std::io::stdout();
+    let stdout = &mut table_output(profile_on_stdout);
     diff::print_changes(before, after, args.top, stdout).map_err(anyhow::Error::from)?;
     stdout.flush().map_err(anyhow::Error::from)?;
     Ok(0)

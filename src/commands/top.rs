@@ -37,7 +37,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
     let mut launched = match args.target.pid {
         Some(_) => None,
         None => {
-            let start = || process::launch(&args.target.command);
+            let start = || process::launch(&args.target.command, false);
             let child = terminal::with_stdio_detached(start).map_err(anyhow::Error::from)??;
             Some(Launched(child))
         }

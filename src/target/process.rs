@@ -1,5 +1,6 @@
 //! Processes: checking a PID, launching a command, and watching it.
 
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 
@@ -111,23 +112,32 @@ pub fn thread_ids(pid: u32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Start `argv` as a child process sharing our terminal.
-pub fn launch(argv: &[String]) -> Result<Child> {
+/// Start `argv` as a child process sharing our terminal. With `stdout_to_stderr` its
+/// standard output goes to our standard error, where it cannot mix with what we
+/// write to standard output (a profile, `-o -`).
+pub fn launch(argv: &[String], stdout_to_stderr: bool) -> Result<Child> {
     let (program, args) = argv.split_first().ok_or_else(|| Error::CannotLaunch {
         program: String::new(),
         reason: "no command given".to_string(),
     })?;
-    Command::new(program)
-        .args(args)
-        .spawn()
-        .map_err(|e| Error::CannotLaunch {
+    let mut command = Command::new(program);
+    command.args(args);
+    if stdout_to_stderr {
+        let stderr = std::io::stderr().as_fd().try_clone_to_owned();
+        let stderr = stderr.map_err(|e| Error::CannotLaunch {
             program: program.clone(),
-            reason: match e.kind() {
-                std::io::ErrorKind::NotFound => "no such file or command".to_string(),
-                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-                _ => e.to_string(),
-            },
-        })
+            reason: e.to_string(),
+        })?;
+        command.stdout(stderr);
+    }
+    command.spawn().map_err(|e| Error::CannotLaunch {
+        program: program.clone(),
+        reason: match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or command".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        },
+    })
 }
 
 /// A launched child's end, in words: "exited with code 3", "killed by signal 9".
