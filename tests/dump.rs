@@ -102,6 +102,47 @@ fn dump_three_threads(python: &Python) {
         python.name
     );
 
+    // What the idle threads wait for, from the kernel function each sleeps in: a lock,
+    // and time.sleep (select before 3.11). The main thread may still be waiting for the
+    // GIL around its call of time.sleep: dump again until it is in it.
+    let wait = |thread: &Value| (thread["status"].clone(), thread["wait"].clone());
+    assert_eq!(
+        wait(waiter),
+        ("idle".into(), "lock".into()),
+        "{}",
+        python.name
+    );
+    let futex = waiter["waiting_in"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("futex"));
+    assert!(futex, "{}: {waiter:#}", python.name);
+    let pid = target.pid().to_string();
+    let sleeping = (0..50).find_map(|_| {
+        let out = run_pyscry(&["dump", "--pid", &pid, "--json"]);
+        let dump: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let threads = dump["threads"].as_array()?;
+        let main = threads.iter().find(|t| t["name"] == "MainThread")?;
+        let (status, kind) = wait(main);
+        (status == "idle" && (kind == "sleep" || kind == "poll")).then_some(())
+    });
+    assert!(
+        sleeping.is_some(),
+        "{}: main never seen sleeping",
+        python.name
+    );
+    // Paused for --locals, the threads keep the state they had before the pause.
+    let paused = run_pyscry(&["dump", "--pid", &pid, "--locals", "--json"]);
+    if paused.status.success() {
+        let paused: Value = serde_json::from_slice(&paused.stdout).unwrap();
+        let spinner = paused["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "spinner");
+        let spinner = spinner.unwrap_or_else(|| panic!("{}: {paused:#}", python.name));
+        assert_eq!(spinner["status"], "running", "{}: {spinner:#}", python.name);
+    }
+
     // Every thread is named as `threading` names it.
     for (thread, name) in [(main, "MainThread"), (spin, "spinner"), (waiter, "waiter")] {
         assert_eq!(thread["name"], name, "{}: {dump:#}", python.name);

@@ -21,7 +21,7 @@ use crate::python::locals::Local;
 use crate::python::{read_error, OpenError, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
-use crate::target::activity::thread_state;
+use crate::target::activity::{kernel_states, KernelState};
 use crate::target::core_dump::CoreDump;
 use crate::target::maps::FileRoot;
 use crate::target::memory::Memory;
@@ -45,6 +45,15 @@ struct ThreadDump {
     /// `running` when the kernel has the thread runnable, else `idle`; `unknown` when
     /// its OS thread is not known; `dumped` for a thread of a core dump.
     status: &'static str,
+    /// For an idle thread, the kernel function it sleeps in (`wchan`), where the
+    /// kernel names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_in: Option<String>,
+    /// What that function says the thread waits for: `sleep`, `lock` (a lock, a
+    /// condition or the GIL), `poll` (select, poll, epoll), `io` or `child`, where it
+    /// is one of those known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait: Option<&'static str>,
     /// Whether it holds the GIL (always false for free-threaded builds).
     holds_gil: bool,
     /// Whether it runs the cyclic garbage collector.
@@ -259,7 +268,8 @@ fn dump_core(path: &Path, args: &DumpArgs) -> Result<ProcessDump> {
         locals: args.locals,
         unwinder,
     };
-    let mut dump = read_dump(&mut python, Some(&mut held), |_| "dumped", core.command)?;
+    let dumped = |_| ("dumped", None);
+    let mut dump = read_dump(&mut python, Some(&mut held), dumped, core.command)?;
     dump.core_file = Some(path.to_path_buf());
     Ok(dump)
 }
@@ -300,10 +310,12 @@ fn descendant_dumps(root: u32, args: &DumpArgs) -> Vec<ProcessDump> {
 fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
     check_locals(python, args)?;
     let pid = python.pid;
-    let status = |tid| match thread_state(pid, tid) {
-        Some('R') => "running",
-        Some(_) => "idle",
-        None => "unknown",
+    // Read before the process may be paused, which would make every thread look idle.
+    let states = kernel_states(pid);
+    let status = |tid| match states.get(&tid) {
+        Some(KernelState::Running) => ("running", None),
+        Some(waiting) => ("idle", Some(waiting.clone())),
+        None => ("unknown", None),
     };
     let command = process::command_line(pid);
     if args.locals || args.native {
@@ -339,11 +351,12 @@ fn check_locals<M: Memory>(python: &PythonProcess<M>, args: &DumpArgs) -> Result
 }
 
 /// Read every thread's stack, and what is asked for `while_paused`; `status` says how
-/// each thread is, by TID; `command` is the process's command line.
+/// each thread is, by TID (its status word, and the kernel's state where known);
+/// `command` is the process's command line.
 fn read_dump<M: Memory + Clone>(
     python: &mut PythonProcess<M>,
     mut while_paused: Option<&mut WhilePaused<'_>>,
-    status: impl Fn(u32) -> &'static str,
+    status: impl Fn(u32) -> (&'static str, Option<KernelState>),
     command: String,
 ) -> Result<ProcessDump> {
     let pid = python.pid;
@@ -410,11 +423,17 @@ fn read_dump<M: Memory + Clone>(
                 }
                 None => (frames.into_iter().map(StackFrame::Python).collect(), None),
             };
+            let (status, kernel) = thread.native_id.map_or(("unknown", None), &status);
             ThreadDump {
                 thread_id: thread.thread_id,
                 native_id: thread.native_id,
                 name: names.get(&thread.thread_id).cloned(),
-                status: thread.native_id.map_or("unknown", &status),
+                status,
+                wait: kernel.as_ref().and_then(KernelState::wait_kind),
+                waiting_in: match kernel {
+                    Some(KernelState::Waiting(function)) => function,
+                    _ => None,
+                },
                 holds_gil: thread.holds_gil,
                 collecting_garbage: thread.collecting_garbage,
                 frames,
@@ -432,6 +451,18 @@ fn read_dump<M: Memory + Clone>(
         layout: python.layout_source.clone(),
         threads: dumps,
     })
+}
+
+/// A wait kind (see [`KernelState::wait_kind`]) in words.
+fn describe_wait(kind: &str) -> &'static str {
+    match kind {
+        "sleep" => "sleeping",
+        "lock" => "waiting on a lock",
+        "poll" => "waiting in select/poll",
+        "io" => "waiting for I/O",
+        "child" => "waiting for a child process",
+        _ => "waiting",
+    }
 }
 
 fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
@@ -453,9 +484,14 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
             true => ", collecting garbage",
             false => "",
         };
+        let wait = match (thread.wait, &thread.waiting_in) {
+            (Some(kind), Some(function)) => format!(", {} ({function})", describe_wait(kind)),
+            (None, Some(function)) => format!(" ({function})"),
+            _ => String::new(),
+        };
         writeln!(
             out,
-            "\nThread {:#x}{name} (tid {os}): {}{gil}{gc}",
+            "\nThread {:#x}{name} (tid {os}): {}{wait}{gil}{gc}",
             thread.thread_id, thread.status
         )?;
         if let Some(error) = &thread.error {

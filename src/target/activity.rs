@@ -169,14 +169,120 @@ fn read_running(source: StateSource, file: &File) -> Option<bool> {
 }
 
 /// The scheduler state letter of one thread (`R` running, `S` sleeping, `T` stopped…).
-pub fn thread_state(pid: u32, tid: u32) -> Option<char> {
+fn thread_state(pid: u32, tid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     super::process::state_letter(&stat)
+}
+
+/// What the kernel has a thread doing, at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelState {
+    /// Runnable: on a CPU or waiting for one.
+    Running,
+    /// Not runnable, sleeping in this kernel function (`wchan`) where the kernel
+    /// names it.
+    Waiting(Option<String>),
+}
+
+impl KernelState {
+    /// What the thread waits for, as far as the kernel function it sleeps in says:
+    /// `sleep`, `lock` (a futex: a lock, a condition, or the GIL), `poll` (`select`,
+    /// `poll` or `epoll`: for files to be ready, or only for a timeout, as
+    /// `time.sleep` before 3.11), `io` (a read of a pipe or socket) or `child`;
+    /// `None` for other functions (kernels name them differently from version to
+    /// version, so the function itself is the precise answer).
+    pub fn wait_kind(&self) -> Option<&'static str> {
+        let KernelState::Waiting(Some(function)) = self else {
+            return None;
+        };
+        // Without a compiler's suffix: `poll_schedule_timeout.constprop.0`.
+        let function = function.split('.').next().unwrap_or_default();
+        const POLL: [&str; 6] = [
+            "ep_poll",
+            "do_epoll_wait",
+            "do_select",
+            "core_sys_select",
+            "do_sys_poll",
+            "poll_schedule_timeout",
+        ];
+        const IO: [&str; 6] = [
+            "pipe_read",
+            "pipe_wait",
+            "wait_woken",
+            "sk_wait_data",
+            "unix_stream_read_generic",
+            "inet_csk_accept",
+        ];
+        match function {
+            _ if function.contains("nanosleep") => Some("sleep"),
+            _ if function.starts_with("futex") => Some("lock"),
+            _ if POLL.contains(&function) => Some("poll"),
+            _ if IO.contains(&function) => Some("io"),
+            "do_wait" | "kernel_wait4" => Some("child"),
+            _ => None,
+        }
+    }
+}
+
+/// The kernel state of every thread of `pid` now, by TID; empty when the process is
+/// gone. Read before pausing a process, which makes every thread look stopped.
+pub fn kernel_states(pid: u32) -> std::collections::HashMap<u32, KernelState> {
+    super::process::thread_ids(pid)
+        .into_iter()
+        .filter_map(|tid| {
+            let state = match thread_state(pid, tid)? {
+                'R' => KernelState::Running,
+                _ => {
+                    let wchan = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/wchan"));
+                    // `0` where the kernel does not name it.
+                    KernelState::Waiting(wchan.ok().filter(|w| !w.is_empty() && w != "0"))
+                }
+            };
+            Some((tid, state))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sleeping_thread_is_seen_waiting_in_a_sleep() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sleeper = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(2000));
+        });
+        let tid = rx.recv().unwrap();
+        let pid = std::process::id();
+        let mut state = None;
+        for _ in 0..1000 {
+            state = kernel_states(pid).remove(&tid);
+            if matches!(state, Some(KernelState::Waiting(Some(_)))) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let state = state.expect("the sleeper is a thread of ours");
+        assert_eq!(state.wait_kind(), Some("sleep"), "{state:?}");
+        let me = unsafe { libc::gettid() } as u32;
+        assert_eq!(kernel_states(pid).remove(&me), Some(KernelState::Running));
+        sleeper.join().unwrap();
+    }
+
+    #[test]
+    fn waits_are_told_apart_by_the_kernel_function() {
+        let kind = |function: &str| KernelState::Waiting(Some(function.into())).wait_kind();
+        assert_eq!(kind("futex_wait_queue"), Some("lock"));
+        assert_eq!(kind("ep_poll"), Some("poll"));
+        assert_eq!(kind("pipe_read"), Some("io"));
+        assert_eq!(kind("poll_schedule_timeout.constprop.0"), Some("poll"));
+        assert_eq!(kind("do_wait"), Some("child"));
+        assert_eq!(kind("something_else"), None);
+        assert_eq!(KernelState::Waiting(None).wait_kind(), None);
+        assert_eq!(KernelState::Running.wait_kind(), None);
+    }
 
     #[test]
     fn this_kernel_names_waits_in_wchan() {
