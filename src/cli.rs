@@ -100,6 +100,10 @@ pub struct ViewArgs {
     /// --full-filenames).
     #[arg(long)]
     pub full_filenames: bool,
+    /// Leave out idle samples (threads the kernel did not have running): from a wall
+    /// mode recording, what --mode cpu records.
+    #[arg(long)]
+    pub no_idle: bool,
 }
 
 /// Options of `pyscry report`.

@@ -180,13 +180,28 @@ fn a_profile_on_standard_output_is_kept_apart() {
     let recording = dir.path("run.pyscry");
     let recorded = run(&["-o", recording.to_str().unwrap()]);
     assert!(recorded.status.success());
-    let out = pyscry()
-        .arg("report")
-        .arg(&recording)
-        .args(["-f", "collapsed", "-o", "-"])
-        .output()
-        .unwrap();
-    assert_folded_on_stdout(&out, "report -o -");
+    let report = |options: &[&str]| {
+        let out = pyscry()
+            .arg("report")
+            .arg(&recording)
+            .args(["-f", "collapsed", "-o", "-"])
+            .args(options)
+            .output()
+            .unwrap();
+        assert_folded_on_stdout(&out, &format!("report -o - {options:?}"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let all = report(&[]);
+    assert!(
+        all.contains(";sleeper (") && all.contains(" [idle] "),
+        "{all}"
+    );
+    // --no-idle keeps what ran: the burner, not the sleeper.
+    let busy = report(&["--no-idle"]);
+    assert!(
+        !busy.contains("[idle]") && !busy.contains(";sleeper ("),
+        "{busy}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! `--threads`, `--thread`, `--main-thread`, `--function` and `--full-filenames`: how a
-//! profile's outputs show it.
+//! `--threads`, `--thread`, `--main-thread`, `--no-idle`, `--function` and
+//! `--full-filenames`: how a profile's outputs show it.
 
 use crate::cli::ViewArgs;
 use crate::report::Profile;
@@ -11,6 +11,9 @@ pub fn apply(args: &ViewArgs, profile: &mut Profile) {
     profile.show_threads = args.split;
     profile.by_function = args.function;
     profile.full_filenames = args.full_filenames;
+    if args.no_idle {
+        profile.drop_idle();
+    }
     if args.main_thread {
         profile.retain_threads(|thread, _| thread.os_id == Some(thread.pid));
     }

@@ -199,14 +199,17 @@ impl Profile {
     /// Keep only the stacks of threads for which `keep(thread, name)` holds.
     pub fn retain_threads(&mut self, keep: impl Fn(&ThreadKey, Option<&str>) -> bool) {
         let names = &self.thread_names;
-        let kept = |thread: &ThreadKey| {
-            let name = names.get(&(thread.pid, thread.python_id));
-            keep(thread, name.map(String::as_str))
+        let kept = |key: &StackKey| {
+            let name = names.get(&(key.thread.pid, key.thread.python_id));
+            keep(&key.thread, name.map(String::as_str))
         };
-        self.stacks.retain(|key, _| kept(&key.thread));
-        if let Some(timeline) = &mut self.timeline {
-            timeline.retain_threads(kept);
-        }
+        retain_stacks(&mut self.stacks, self.timeline.as_mut(), kept);
+    }
+
+    /// Keep only the samples of threads the kernel had running (`--no-idle`): in wall
+    /// mode, what `--mode cpu` records.
+    pub fn drop_idle(&mut self) {
+        retain_stacks(&mut self.stacks, self.timeline.as_mut(), |key| !key.idle);
     }
 
     /// Own and total samples per key. `key_at(frames, depth)` says what the frame at
@@ -340,6 +343,18 @@ impl Profile {
     }
 }
 
+/// Keep only the samples whose stack passes `keep`, in the counts and the timeline.
+fn retain_stacks(
+    stacks: &mut FxHashMap<StackKey, u64>,
+    timeline: Option<&mut Timeline>,
+    keep: impl Fn(&StackKey) -> bool,
+) {
+    stacks.retain(|key, _| keep(key));
+    if let Some(timeline) = timeline {
+        timeline.retain(keep);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +482,22 @@ mod tests {
         profile.full_filenames = true;
         let whole = leaf(&profile).unwrap();
         assert_eq!(whole, "work (/usr/lib/python3.11/json/decoder.py:9)");
+    }
+
+    #[test]
+    fn idle_samples_can_be_dropped() {
+        let mut profile = profile_with_two_threads();
+        let idle: u64 = profile
+            .stacks
+            .iter()
+            .filter(|(k, _)| k.idle)
+            .map(|(_, c)| c)
+            .sum();
+        let all = profile.total_samples();
+        assert!(idle > 0);
+        profile.drop_idle();
+        assert_eq!(profile.total_samples(), all - idle);
+        assert!(profile.stacks.keys().all(|key| !key.idle));
     }
 
     #[test]

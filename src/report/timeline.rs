@@ -8,7 +8,6 @@
 use rustc_hash::FxHashMap;
 
 use super::profile::StackKey;
-use crate::sampler::ThreadKey;
 
 /// Every sample, in the order it arrived, as a stack id and a time.
 #[derive(Debug, Clone, Default)]
@@ -63,12 +62,12 @@ impl Timeline {
             .map(|(&stack, &time_us)| TimedSample { time_us, stack })
     }
 
-    /// Drop the stacks and samples of the threads for which `keep` does not hold.
-    pub fn retain_threads(&mut self, keep: impl Fn(&ThreadKey) -> bool) {
+    /// Drop the samples whose stack fails `keep`.
+    pub fn retain(&mut self, keep: impl Fn(&StackKey) -> bool) {
         let mut kept = Timeline::default();
         for sample in self.samples() {
             let stack = &self.stacks[sample.stack as usize];
-            if keep(&stack.thread) {
+            if keep(stack) {
                 kept.push(stack, sample.time_us);
             }
         }
@@ -79,6 +78,7 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::ThreadKey;
 
     fn stack(python_id: u64, frames: &[u32]) -> StackKey {
         StackKey {
@@ -111,7 +111,7 @@ mod tests {
             .collect();
         assert_eq!(seen, [(10, 1), (10, 2), (30, 1), (30, 2)]);
         assert_eq!(timeline.stacks.len(), 2, "each stack is kept once");
-        timeline.retain_threads(|thread| thread.python_id == 2);
+        timeline.retain(|stack| stack.thread.python_id == 2);
         let kept: Vec<u64> = timeline.samples().map(|s| s.time_us).collect();
         assert_eq!(kept, [10, 30]);
         assert_eq!(
