@@ -19,8 +19,12 @@ use crate::target::process;
 /// How often the process tree is scanned for new descendants.
 const SCAN_INTERVAL: Duration = Duration::from_millis(100);
 
-/// How often a followed process is checked for having `exec`ed another program.
+/// How often a followed process is checked for having `exec`ed another program: in
+/// the first [`EXEC_WATCH`] after it was found or last `exec`ed (a wrapper `exec`s
+/// soon), and after that.
 const EXEC_POLL: Duration = Duration::from_millis(20);
+const EXEC_WATCH: Duration = Duration::from_secs(1);
+const EXEC_POLL_LATER: Duration = SCAN_INTERVAL;
 
 /// How long after a process is found, or `exec`s, it is looked at again while it shows
 /// no Python: a Python just `exec`ed maps its libpython a moment later.
@@ -171,7 +175,8 @@ fn follow(
                 since = Instant::now();
                 break;
             }
-            std::thread::sleep(EXEC_POLL);
+            let fresh = since.elapsed() < EXEC_WATCH;
+            std::thread::sleep(if fresh { EXEC_POLL } else { EXEC_POLL_LATER });
         }
     }
 }
