@@ -30,7 +30,8 @@ pub struct Watch<'a> {
     /// The target's running sampler; `None` when the target itself runs no Python
     /// and only its descendants are sampled.
     pub sampler: Option<SamplerHandle>,
-    /// With `--subprocesses`, the samplers of the target's descendants, as they start.
+    /// With `--subprocesses`, the counters of the samplers of the target's descendants,
+    /// as they start.
     pub descendants: Option<CounterSet>,
     /// Its events.
     pub events: Receiver<SamplerEvent>,
