@@ -230,6 +230,24 @@ fn dump_marks_the_collecting_thread(python: &Python) {
         "{}: {marked} of {in_collect} dumps in collect marked",
         python.name
     );
+    // The text marks the collector too, with or without a GIL to hold.
+    let marked_in_text = (0..200).any(|_| {
+        let out = run_pyscry(&["dump", "--pid", &pid]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        let marked = lines.windows(2).any(|pair| {
+            pair[0].ends_with(", collecting garbage") && pair[1].starts_with("    collect (")
+        });
+        if !marked {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        marked
+    });
+    assert!(
+        marked_in_text,
+        "{}: no text dump marks collect",
+        python.name
+    );
 }
 
 test_each_python!(gc_thread, super::dump_marks_the_collecting_thread);
