@@ -204,6 +204,26 @@ fn report_writes_other_formats_per_thread() {
     for ((_, ms), expected) in calls.iter().zip([50.0, 100.0, 150.0].repeat(3)) {
         assert!((ms - expected).abs() <= 25.0, "{calls:?}");
     }
+    // The heatmap shows the script, where nearly all the time goes, with the burn
+    // loop's line shaded and its source escaped.
+    let html = dir.path("two.html");
+    succeeded(report(&[file, "-o", html.to_str().unwrap()]), "heatmap");
+    let html = std::fs::read_to_string(&html).unwrap();
+    let heading = html
+        .lines()
+        .find(|l| l.starts_with("<h2") && l.contains("two_threads.py"))
+        .unwrap_or_else(|| panic!("no heading of the script: {html}"));
+    let share: f64 = heading
+        .rsplit(" — ")
+        .next()
+        .and_then(|share| share.split('%').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no share in {heading}"));
+    assert!(share > 50.0, "{heading}");
+    let row = html
+        .lines()
+        .find(|l| l.contains("<td>    while time.time() &lt; end:</td>"))
+        .unwrap_or_else(|| panic!("no row of the burn loop: {html}"));
+    assert!(row.contains("background:rgba"), "{row}");
     let svg = dir.path("two.svg");
     succeeded(report(&[file, "-o", svg.to_str().unwrap()]), "svg");
     let svg = std::fs::read_to_string(&svg).unwrap();

@@ -6,6 +6,7 @@ pub mod chrome;
 pub mod collapsed;
 pub mod diff;
 pub mod flamegraph;
+pub mod heatmap;
 pub mod lines;
 pub mod paths;
 pub mod pprof;
@@ -103,6 +104,9 @@ pub enum Format {
     Speedscope,
     /// Chrome trace JSON, each thread's calls in time, for Perfetto and chrome://tracing.
     Chrometrace,
+    /// An HTML page of the sampled source files, each line shaded by its share of the
+    /// samples, with its own and total time.
+    Heatmap,
     /// The recording itself, streamed as it is made, for `pyscry report`.
     Pyscry,
 }
@@ -118,6 +122,7 @@ impl Format {
             Format::Pstats => Some(Box::new(pstats::Pstats)),
             Format::Speedscope => Some(Box::new(speedscope::Speedscope)),
             Format::Chrometrace => Some(Box::new(chrome::ChromeTrace)),
+            Format::Heatmap => Some(Box::new(heatmap::Heatmap)),
             Format::Pyscry => None,
         }
     }
@@ -131,6 +136,7 @@ impl Format {
             Format::Pstats => "pstats",
             Format::Speedscope => "speedscope.json",
             Format::Chrometrace => "trace.json",
+            Format::Heatmap => "html",
             Format::Pyscry => "pyscry",
         }
     }
@@ -143,7 +149,7 @@ impl Format {
 
     /// The format `--format` names, or else the one `path`'s extension implies
     /// (`.pyscry`, `.txt`/`.folded`/`.collapsed`, `.pb.gz`/`.pprof`,
-    /// `.pstats`/`.prof`, `.trace.json`, `.json`), or else a flamegraph.
+    /// `.pstats`/`.prof`, `.trace.json`, `.json`, `.html`), or else a flamegraph.
     pub fn choose(given: Option<Format>, path: Option<&std::path::Path>) -> Format {
         let by_extension = || {
             let name = path?.file_name()?.to_str()?;
@@ -156,6 +162,7 @@ impl Format {
                 "json" if name.ends_with(".trace.json") => Some(Format::Chrometrace),
                 "json" => Some(Format::Speedscope),
                 "gz" if name.ends_with(".pb.gz") => Some(Format::Pprof),
+                "html" | "htm" => Some(Format::Heatmap),
                 _ => None,
             }
         };
