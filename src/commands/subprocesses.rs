@@ -27,7 +27,8 @@ const EXEC_WATCH: Duration = Duration::from_secs(1);
 const EXEC_POLL_LATER: Duration = SCAN_INTERVAL;
 
 /// How long after a process is found, or `exec`s, it is looked at again while it shows
-/// no Python: a Python just `exec`ed maps its libpython a moment later.
+/// no Python, each time it has mapped more files: a Python just `exec`ed maps its
+/// libpython a moment later.
 const SETTLE: Duration = Duration::from_millis(200);
 
 /// How often a process is looked at again while it settles.
@@ -137,6 +138,9 @@ fn follow(
         if until.reached() || !process::is_running(pid) {
             return;
         }
+        // Looking again at the same mappings (parsing the same executable's symbols)
+        // would find the same.
+        let mapped = process::mapped_files(pid);
         match open(pid, config, &until.stop) {
             Look::Python(python) => {
                 let command = process::command_line(pid);
@@ -158,10 +162,7 @@ fn follow(
                 // process never mixes its frame numbers with this one's.
                 sampler.join();
             }
-            Look::NotYet if since.elapsed() < SETTLE => {
-                std::thread::sleep(SETTLE_POLL);
-                continue;
-            }
+            Look::NotYet if mappings_change(pid, mapped, since + SETTLE) => continue,
             Look::NotYet | Look::Failed => {}
         }
         // Until it runs another program, there is nothing new to look at.
@@ -179,6 +180,18 @@ fn follow(
             std::thread::sleep(if fresh { EXEC_POLL } else { EXEC_POLL_LATER });
         }
     }
+}
+
+/// Wait until `pid` has another number of file mappings than `mapped` (true), or
+/// `deadline` passes (false).
+fn mappings_change(pid: u32, mapped: usize, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        std::thread::sleep(SETTLE_POLL);
+        if process::mapped_files(pid) != mapped {
+            return true;
+        }
+    }
+    false
 }
 
 /// What looking at a process found.

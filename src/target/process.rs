@@ -47,6 +47,14 @@ pub fn exe_identity(pid: u32) -> Option<(u64, u64)> {
     Some((meta.dev(), meta.ino()))
 }
 
+/// How many file mappings `pid` has, which grows as the dynamic loader maps its
+/// libraries after an `exec`; 0 when it cannot be read.
+pub fn mapped_files(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .map(|maps| maps.lines().filter(|line| line.contains(" /")).count())
+        .unwrap_or(0)
+}
+
 /// Every descendant of `root` (children, their children, …) now, from the parent ids
 /// in `/proc/*/stat`.
 pub fn descendants(root: u32) -> Vec<u32> {
