@@ -21,7 +21,7 @@ use crate::python::locals::Local;
 use crate::python::{read_error, OpenError, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
 use crate::symbolize::Frame;
-use crate::target::activity::{kernel_states, KernelState};
+use crate::target::activity::{kernel_states, KernelState, WaitKind};
 use crate::target::core_dump::CoreDump;
 use crate::target::maps::FileRoot;
 use crate::target::memory::Memory;
@@ -49,11 +49,9 @@ struct ThreadDump {
     /// kernel names it.
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting_in: Option<String>,
-    /// What that function says the thread waits for: `sleep`, `lock` (a lock, a
-    /// condition or the GIL), `poll` (select, poll, epoll), `io` or `child`, where it
-    /// is one of those known.
+    /// What that function says the thread waits for, where pyscry knows it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    wait: Option<&'static str>,
+    wait: Option<WaitKind>,
     /// Whether it holds the GIL (always false for free-threaded builds).
     holds_gil: bool,
     /// Whether it runs the cyclic garbage collector.
@@ -453,18 +451,6 @@ fn read_dump<M: Memory + Clone>(
     })
 }
 
-/// A wait kind (see [`KernelState::wait_kind`]) in words.
-fn describe_wait(kind: &str) -> &'static str {
-    match kind {
-        "sleep" => "sleeping",
-        "lock" => "waiting on a lock",
-        "poll" => "waiting in select/poll",
-        "io" => "waiting for I/O",
-        "child" => "waiting for a child process",
-        _ => "waiting",
-    }
-}
-
 fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
     writeln!(out, "Process {}: {}", dump.pid, dump.command)?;
     if let Some(core) = &dump.core_file {
@@ -485,7 +471,7 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
             false => "",
         };
         let wait = match (thread.wait, &thread.waiting_in) {
-            (Some(kind), Some(function)) => format!(", {} ({function})", describe_wait(kind)),
+            (Some(kind), Some(function)) => format!(", {} ({function})", kind.describe()),
             (None, Some(function)) => format!(" ({function})"),
             _ => String::new(),
         };

@@ -184,14 +184,41 @@ pub enum KernelState {
     Waiting(Option<String>),
 }
 
+/// What a sleeping thread waits for, as far as the kernel function it sleeps in says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitKind {
+    /// A sleep (`nanosleep`).
+    Sleep,
+    /// A futex: a lock, a condition, or the GIL.
+    Lock,
+    /// `select`, `poll` or `epoll`: for files to be ready, or only for a timeout (as
+    /// `time.sleep` before 3.11).
+    Poll,
+    /// A read of a pipe or a socket.
+    Io,
+    /// A child process's end.
+    Child,
+}
+
+impl WaitKind {
+    /// The wait in words, for text output.
+    pub fn describe(self) -> &'static str {
+        match self {
+            WaitKind::Sleep => "sleeping",
+            WaitKind::Lock => "waiting on a lock",
+            WaitKind::Poll => "waiting in select/poll",
+            WaitKind::Io => "waiting for I/O",
+            WaitKind::Child => "waiting for a child process",
+        }
+    }
+}
+
 impl KernelState {
-    /// What the thread waits for, as far as the kernel function it sleeps in says:
-    /// `sleep`, `lock` (a futex: a lock, a condition, or the GIL), `poll` (`select`,
-    /// `poll` or `epoll`: for files to be ready, or only for a timeout, as
-    /// `time.sleep` before 3.11), `io` (a read of a pipe or socket) or `child`;
-    /// `None` for other functions (kernels name them differently from version to
+    /// What the thread waits for, where the kernel function it sleeps in is one
+    /// pyscry knows; `None` for others (kernels name them differently from version to
     /// version, so the function itself is the precise answer).
-    pub fn wait_kind(&self) -> Option<&'static str> {
+    pub fn wait_kind(&self) -> Option<WaitKind> {
         let KernelState::Waiting(Some(function)) = self else {
             return None;
         };
@@ -214,11 +241,11 @@ impl KernelState {
             "inet_csk_accept",
         ];
         match function {
-            _ if function.contains("nanosleep") => Some("sleep"),
-            _ if function.starts_with("futex") => Some("lock"),
-            _ if POLL.contains(&function) => Some("poll"),
-            _ if IO.contains(&function) => Some("io"),
-            "do_wait" | "kernel_wait4" => Some("child"),
+            _ if function.contains("nanosleep") => Some(WaitKind::Sleep),
+            _ if function.starts_with("futex") => Some(WaitKind::Lock),
+            _ if POLL.contains(&function) => Some(WaitKind::Poll),
+            _ if IO.contains(&function) => Some(WaitKind::Io),
+            "do_wait" | "kernel_wait4" => Some(WaitKind::Child),
             _ => None,
         }
     }
@@ -265,7 +292,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let state = state.expect("the sleeper is a thread of ours");
-        assert_eq!(state.wait_kind(), Some("sleep"), "{state:?}");
+        assert_eq!(state.wait_kind(), Some(WaitKind::Sleep), "{state:?}");
         let me = unsafe { libc::gettid() } as u32;
         assert_eq!(kernel_states(pid).remove(&me), Some(KernelState::Running));
         sleeper.join().unwrap();
@@ -274,11 +301,12 @@ mod tests {
     #[test]
     fn waits_are_told_apart_by_the_kernel_function() {
         let kind = |function: &str| KernelState::Waiting(Some(function.into())).wait_kind();
-        assert_eq!(kind("futex_wait_queue"), Some("lock"));
-        assert_eq!(kind("ep_poll"), Some("poll"));
-        assert_eq!(kind("pipe_read"), Some("io"));
-        assert_eq!(kind("poll_schedule_timeout.constprop.0"), Some("poll"));
-        assert_eq!(kind("do_wait"), Some("child"));
+        assert_eq!(kind("futex_wait_queue"), Some(WaitKind::Lock));
+        assert_eq!(kind("ep_poll"), Some(WaitKind::Poll));
+        assert_eq!(kind("pipe_read"), Some(WaitKind::Io));
+        let suffixed = kind("poll_schedule_timeout.constprop.0");
+        assert_eq!(suffixed, Some(WaitKind::Poll));
+        assert_eq!(kind("do_wait"), Some(WaitKind::Child));
         assert_eq!(kind("something_else"), None);
         assert_eq!(KernelState::Waiting(None).wait_kind(), None);
         assert_eq!(KernelState::Running.wait_kind(), None);
