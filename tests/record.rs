@@ -191,6 +191,19 @@ fn a_profile_on_standard_output_is_kept_apart() {
         assert_folded_on_stdout(&out, &format!("report -o - {options:?}"));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
+    // A recording piped in (`report -`) reads as the file does.
+    let piped = pyscry()
+        .args(["report", "-"])
+        .stdin(std::fs::File::open(&recording).unwrap())
+        .output()
+        .unwrap();
+    let from_file = pyscry().arg("report").arg(&recording).output().unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert_eq!(piped.stdout, from_file.stdout);
     let all = report(&[]);
     assert!(
         all.contains(";sleeper (") && all.contains(" [idle] "),

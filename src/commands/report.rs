@@ -68,7 +68,10 @@ pub fn run(args: ReportArgs) -> Result<i32> {
 fn read(path: &Path, keep_timeline: bool) -> Result<Profile> {
     let recording =
         record::read_file(path, keep_timeline).map_err(|source| Error::BadRecording {
-            path: path.to_path_buf(),
+            path: match path == Path::new("-") {
+                true => PathBuf::from("standard input"),
+                false => path.to_path_buf(),
+            },
             source,
         })?;
     if !recording.complete {

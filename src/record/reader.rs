@@ -54,13 +54,20 @@ pub enum RecordingError {
     },
 }
 
-/// Read the recording at `path`; with `keep_timeline`, keep every sample in order too
-/// (for the outputs that show time).
+/// Read the recording at `path` (`-`: standard input); with `keep_timeline`, keep every
+/// sample in order too (for the outputs that show time). A pipe is read whole, so
+/// that `ssh host pyscry record -f pyscry -o - … | pyscry report -` works.
 pub fn read_file(path: &Path, keep_timeline: bool) -> Result<Recording, RecordingError> {
+    if path == Path::new("-") {
+        return read_stream(std::io::stdin().lock(), keep_timeline);
+    }
     let file = std::fs::File::open(path)?;
     let metadata = file.metadata()?;
     if metadata.is_dir() {
         return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory).into());
+    }
+    if !metadata.is_file() {
+        return read_stream(file, keep_timeline);
     }
     if metadata.len() == 0 {
         return Err(RecordingError::NotARecording);
@@ -69,6 +76,16 @@ pub fn read_file(path: &Path, keep_timeline: bool) -> Result<Recording, Recordin
     // the parser rejects like any corrupt input.
     let map = unsafe { memmap2::Mmap::map(&file)? };
     read_bytes(&map, keep_timeline)
+}
+
+/// Read a recording from a stream that cannot be mapped (a pipe), whole.
+fn read_stream(
+    mut stream: impl std::io::Read,
+    keep_timeline: bool,
+) -> Result<Recording, RecordingError> {
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes)?;
+    read_bytes(&bytes, keep_timeline)
 }
 
 /// Read a recording from its bytes; with `keep_timeline`, keep every sample in order.
