@@ -313,6 +313,12 @@ fn the_hottest_function_leads_and_keys_sort_and_split_by_line() {
         s.0.contains("per function")
             && s.rows().iter().filter(|r| r.function == "burn").count() == 1
     });
+    // `i` leaves idle samples out; the burning function runs, so it stays.
+    tmux.keys(&["i"]);
+    tmux.wait_for("running samples only, led by burn", |s| {
+        s.0.contains("all threads, running only")
+            && s.rows().first().is_some_and(|r| r.function == "burn")
+    });
 
     tmux.keys(&["q"]);
     tmux.assert_ended_cleanly();

@@ -149,6 +149,8 @@ pub struct App {
     pub span: Span,
     /// Rows per line rather than per function.
     pub by_line: bool,
+    /// Idle samples left out.
+    pub running_only: bool,
     /// The thread shown, with its label, or all threads.
     pub thread: Option<(ThreadKey, String)>,
     /// Whether refreshes are held back (sampling goes on).
@@ -178,6 +180,7 @@ impl App {
             },
             span: Span::Window,
             by_line: false,
+            running_only: false,
             thread: None,
             paused: false,
             filter: String::new(),
@@ -194,6 +197,7 @@ impl App {
             span: self.span,
             thread: self.thread.as_ref().map(|(key, _)| *key),
             by_line: self.by_line,
+            running_only: self.running_only,
         }
     }
 
@@ -271,6 +275,11 @@ impl App {
             }
             KeyCode::Char('l') => {
                 self.by_line = !self.by_line;
+                self.scroll = 0;
+                Effect::Requery
+            }
+            KeyCode::Char('i') => {
+                self.running_only = !self.running_only;
                 self.scroll = 0;
                 Effect::Requery
             }
@@ -423,8 +432,9 @@ mod tests {
         let mut app = app();
         assert_eq!(press(&mut app, KeyCode::Char('l')), Effect::Requery);
         assert_eq!(press(&mut app, KeyCode::Char('c')), Effect::Requery);
+        assert_eq!(press(&mut app, KeyCode::Char('i')), Effect::Requery);
         let query = app.query();
-        assert!(query.by_line);
+        assert!(query.by_line && query.running_only);
         assert_eq!(query.span, Span::SinceStart);
         assert_eq!(press(&mut app, KeyCode::Char('p')), Effect::Redraw);
         assert!(app.paused);

@@ -26,10 +26,11 @@ const MIN_NAME_WIDTH: usize = 12;
 const NUMBER_WIDTHS: [u16; 4] = [7, 7, 9, 10];
 
 /// The keys, for the help box: key, what it does.
-const KEYS: [(&str, &str); 13] = [
+const KEYS: [(&str, &str); 14] = [
     ("1-6", "sort by that column; again to reverse"),
     ("< >", "sort by the column to the left / right"),
     ("l", "rows per source line / per function"),
+    ("i", "hide / show idle samples"),
     ("c", "last window / cumulative since start"),
     ("t", "next thread / all threads"),
     ("p", "pause the display (sampling goes on)"),
@@ -120,11 +121,16 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
         Span::SinceStart => format!("cumulative {}", seconds(app.table.duration.as_secs_f64())),
     };
     let fourth = format!(
-        "showing: {span}  per {}  {}  {} samples{}",
+        "showing: {span}  per {}  {}{}  {} samples{}",
         if app.by_line { "line" } else { "function" },
         app.thread
             .as_ref()
             .map_or("all threads", |(_, label)| label.as_str()),
+        if app.running_only {
+            ", running only"
+        } else {
+            ""
+        },
         app.table.samples,
         if app.filter.is_empty() {
             String::new()

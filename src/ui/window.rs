@@ -31,6 +31,8 @@ pub struct Query {
     pub thread: Option<ThreadKey>,
     /// One row per source line instead of one per function.
     pub by_line: bool,
+    /// Only the samples of threads that were running (not idle).
+    pub running_only: bool,
 }
 
 /// A computed table and what its numbers are shares of.
@@ -148,6 +150,7 @@ impl Aggregator {
             .stacks
             .iter()
             .filter(|(key, _)| query.thread.is_none_or(|t| key.thread == t))
+            .filter(|(key, _)| !(query.running_only && key.idle))
             .map(|(key, &count)| (key.clone(), count))
             .collect();
         let sample_secs = match period.ticks {
@@ -277,6 +280,7 @@ mod tests {
             span,
             thread: None,
             by_line: false,
+            running_only: false,
         }
     }
 
@@ -367,6 +371,13 @@ mod tests {
         });
         assert_eq!(worker.samples, 2);
         assert_eq!(worker.rows[0].name, "fib");
+        // Running only: the worker's idle samples are left out.
+        let running = agg.table(Query {
+            running_only: true,
+            ..query(Span::Window)
+        });
+        assert_eq!(running.samples, 1);
+        assert_eq!(running.rows[0].name, "main");
     }
 
     #[test]
