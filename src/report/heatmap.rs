@@ -19,6 +19,7 @@ const MIN_FILE_SHARE: f64 = 0.005;
 /// Lines shown around each sampled line of a file whose source is longer than
 /// [`WHOLE_FILE_LINES`]: enough to see where it is.
 const CONTEXT_LINES: u32 = 3;
+/// Files up to this many lines are shown whole.
 const WHOLE_FILE_LINES: usize = 400;
 
 /// One source file's samples.
