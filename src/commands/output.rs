@@ -23,9 +23,10 @@ pub struct OutputFile {
 
 impl OutputFile {
     /// Open `path` for writing without truncating it: a run that fails before it has
-    /// anything to write must not destroy an earlier file. `-` is standard output.
+    /// anything to write must not destroy an earlier file. [`STANDARD_STREAM`] is
+    /// standard output.
     pub fn open(path: &Path, format: Format) -> Result<OutputFile> {
-        let file = match path == Path::new(STANDARD_OUTPUT) {
+        let file = match path == Path::new(STANDARD_STREAM) {
             true => standard_output(),
             false => std::fs::OpenOptions::new()
                 .write(true)
@@ -44,7 +45,7 @@ impl OutputFile {
 
     /// The file's name for messages: its path, or `standard output`.
     pub fn name(&self) -> String {
-        match self.path == Path::new(STANDARD_OUTPUT) {
+        match self.path == Path::new(STANDARD_STREAM) {
             true => "standard output".to_string(),
             false => self.path.display().to_string(),
         }
@@ -152,8 +153,8 @@ pub fn table_output(profile_on_stdout: bool) -> Box<dyn Write> {
     }
 }
 
-/// The output path that means standard output.
-pub const STANDARD_OUTPUT: &str = "-";
+/// The path that means standard output (`-o -`), or standard input (`report -`).
+pub const STANDARD_STREAM: &str = "-";
 
 /// A file handle of our standard output.
 fn standard_output() -> io::Result<File> {

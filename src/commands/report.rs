@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::output::{table_output, OutputFile};
+use super::output::{table_output, OutputFile, STANDARD_STREAM};
 use super::view;
 use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
@@ -64,16 +64,21 @@ pub fn run(args: ReportArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The recording at `path`, with a warning if it was cut short.
+/// The recording at `path` (standard input for `-`), with a warning if it was cut
+/// short.
 fn read(path: &Path, keep_timeline: bool) -> Result<Profile> {
-    let recording =
-        record::read_file(path, keep_timeline).map_err(|source| Error::BadRecording {
-            path: match path == Path::new("-") {
-                true => PathBuf::from("standard input"),
-                false => path.to_path_buf(),
-            },
-            source,
-        })?;
+    let stdin = path == Path::new(STANDARD_STREAM);
+    let read = match stdin {
+        true => record::read_stream(std::io::stdin().lock(), keep_timeline),
+        false => record::read_file(path, keep_timeline),
+    };
+    let recording = read.map_err(|source| Error::BadRecording {
+        path: match stdin {
+            true => PathBuf::from("standard input"),
+            false => path.to_path_buf(),
+        },
+        source,
+    })?;
     if !recording.complete {
         eprintln!(
             "pyscry: {} ends without its summary: the recording was cut short (was pyscry \

@@ -8,7 +8,7 @@ pub mod messages;
 pub mod reader;
 pub mod writer;
 
-pub use reader::{read_file, Recording, RecordingError};
+pub use reader::{read_file, read_stream, Recording, RecordingError};
 pub use writer::RecordingWriter;
 
 #[cfg(test)]

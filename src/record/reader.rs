@@ -54,13 +54,10 @@ pub enum RecordingError {
     },
 }
 
-/// Read the recording at `path` (`-`: standard input); with `keep_timeline`, keep every
-/// sample in order too (for the outputs that show time). A pipe is read whole, so
-/// that `ssh host pyscry record -f pyscry -o - … | pyscry report -` works.
+/// Read the recording at `path`; with `keep_timeline`, keep every sample in order too
+/// (for the outputs that show time). A path that is not a regular file (a pipe) is
+/// read whole.
 pub fn read_file(path: &Path, keep_timeline: bool) -> Result<Recording, RecordingError> {
-    if path == Path::new("-") {
-        return read_stream(std::io::stdin().lock(), keep_timeline);
-    }
     let file = std::fs::File::open(path)?;
     let metadata = file.metadata()?;
     if metadata.is_dir() {
@@ -78,8 +75,9 @@ pub fn read_file(path: &Path, keep_timeline: bool) -> Result<Recording, Recordin
     read_bytes(&map, keep_timeline)
 }
 
-/// Read a recording from a stream that cannot be mapped (a pipe), whole.
-fn read_stream(
+/// Read a recording from a stream that cannot be mapped (a pipe, standard input),
+/// whole.
+pub fn read_stream(
     mut stream: impl std::io::Read,
     keep_timeline: bool,
 ) -> Result<Recording, RecordingError> {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
+use super::lines::read_source;
 use super::paths::short_path;
 use super::profile::Counts;
 use super::{Profile, Renderer};
@@ -160,9 +161,7 @@ impl Renderer for Heatmap {
             if pct(file.total) / 100.0 < MIN_FILE_SHARE {
                 continue;
             }
-            let source: Vec<String> = std::fs::read_to_string(filename)
-                .map(|text| text.lines().map(str::to_string).collect())
-                .unwrap_or_default();
+            let source = read_source(filename).unwrap_or_default();
             writeln!(
                 out,
                 "<h2 id=\"f{index}\">{} — {:.1}%</h2>",

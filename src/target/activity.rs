@@ -274,14 +274,19 @@ pub fn kernel_states(pid: u32) -> std::collections::HashMap<u32, KernelState> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_sleeping_thread_is_seen_waiting_in_a_sleep() {
+    /// A thread of ours that sleeps for `ms` milliseconds, and its TID.
+    fn sleeping_thread(ms: u64) -> (std::thread::JoinHandle<()>, u32) {
         let (tx, rx) = std::sync::mpsc::channel();
         let sleeper = std::thread::spawn(move || {
             tx.send(unsafe { libc::gettid() } as u32).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(2000));
+            std::thread::sleep(std::time::Duration::from_millis(ms));
         });
-        let tid = rx.recv().unwrap();
+        (sleeper, rx.recv().unwrap())
+    }
+
+    #[test]
+    fn a_sleeping_thread_is_seen_waiting_in_a_sleep() {
+        let (sleeper, tid) = sleeping_thread(2000);
         let pid = std::process::id();
         let mut state = None;
         for _ in 0..1000 {
@@ -321,12 +326,7 @@ mod tests {
 
     #[test]
     fn a_busy_thread_runs_and_a_sleeping_one_does_not() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sleeper = std::thread::spawn(move || {
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        });
-        let sleeper_tid = rx.recv().unwrap();
+        let (sleeper, sleeper_tid) = sleeping_thread(300);
         std::thread::sleep(std::time::Duration::from_millis(50));
         let me = unsafe { libc::gettid() } as u32;
         for source in [StateSource::probe(), StateSource::Stat] {

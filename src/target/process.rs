@@ -1,6 +1,5 @@
 //! Processes: checking a PID, launching a command, and watching it.
 
-use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 
@@ -131,12 +130,7 @@ pub fn launch(argv: &[String], stdout_to_stderr: bool) -> Result<Child> {
     let mut command = Command::new(program);
     command.args(args);
     if stdout_to_stderr {
-        let stderr = std::io::stderr().as_fd().try_clone_to_owned();
-        let stderr = stderr.map_err(|e| Error::CannotLaunch {
-            program: program.clone(),
-            reason: e.to_string(),
-        })?;
-        command.stdout(stderr);
+        command.stdout(std::io::stderr());
     }
     command.spawn().map_err(|e| Error::CannotLaunch {
         program: program.clone(),

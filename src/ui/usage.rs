@@ -75,7 +75,7 @@ impl Usage {
         if !cpu.is_empty() {
             self.last = Some((now, cpu));
         }
-        let rss_pages: Vec<u64> = pids
+        let rss_bytes = pids
             .iter()
             .filter_map(|pid| {
                 let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
@@ -83,9 +83,8 @@ impl Usage {
             })
             // A zombie has no memory left to report.
             .filter(|&pages| pages > 0)
-            .collect();
-        let rss_bytes =
-            (!rss_pages.is_empty()).then(|| rss_pages.iter().sum::<u64>() * self.page_size);
+            .map(|pages| pages * self.page_size)
+            .reduce(|a, b| a + b);
         Reading {
             cpu_percent,
             rss_bytes,
