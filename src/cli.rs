@@ -74,6 +74,12 @@ pub struct RecordArgs {
     /// workers, subprocesses); each stack then starts with `process PID: COMMAND`.
     #[arg(long)]
     pub subprocesses: bool,
+    /// Keep no copy of the sampled source files. A recording (and a heatmap) keeps
+    /// one by default, read while the target runs, so that its per-line views show
+    /// the code that ran even once the files change, or on another machine; without
+    /// the copy they read each file from its path when rendered.
+    #[arg(long)]
+    pub no_sources: bool,
 }
 
 /// How a profile's outputs show it: which threads, whether each gets its own

@@ -20,7 +20,7 @@ use crate::python::frames::{RawFrame, WalkError};
 use crate::python::threads::ThreadState;
 use crate::python::PythonProcess;
 use crate::symbolize::{Frame, FrameId, SymbolizeError, Symbolizer};
-use crate::target::activity::ThreadActivity;
+use crate::target::activity::{RunState, ThreadActivity, WaitKind};
 use crate::target::memory::{Memory, ReadError};
 use crate::target::pause::Pauser;
 use crate::target::prefetch::{Phase, Prefetcher, TickMemory};
@@ -72,6 +72,8 @@ pub struct Sample {
     pub frames: Vec<FrameId>,
     /// The thread used no CPU since the previous tick (only ever set in wall mode).
     pub idle: bool,
+    /// What an idle thread waited for, where the kernel says.
+    pub wait: Option<WaitKind>,
     /// The thread held the GIL.
     pub holds_gil: bool,
 }
@@ -554,13 +556,14 @@ impl StackReader {
                 // No Python code running: nothing to sample, so no need for its state.
                 continue;
             }
-            let idle = match (self.mode, thread.native_id) {
-                (Mode::Gil, _) | (_, None) => false,
+            let state = match (self.mode, thread.native_id) {
+                (Mode::Gil, _) | (_, None) => RunState::Running,
                 // The GIL holder runs Python code, or C code called from it, which by
                 // convention releases the GIL before it blocks: no need to ask the kernel.
-                _ if thread.holds_gil => false,
-                (_, Some(tid)) => !self.activity.is_running(tid).unwrap_or(true),
+                _ if thread.holds_gil => RunState::Running,
+                (_, Some(tid)) => self.activity.state(tid).unwrap_or(RunState::Running),
             };
+            let idle = state != RunState::Running;
             let wanted = match self.mode {
                 Mode::Wall => true,
                 Mode::Cpu => !idle,
@@ -594,6 +597,7 @@ impl StackReader {
                         thread_state: thread.address,
                         frames,
                         idle,
+                        wait: state.wait_kind(),
                         holds_gil: thread.holds_gil,
                     }));
                 }

@@ -298,6 +298,7 @@ mod tests {
             thread_state: 0,
             frames,
             idle: false,
+            wait: None,
             holds_gil: false,
         })
     }

@@ -12,7 +12,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{collapsed_shares, marked_line, pyscry, run_pyscry, skip, Python, TempDir};
@@ -36,13 +35,9 @@ fn python_home(python: &Python) -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// The tests measure time shares: they run one at a time, so that their targets do not
-/// compete for the same cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// [`common::run_on`], one test at a time.
+/// [`common::run_on`], one test at a time: the tests measure time shares.
 fn run_on(name: &str, test: &str, check: fn(&Python)) {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::serial();
     common::run_on(name, test, check);
 }
 
@@ -527,6 +522,37 @@ mod container {
         let collapsed = record_attached_ratio(&label, target.pid);
         assert!(collapsed.contains("/tests/scripts/ratio.py"), "{collapsed}");
         check_one_two_three(&label, &collapsed, 500);
+        check_source_kept(&label, &dir, target.pid);
+    }
+
+    /// A recording of `pid` keeps the source of the container's script, which the
+    /// host has no file of: `report --lines burn` shows its text.
+    fn check_source_kept(label: &str, dir: &TempDir, pid: u32) {
+        let host_path = "/tests/scripts/ratio.py";
+        assert!(
+            !Path::new(host_path).exists(),
+            "{host_path} exists on the host"
+        );
+        let recording = dir.path("ratio.pyscry");
+        let out = pyscry()
+            .args(["record", "--pid", &pid.to_string(), "--duration", "1", "-o"])
+            .arg(&recording)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{label}: record failed: {stderr}");
+        let out = pyscry()
+            .arg("report")
+            .arg(&recording)
+            .args(["--lines", "burn"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{label}: {table}");
+        assert!(
+            table.contains("while time.time() < end:") && !table.contains("source not found"),
+            "{label}: {table}"
+        );
     }
 
     /// `pivot_root` into a root that has the interpreter where the host has nothing, as

@@ -56,6 +56,8 @@ fn line_row(table: &str, line: u32) -> (f64, f64, String) {
 /// and `report --lines work` gives the heavy and the light call line 3:1 of the time,
 /// with their source.
 fn lines_of_a_function(python: &Python) {
+    // The 3:1 split is of the script's time on a CPU: it has one to itself.
+    let _serial = common::serial();
     let dir = TempDir::new(&format!("lines-{}", python.name));
     let recording = dir.path("lines.pyscry");
     let lines = script("lines.py");
@@ -231,6 +233,63 @@ fn report_writes_other_formats_per_thread() {
         svg.contains("<svg") && svg.contains("three"),
         "not a flamegraph"
     );
+}
+
+/// A recording keeps the source of what it sampled: once the script is rewritten,
+/// `report --lines` and the heatmap still show the lines that ran; with
+/// `--no-sources` they read the file as it is now.
+#[test]
+fn a_recording_keeps_the_source_that_ran() {
+    let Some(python) = common::any_python() else {
+        return common::skip("a_recording_keeps_the_source_that_ran", "no interpreter");
+    };
+    let dir = TempDir::new("sources");
+    let copy = dir.path("work.py");
+    std::fs::copy(script("lines.py"), &copy).unwrap();
+    let record = |recording: &Path, extra: &[&str]| {
+        let out = pyscry()
+            .args(["record", "--rate", "200", "-o"])
+            .arg(recording)
+            .args(extra)
+            .arg("--")
+            .arg(&python.path)
+            .arg(&copy)
+            .arg("0.5")
+            .output()
+            .unwrap();
+        succeeded(out, &python.name);
+    };
+    let kept = dir.path("kept.pyscry");
+    let read_later = dir.path("later.pyscry");
+    record(&kept, &[]);
+    record(&read_later, &["--no-sources"]);
+    // The script is rewritten: its lines now say something else.
+    let rewritten: String = std::fs::read_to_string(&copy)
+        .unwrap()
+        .lines()
+        .map(|line| format!("# rewritten: {line}\n"))
+        .collect();
+    std::fs::write(&copy, rewritten).unwrap();
+
+    let heavy = marked_line(&script("lines.py"), "heavy");
+    let table = |recording: &Path| {
+        let args = [recording.to_str().unwrap(), "--lines", "work"];
+        stdout(&succeeded(report(&args), &python.name))
+    };
+    let kept_table = table(&kept);
+    let row = line_row(&kept_table, heavy);
+    assert!(row.2.starts_with("spin(3000)"), "{kept_table}");
+    let later_table = table(&read_later);
+    let row = line_row(&later_table, heavy);
+    assert!(row.2.starts_with("# rewritten:"), "{later_table}");
+
+    // The heatmap made from the recording shows the lines that ran too.
+    let html = dir.path("kept.html");
+    let args = [kept.to_str().unwrap(), "-o", html.to_str().unwrap()];
+    succeeded(report(&args), "heatmap");
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(html.contains("spin(3000)  # at: heavy"), "{html}");
+    assert!(!html.contains("# rewritten:"), "{html}");
 }
 
 /// A recording of an attached process stopped by `signal` once samples are on disk;

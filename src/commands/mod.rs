@@ -6,6 +6,7 @@ pub mod dump;
 pub mod output;
 pub mod record;
 pub mod report;
+pub mod sources;
 pub mod subprocesses;
 pub mod top;
 pub mod view;

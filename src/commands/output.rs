@@ -88,6 +88,17 @@ impl OutputFile {
         }
     }
 
+    /// Keep a copy of the source file `filename` (a recording writes it; a heatmap
+    /// takes it from the profile at the end).
+    pub fn add_source(&mut self, filename: &str, text: &str) -> Result<()> {
+        match &mut self.stream {
+            Some(stream) => stream
+                .add_source(filename, text)
+                .map_err(|e| not_writable(&self.path, e)),
+            None => Ok(()),
+        }
+    }
+
     /// Push what a recording holds so far to the file, so that it survives pyscry
     /// being killed.
     pub fn flush(&mut self) -> Result<()> {

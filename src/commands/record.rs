@@ -11,6 +11,7 @@ use crossbeam_channel::RecvTimeoutError;
 
 use super::attach::{check_mode, describe_target, open_python, Opened};
 use super::output::{table_output, OutputFile};
+use super::sources::{SourceCollector, SourceCopy};
 use super::subprocesses::ProcessWatcher;
 use super::view;
 use crate::cli::RecordArgs;
@@ -129,6 +130,8 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
     // Each process's sampler numbers its own frames; the outputs need one numbering.
     // One process's are already that.
     let mut frames = args.subprocesses.then(FrameMerger::new);
+    let mut sources =
+        (output.format().shows_source() && !args.no_sources).then(SourceCollector::default);
     let stats = sampler
         .as_ref()
         .map_or_else(Arc::default, |sampler| Arc::clone(&sampler.stats));
@@ -152,8 +155,19 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
             Err(RecvTimeoutError::Disconnected) => break,
         };
         burst.iter().for_each(|event| profile.add_event(event));
+        let copies: Vec<SourceCopy> = match &mut sources {
+            Some(sources) => burst.iter().filter_map(|e| sources.collect(e)).collect(),
+            None => Vec::new(),
+        };
         if write_error.is_none() {
-            let mut written = burst.iter().try_for_each(|event| output.add_event(event));
+            let mut written = burst
+                .iter()
+                .try_for_each(|event| output.add_event(event))
+                .and_then(|()| {
+                    copies
+                        .iter()
+                        .try_for_each(|(filename, text)| output.add_source(filename, text))
+                });
             if written.is_ok() && flushed_at.elapsed() >= STATUS_INTERVAL {
                 flushed_at = Instant::now();
                 written = output.flush();
@@ -162,6 +176,9 @@ fn record(args: &RecordArgs, mut output: OutputFile) -> Result<i32> {
                 stop.store(true, Ordering::Relaxed);
                 write_error = Some(error);
             }
+        }
+        for (filename, text) in copies {
+            profile.sources.insert(filename, text);
         }
         // With --subprocesses, the counts add up over every process sampled so far.
         status.update(started.elapsed(), || {

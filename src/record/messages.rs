@@ -15,7 +15,7 @@ pub const FORMAT_VERSION: u32 = 1;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Record {
     /// What the entry holds.
-    #[prost(oneof = "Entry", tags = "1, 2, 3, 4, 5, 6, 7")]
+    #[prost(oneof = "Entry", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub entry: Option<Entry>,
 }
 
@@ -44,6 +44,9 @@ pub enum Entry {
     /// first stack.
     #[prost(message, tag = "7")]
     Process(ProcessRecord),
+    /// A copy of a sampled source file, read while the target ran.
+    #[prost(message, tag = "8")]
+    Source(SourceRecord),
 }
 
 /// What was recorded, and by what.
@@ -120,6 +123,17 @@ pub struct ProcessRecord {
     pub command: String,
 }
 
+/// A source file as the target had it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SourceRecord {
+    /// The file's name, as frames name it.
+    #[prost(string, tag = "1")]
+    pub filename: String,
+    /// Its text (UTF-8; bytes that are not are replaced with U+FFFD).
+    #[prost(string, tag = "2")]
+    pub text: String,
+}
+
 /// A distinct stack of one thread; ids are consecutive from 0 in file order.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StackRecord {
@@ -141,6 +155,10 @@ pub struct StackRecord {
     /// The thread's process.
     #[prost(uint32, tag = "6")]
     pub pid: u32,
+    /// What the idle thread waited for (`sleep`, `lock`, `poll`, `io`, `child`);
+    /// empty where the kernel did not say.
+    #[prost(string, tag = "7")]
+    pub wait: String,
 }
 
 /// Samples as two parallel lists.

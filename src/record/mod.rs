@@ -26,6 +26,7 @@ mod tests {
     use crate::report::{Profile, ProfileInfo};
     use crate::sampler::{Sample, SamplerEvent, ThreadKey};
     use crate::symbolize::Frame;
+    use crate::target::activity::WaitKind;
 
     fn info() -> ProfileInfo {
         ProfileInfo {
@@ -81,6 +82,7 @@ mod tests {
                     thread_state: 0,
                     frames,
                     idle,
+                    wait: idle.then_some(WaitKind::Lock),
                     holds_gil: false,
                 })
             };
@@ -95,6 +97,9 @@ mod tests {
         let mut profile = Profile::new(info());
         profile.keep_timeline();
         let mut writer = RecordingWriter::new(Vec::new(), &profile.info).unwrap();
+        let source = "def main():\n    work()\n";
+        writer.add_source("w.py", source).unwrap();
+        profile.sources.insert("w.py".into(), source.into());
         for event in events(ticks) {
             writer.add_event(&event).unwrap();
             profile.add_event(&event);
@@ -120,6 +125,7 @@ mod tests {
         assert_eq!(back.stacks, profile.stacks);
         assert_eq!(back.thread_names, profile.thread_names);
         assert_eq!(back.processes, profile.processes);
+        assert_eq!(back.sources, profile.sources);
         assert_eq!(folded_lines(&back), folded_lines(&profile));
         // The samples come back in order, at their times.
         let (timeline, back_timeline) = (profile.timeline.unwrap(), back.timeline.unwrap());
@@ -242,6 +248,29 @@ mod tests {
         }
         // Both outcomes happen: the damage reaches the checks.
         assert!(outcomes.iter().all(|&n| n > 100), "{outcomes:?}");
+    }
+
+    #[test]
+    fn a_kind_of_record_from_a_later_build_is_skipped() {
+        let (bytes, profile) = recording(10);
+        // After the header: a record whose only field (15, bytes "abc") this build
+        // does not know.
+        let header_end = {
+            let mut cursor = &bytes[MAGIC.len()..];
+            let len = prost::encoding::decode_varint(&mut cursor).unwrap() as usize;
+            bytes.len() - cursor.len() + len
+        };
+        let mut later = bytes[..header_end].to_vec();
+        later.extend([5, 15 << 3 | 2, 3, b'a', b'b', b'c']);
+        later.extend(&bytes[header_end..]);
+        let read = read_bytes(&later, false).unwrap();
+        assert!(read.complete);
+        assert_eq!(read.profile.stacks, profile.stacks);
+        // An empty record is still damage.
+        let mut empty = bytes[..header_end].to_vec();
+        empty.push(0);
+        let error = read_bytes(&empty, false).unwrap_err().to_string();
+        assert!(error.contains("empty record"), "{error}");
     }
 
     #[test]

@@ -6,10 +6,12 @@ use prost::Message;
 
 use super::messages::{Entry, Header, Record, FORMAT_VERSION, MAGIC};
 use crate::report::profile::StackKey;
+use crate::report::sources::SourceFiles;
 use crate::report::timeline::Timeline;
 use crate::report::{Profile, ProfileInfo};
 use crate::sampler::ThreadKey;
 use crate::symbolize::Frame;
+use crate::target::activity::WaitKind;
 
 /// Records longer than this are taken for corruption, not data.
 const MAX_RECORD: u64 = 256 << 20;
@@ -107,6 +109,9 @@ pub fn read_bytes(bytes: &[u8], keep_timeline: bool) -> Result<Recording, Record
             }
             return Err(corrupt("bad record length".into()));
         };
+        if len == 0 {
+            return Err(corrupt("empty record".into()));
+        }
         if len > MAX_RECORD {
             return Err(corrupt(format!("record length {len} is implausible")));
         }
@@ -153,12 +158,17 @@ struct Reader {
     time_us: u64,
     ticks_seen: u64,
     timeline: Option<Timeline>,
+    sources: SourceFiles,
 }
 
 impl Reader {
     /// Take one record, checking that it fits what came before.
     fn take(&mut self, record: Record) -> Result<(), String> {
-        let entry = record.entry.ok_or("empty record")?;
+        // A kind of record this build does not know, from a later one: what it
+        // holds is extra to what this build reads.
+        let Some(entry) = record.entry else {
+            return Ok(());
+        };
         if self.summary.is_some() {
             return Err("data after the summary".into());
         }
@@ -195,6 +205,7 @@ impl Reader {
                         os_id: stack.os_id,
                     },
                     idle: stack.idle,
+                    wait: WaitKind::from_name(&stack.wait),
                     frames: stack.frames,
                 });
                 self.counts.push(0);
@@ -221,6 +232,7 @@ impl Reader {
             (Entry::Process(process), true) => {
                 self.processes.push((process.pid, process.command));
             }
+            (Entry::Source(source), true) => self.sources.insert(source.filename, source.text),
             (Entry::Summary(summary), true) => {
                 self.summary = Some(ProfileInfo {
                     duration_secs: summary.duration_secs,
@@ -262,6 +274,7 @@ impl Reader {
         profile.frames = self.frames;
         profile.thread_names = self.thread_names.into_iter().collect();
         profile.processes = self.processes.into_iter().collect();
+        profile.sources = self.sources;
         profile.stacks = self
             .stacks
             .into_iter()

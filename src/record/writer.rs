@@ -6,12 +6,13 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 
 use super::messages::{
-    Entry, FrameRecord, Header, ProcessRecord, Record, SampleBatch, StackRecord, Summary,
-    ThreadName, FORMAT_VERSION, MAGIC,
+    Entry, FrameRecord, Header, ProcessRecord, Record, SampleBatch, SourceRecord, StackRecord,
+    Summary, ThreadName, FORMAT_VERSION, MAGIC,
 };
 use crate::report::profile::StackKey;
 use crate::report::ProfileInfo;
 use crate::sampler::{Sample, SamplerEvent};
+use crate::target::activity::WaitKind;
 
 /// Samples held before a batch is written even without a flush.
 const BATCH_SAMPLES: usize = 4096;
@@ -78,6 +79,14 @@ impl<W: Write> RecordingWriter<W> {
         }
     }
 
+    /// Keep a copy of the source file `filename`.
+    pub fn add_source(&mut self, filename: &str, text: &str) -> io::Result<()> {
+        self.write(Entry::Source(SourceRecord {
+            filename: filename.to_string(),
+            text: text.to_string(),
+        }))
+    }
+
     fn add_sample(&mut self, sample: &Sample) -> io::Result<()> {
         let key = StackKey::of(sample);
         let stack = match self.stacks.get(&key) {
@@ -91,6 +100,7 @@ impl<W: Write> RecordingWriter<W> {
                     idle: key.idle,
                     frames: key.frames.clone(),
                     pid: key.thread.pid,
+                    wait: key.wait.map_or("", WaitKind::name).to_string(),
                 }))?;
                 self.stacks.insert(key, id);
                 id

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use super::lines::read_source;
 use super::paths::short_path;
 use super::profile::Counts;
 use super::{Profile, Renderer};
@@ -161,7 +160,7 @@ impl Renderer for Heatmap {
             if pct(file.total) / 100.0 < MIN_FILE_SHARE {
                 continue;
             }
-            let source = read_source(filename).unwrap_or_default();
+            let source = profile.sources.lines(filename).unwrap_or_default();
             writeln!(
                 out,
                 "<h2 id=\"f{index}\">{} — {:.1}%</h2>",

@@ -117,13 +117,6 @@ fn function_end(lines: &[String], first_line: u32) -> u32 {
     end
 }
 
-/// The lines of the source file `filename`, read where the interpreter named it;
-/// `None` when it is not there.
-pub fn read_source(filename: &str) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(filename).ok()?;
-    Some(text.lines().map(str::to_string).collect())
-}
-
 /// Print a per-line table for every function named `wanted`; false when there is none.
 pub fn print_lines(profile: &Profile, wanted: &str, out: &mut dyn Write) -> std::io::Result<bool> {
     let functions = function_lines(profile, wanted);
@@ -144,7 +137,7 @@ pub fn print_lines(profile: &Profile, wanted: &str, out: &mut dyn Write) -> std:
             )?;
             continue;
         }
-        let source = read_source(&function.filename);
+        let source = profile.sources.lines(&function.filename);
         writeln!(
             out,
             "\n{} in {}:{}: total {:.1}%, own {:.1}% of all samples",

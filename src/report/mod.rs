@@ -12,6 +12,7 @@ pub mod paths;
 pub mod pprof;
 pub mod profile;
 pub mod pstats;
+pub mod sources;
 pub mod speedscope;
 pub mod table;
 pub mod timeline;
@@ -54,6 +55,7 @@ pub(crate) mod fixtures {
                 os_id: Some(python_id as u32 + 10),
             },
             idle,
+            wait: None,
             frames: frames.to_vec(),
         };
         *profile.stacks.entry(key).or_default() += count;
@@ -78,6 +80,7 @@ pub(crate) mod fixtures {
             thread_state: 0,
             frames: frames.iter().rev().copied().collect(),
             idle,
+            wait: None,
             holds_gil: false,
         });
     }
@@ -145,6 +148,13 @@ impl Format {
     /// sample kept in order ([`Profile::keep_timeline`]).
     pub fn needs_timeline(self) -> bool {
         matches!(self, Format::Speedscope | Format::Chrometrace)
+    }
+
+    /// Whether the format shows source lines, and so keeps a copy of the sampled
+    /// source files ([`Profile::sources`]): a recording, for the reports made from
+    /// it, and a heatmap.
+    pub fn shows_source(self) -> bool {
+        matches!(self, Format::Pyscry | Format::Heatmap)
     }
 
     /// The format `--format` names, or else the one `path`'s extension implies

@@ -11,7 +11,8 @@ use super::{Profile, Renderer};
 use crate::symbolize::FrameId;
 
 /// A gzipped pprof protobuf: one sample per distinct stack with its count and the
-/// time it stands for, labelled with its thread and, in wall mode, idleness.
+/// time it stands for, labelled with its thread and, in wall mode, idleness and what
+/// an idle thread waited for.
 pub struct Pprof;
 
 impl Renderer for Pprof {
@@ -82,7 +83,7 @@ pub mod proto {
         /// One value per sample type.
         #[prost(int64, repeated, tag = "2")]
         pub value: Vec<i64>,
-        /// Labels: thread, idleness.
+        /// Labels: thread, idleness, wait.
         #[prost(message, repeated, tag = "3")]
         pub label: Vec<Label>,
     }
@@ -190,14 +191,16 @@ pub fn build(profile: &Profile) -> proto::Profile {
     let mut location = Vec::new();
     let mut location_ids: HashMap<FrameId, u64> = HashMap::new();
     let mut sample = Vec::with_capacity(profile.stacks.len());
-    let (thread_key, thread_id_key, idle_key) = (
+    let (thread_key, thread_id_key, idle_key, wait_key) = (
         strings.id("thread"),
         strings.id("thread_id"),
         strings.id("idle"),
+        strings.id("wait"),
     );
     let mut stacks: Vec<_> = profile.stacks.iter().collect();
     stacks.sort_by(|a, b| {
-        (&a.0.thread, a.0.idle, &a.0.frames).cmp(&(&b.0.thread, b.0.idle, &b.0.frames))
+        let (a, b) = (a.0, b.0);
+        (&a.thread, a.idle, a.wait, &a.frames).cmp(&(&b.thread, b.idle, b.wait, &b.frames))
     });
     for (stack, &count) in stacks {
         let mut location_id = Vec::with_capacity(stack.frames.len());
@@ -252,6 +255,13 @@ pub fn build(profile: &Profile) -> proto::Profile {
             label.push(proto::Label {
                 key: idle_key,
                 str: strings.id("true"),
+                num: 0,
+            });
+        }
+        if let Some(wait) = stack.wait {
+            label.push(proto::Label {
+                key: wait_key,
+                str: strings.id(wait.name()),
                 num: 0,
             });
         }

@@ -7,9 +7,11 @@ use std::path::Path;
 use rustc_hash::FxHashMap;
 
 use super::paths::short_path;
+use super::sources::SourceFiles;
 use super::timeline::Timeline;
 use crate::sampler::{Sample, SamplerEvent, ThreadKey};
 use crate::symbolize::{Frame, FrameId};
+use crate::target::activity::WaitKind;
 
 /// What produced a profile, shown in every output.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -45,6 +47,8 @@ pub struct StackKey {
     pub thread: ThreadKey,
     /// Whether the thread was idle (wall mode only).
     pub idle: bool,
+    /// What the idle thread waited for, where the kernel said.
+    pub wait: Option<WaitKind>,
     /// Frame ids, root first.
     pub frames: Vec<FrameId>,
 }
@@ -55,7 +59,19 @@ impl StackKey {
         StackKey {
             thread: sample.thread,
             idle: sample.idle,
+            wait: sample.wait,
             frames: sample.frames.iter().rev().copied().collect(),
+        }
+    }
+
+    /// What ends the innermost frame's name in an idle stack: ` [idle]`, or
+    /// ` [idle: lock]` (sleep, poll, io, child) where the kernel said what the thread
+    /// waited for; `None` for a running thread's stack.
+    pub fn idle_mark(&self) -> Option<String> {
+        match (self.idle, self.wait) {
+            (false, _) => None,
+            (true, None) => Some(" [idle]".to_string()),
+            (true, Some(wait)) => Some(format!(" [idle: {}]", wait.name())),
         }
     }
 }
@@ -94,6 +110,8 @@ pub struct Profile {
     /// Every sample in order, kept only for the outputs that show time
     /// ([`Profile::keep_timeline`]).
     pub timeline: Option<Timeline>,
+    /// Copies of the sampled source files, for the outputs that show source lines.
+    pub sources: SourceFiles,
 }
 
 impl Profile {
@@ -170,6 +188,7 @@ impl Profile {
         }
         self.thread_names.extend(other.thread_names);
         self.processes.extend(other.processes);
+        self.sources.extend(other.sources);
         let info = &mut self.info;
         info.duration_secs += other.info.duration_secs;
         info.ticks += other.info.ticks;
@@ -275,10 +294,8 @@ impl Profile {
                 labels.push(self.thread_label(&key.thread));
             }
             labels.extend(key.frames.iter().map(|&id| self.label(id, cwd.as_deref())));
-            if key.idle {
-                if let Some(leaf) = labels.last_mut() {
-                    leaf.push_str(" [idle]");
-                }
+            if let (Some(mark), Some(leaf)) = (key.idle_mark(), labels.last_mut()) {
+                leaf.push_str(&mark);
             }
             *out.entry(labels).or_default() += count;
         }
@@ -390,6 +407,7 @@ mod tests {
             let key = StackKey {
                 thread,
                 idle,
+                wait: None,
                 frames: vec![0, 1],
             };
             profile.stacks.insert(key, count);

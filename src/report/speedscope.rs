@@ -49,7 +49,8 @@ pub struct Shared {
 /// A frame: function, file and line.
 #[derive(Debug, Serialize, PartialEq, Eq, Hash, Clone)]
 pub struct FrameEntry {
-    /// Function name; an idle thread's innermost frame ends in ` [idle]`.
+    /// Function name; an idle thread's innermost frame ends in ` [idle]` (or
+    /// ` [idle: lock]`, see [`crate::report::profile::StackKey::idle_mark`]).
     pub name: String,
     /// Source file.
     pub file: String,
@@ -96,13 +97,9 @@ pub fn build(profile: &Profile) -> anyhow::Result<File> {
             let depth = stack.frames.len();
             let entries = stack.frames.iter().enumerate().map(|(at, &id)| {
                 let frame = profile.frame(id);
-                let idle_leaf = stack.idle && at + 1 == depth;
+                let mark = stack.idle_mark().filter(|_| at + 1 == depth);
                 FrameEntry {
-                    name: if idle_leaf {
-                        format!("{} [idle]", frame.name)
-                    } else {
-                        frame.name.clone()
-                    },
+                    name: format!("{}{}", frame.name, mark.unwrap_or_default()),
                     file: frame.filename.clone(),
                     line: profile.shown_line(frame),
                 }

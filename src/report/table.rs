@@ -113,6 +113,7 @@ mod tests {
                 os_id: None,
             },
             idle: false,
+            wait: None,
             frames,
         };
         profile.stacks.insert(key(vec![0, 1, 1, 1]), 3);

@@ -88,6 +88,7 @@ mod tests {
                 os_id: None,
             },
             idle: false,
+            wait: None,
             frames: frames.to_vec(),
         }
     }

@@ -57,15 +57,43 @@ impl StateSource {
         }
     }
 
-    /// Whether the file's contents say the thread is runnable.
-    fn says_running(self, contents: &[u8]) -> Option<bool> {
+    /// What the file's contents say the thread is doing; `None` when they say
+    /// nothing (an empty `wchan`).
+    fn parse(self, contents: &[u8]) -> Option<RunState> {
         match self {
             StateSource::Wchan if contents.is_empty() => None,
-            StateSource::Wchan => Some(contents == b"0"),
+            StateSource::Wchan if contents == b"0" => Some(RunState::Running),
+            StateSource::Wchan => Some(RunState::Waiting(
+                std::str::from_utf8(contents)
+                    .ok()
+                    .and_then(WaitKind::of_kernel_function),
+            )),
             StateSource::Stat => {
                 let state = super::process::state_letter(&String::from_utf8_lossy(contents))?;
-                Some(state == 'R')
+                Some(match state {
+                    'R' => RunState::Running,
+                    _ => RunState::Waiting(None),
+                })
             }
+        }
+    }
+}
+
+/// A thread's state at one tick, as the sampler reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    /// Runnable: on a CPU or waiting for one.
+    Running,
+    /// Not runnable, waiting for this where the kernel function it sleeps in says.
+    Waiting(Option<WaitKind>),
+}
+
+impl RunState {
+    /// What the thread waits for, where it is known; `None` when it runs.
+    pub fn wait_kind(self) -> Option<WaitKind> {
+        match self {
+            RunState::Running => None,
+            RunState::Waiting(kind) => kind,
         }
     }
 }
@@ -86,8 +114,9 @@ fn wchan_names_a_sleeping_thread() -> bool {
         // fail within the 200 ms it was given).
         (0..2000).any(|_| {
             let named = thread_state(pid, tid) == Some('S')
-                && std::fs::read(format!("/proc/{pid}/task/{tid}/wchan"))
-                    .is_ok_and(|w| StateSource::Wchan.says_running(&w) == Some(false));
+                && std::fs::read(format!("/proc/{pid}/task/{tid}/wchan")).is_ok_and(|w| {
+                    matches!(StateSource::Wchan.parse(&w), Some(RunState::Waiting(_)))
+                });
             if !named {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
@@ -105,7 +134,7 @@ struct StateFile {
     /// In the thread list of the current tick.
     present: bool,
     /// State read by [`ThreadActivity::snapshot`] for the current tick.
-    snapshot: Option<bool>,
+    snapshot: Option<RunState>,
 }
 
 impl ThreadActivity {
@@ -119,17 +148,18 @@ impl ThreadActivity {
     }
 
     /// Read the state of every thread seen at the previous tick now, for
-    /// [`ThreadActivity::is_running`] to answer from. Used before pausing the target,
+    /// [`ThreadActivity::state`] to answer from. Used before pausing the target,
     /// which would make every thread look stopped.
     pub fn snapshot(&mut self) {
         for state in self.threads.values_mut() {
-            state.snapshot = read_running(self.source, &state.file);
+            state.snapshot = read_state(self.source, &state.file);
         }
     }
 
-    /// Whether thread `tid` is runnable (as of the snapshot, if one was taken this tick,
-    /// else now); `None` when its state cannot be read (it exited).
-    pub fn is_running(&mut self, tid: u32) -> Option<bool> {
+    /// Whether thread `tid` is runnable, and if not what it waits for (as of the
+    /// snapshot, if one was taken this tick, else now); `None` when its state cannot
+    /// be read (it exited).
+    pub fn state(&mut self, tid: u32) -> Option<RunState> {
         let (pid, source) = (self.pid, self.source);
         let state = match self.threads.entry(tid) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -142,7 +172,7 @@ impl ThreadActivity {
         state
             .snapshot
             .take()
-            .or_else(|| read_running(source, &state.file))
+            .or_else(|| read_state(source, &state.file))
     }
 
     /// Forget threads that are not among `present`, the threads of this tick (they have
@@ -162,10 +192,10 @@ impl ThreadActivity {
     }
 }
 
-fn read_running(source: StateSource, file: &File) -> Option<bool> {
+fn read_state(source: StateSource, file: &File) -> Option<RunState> {
     let mut buf = [0u8; 512];
     let n = file.read_at(&mut buf, 0).ok()?;
-    source.says_running(&buf[..n])
+    source.parse(&buf[..n])
 }
 
 /// The scheduler state letter of one thread (`R` running, `S` sleeping, `T` stopped…).
@@ -185,7 +215,7 @@ pub enum KernelState {
 }
 
 /// What a sleeping thread waits for, as far as the kernel function it sleeps in says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WaitKind {
     /// A sleep (`nanosleep`).
@@ -202,6 +232,66 @@ pub enum WaitKind {
 }
 
 impl WaitKind {
+    /// What a thread sleeping in the kernel function `function` (as `wchan` names
+    /// it) waits for; `None` for one pyscry does not know (kernels name them
+    /// differently from version to version).
+    pub fn of_kernel_function(function: &str) -> Option<WaitKind> {
+        // Without a compiler's suffix: `poll_schedule_timeout.constprop.0`.
+        let function = function.split('.').next().unwrap_or_default();
+        const POLL: [&str; 6] = [
+            "ep_poll",
+            "do_epoll_wait",
+            "do_select",
+            "core_sys_select",
+            "do_sys_poll",
+            "poll_schedule_timeout",
+        ];
+        const IO: [&str; 7] = [
+            "pipe_read",
+            // The same on newer kernels (6.18 here).
+            "anon_pipe_read",
+            "pipe_wait",
+            "wait_woken",
+            "sk_wait_data",
+            "unix_stream_read_generic",
+            "inet_csk_accept",
+        ];
+        match function {
+            _ if function.contains("nanosleep") => Some(WaitKind::Sleep),
+            _ if function.starts_with("futex") => Some(WaitKind::Lock),
+            _ if POLL.contains(&function) => Some(WaitKind::Poll),
+            _ if IO.contains(&function) => Some(WaitKind::Io),
+            "do_wait" | "kernel_wait4" => Some(WaitKind::Child),
+            _ => None,
+        }
+    }
+
+    /// Every kind, in the order of the enum.
+    pub const ALL: [WaitKind; 5] = [
+        WaitKind::Sleep,
+        WaitKind::Lock,
+        WaitKind::Poll,
+        WaitKind::Io,
+        WaitKind::Child,
+    ];
+
+    /// Its one-word name (`lock`), as recordings, labels and JSON give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WaitKind::Sleep => "sleep",
+            WaitKind::Lock => "lock",
+            WaitKind::Poll => "poll",
+            WaitKind::Io => "io",
+            WaitKind::Child => "child",
+        }
+    }
+
+    /// The kind named `name` ([`WaitKind::name`]); `None` for a name this build does
+    /// not know.
+    pub fn from_name(name: &str) -> Option<WaitKind> {
+        WaitKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
     /// The wait in words, for text output.
     pub fn describe(self) -> &'static str {
         match self {
@@ -219,33 +309,8 @@ impl KernelState {
     /// pyscry knows; `None` for others (kernels name them differently from version to
     /// version, so the function itself is the precise answer).
     pub fn wait_kind(&self) -> Option<WaitKind> {
-        let KernelState::Waiting(Some(function)) = self else {
-            return None;
-        };
-        // Without a compiler's suffix: `poll_schedule_timeout.constprop.0`.
-        let function = function.split('.').next().unwrap_or_default();
-        const POLL: [&str; 6] = [
-            "ep_poll",
-            "do_epoll_wait",
-            "do_select",
-            "core_sys_select",
-            "do_sys_poll",
-            "poll_schedule_timeout",
-        ];
-        const IO: [&str; 6] = [
-            "pipe_read",
-            "pipe_wait",
-            "wait_woken",
-            "sk_wait_data",
-            "unix_stream_read_generic",
-            "inet_csk_accept",
-        ];
-        match function {
-            _ if function.contains("nanosleep") => Some(WaitKind::Sleep),
-            _ if function.starts_with("futex") => Some(WaitKind::Lock),
-            _ if POLL.contains(&function) => Some(WaitKind::Poll),
-            _ if IO.contains(&function) => Some(WaitKind::Io),
-            "do_wait" | "kernel_wait4" => Some(WaitKind::Child),
+        match self {
+            KernelState::Waiting(Some(function)) => WaitKind::of_kernel_function(function),
             _ => None,
         }
     }
@@ -309,12 +374,19 @@ mod tests {
         assert_eq!(kind("futex_wait_queue"), Some(WaitKind::Lock));
         assert_eq!(kind("ep_poll"), Some(WaitKind::Poll));
         assert_eq!(kind("pipe_read"), Some(WaitKind::Io));
+        assert_eq!(kind("anon_pipe_read"), Some(WaitKind::Io));
         let suffixed = kind("poll_schedule_timeout.constprop.0");
         assert_eq!(suffixed, Some(WaitKind::Poll));
         assert_eq!(kind("do_wait"), Some(WaitKind::Child));
         assert_eq!(kind("something_else"), None);
         assert_eq!(KernelState::Waiting(None).wait_kind(), None);
         assert_eq!(KernelState::Running.wait_kind(), None);
+        for kind in WaitKind::ALL {
+            assert_eq!(WaitKind::from_name(kind.name()), Some(kind));
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.name()));
+        }
+        assert_eq!(WaitKind::from_name("gil"), None);
     }
 
     #[test]
@@ -332,12 +404,18 @@ mod tests {
         for source in [StateSource::probe(), StateSource::Stat] {
             let mut activity = ThreadActivity::new(std::process::id());
             activity.source = source;
-            assert_eq!(activity.is_running(me), Some(true), "{source:?}");
-            assert_eq!(activity.is_running(sleeper_tid), Some(false), "{source:?}");
+            assert_eq!(activity.state(me), Some(RunState::Running), "{source:?}");
+            // Only `wchan` says what the sleeper waits for.
+            let kind = (source == StateSource::Wchan).then_some(WaitKind::Sleep);
+            let expected = Some(RunState::Waiting(kind));
+            assert_eq!(activity.state(sleeper_tid), expected, "{source:?}");
         }
         assert_eq!(thread_state(std::process::id(), sleeper_tid), Some('S'));
         let mut activity = ThreadActivity::new(std::process::id());
-        assert_eq!(activity.is_running(sleeper_tid), Some(false));
+        assert!(matches!(
+            activity.state(sleeper_tid),
+            Some(RunState::Waiting(_))
+        ));
         activity.end_tick([sleeper_tid]);
         // Present at the next tick but not asked about (as when it holds the GIL): its
         // file stays open.
@@ -346,6 +424,6 @@ mod tests {
         activity.end_tick([]);
         assert!(activity.threads.is_empty());
         sleeper.join().unwrap();
-        assert_eq!(activity.is_running(sleeper_tid), None);
+        assert_eq!(activity.state(sleeper_tid), None);
     }
 }

@@ -54,6 +54,26 @@ pub fn mapped_files(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// The contents of the file `pid` knows as `path`, opened as the process would open
+/// it: an absolute path from its root (`/proc/PID/root`, its container's files), a
+/// relative one from its working directory. `None` when it cannot be read, is not a
+/// regular file, or is larger than `max_bytes`.
+pub fn read_file_of(pid: u32, path: &str, max_bytes: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let host = match path.starts_with('/') {
+        true => super::maps::FileRoot::Process(pid).path(path),
+        false => std::path::Path::new(&format!("/proc/{pid}/cwd")).join(path),
+    };
+    let file = std::fs::File::open(host).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > max_bytes {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// Every descendant of `root` (children, their children, …) now, from the parent ids
 /// in `/proc/*/stat`.
 pub fn descendants(root: u32) -> Vec<u32> {

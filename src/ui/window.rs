@@ -254,6 +254,7 @@ mod tests {
             thread_state: 0,
             frames: frames.to_vec(),
             idle,
+            wait: None,
             holds_gil: false,
         })
     }

@@ -219,6 +219,14 @@ pub fn record_script(
         .expect("running pyscry")
 }
 
+/// One at a time, for tests that measure time shares: a target spinning on a CPU the
+/// other tests' targets compete for spends the time it waits on whatever line it was
+/// at, and the shares a test expects drift. Held for as long as the guard lives.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A scratch directory for one test, removed at the end.
 pub struct TempDir(pub PathBuf);
 

@@ -1,0 +1,32 @@
+# Threads that each wait in a different way, for a wall-mode recording to tell apart:
+# on a lock, on a pipe, and asleep. Usage: waits.py [SECONDS]
+import os
+import sys
+import threading
+import time
+
+
+def hold_lock(lock):
+    lock.acquire()  # at: lock
+
+
+def read_pipe(fd):
+    os.read(fd, 1)  # at: pipe
+
+
+def nap(seconds):
+    time.sleep(seconds)  # at: nap
+
+
+seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
+held = threading.Lock()
+held.acquire()
+read_end, write_end = os.pipe()
+for name, target, args in (
+    ("locked", hold_lock, (held,)),
+    ("reader", read_pipe, (read_end,)),
+):
+    thread = threading.Thread(target=target, args=args, name=name)
+    thread.daemon = True
+    thread.start()
+nap(seconds)
