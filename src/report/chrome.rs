@@ -5,7 +5,7 @@
 //! closes at the first sample that no longer does, so a slice spans whole sample
 //! periods: what a sampling profiler can know of a call's length. Lines within one
 //! function do not split its slice. A wall-mode sample of an idle thread adds an
-//! innermost `[idle]` slice.
+//! innermost `[idle: KIND]` slice (`[idle]` where the wait is not known).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -38,11 +38,8 @@ impl Renderer for ChromeTrace {
 /// ticks were dropped), and its slices end one period after its last sample.
 const MAX_GAP_PERIODS: f64 = 3.0;
 
-/// The pseudo-function of an idle sample's innermost slice.
-const IDLE: usize = usize::MAX;
-
-/// One thread's open slices, as function indices (or [`IDLE`]), root first, and the
-/// time of its last sample.
+/// One thread's open slices, as function indices, root first, and the time of its
+/// last sample.
 #[derive(Default)]
 struct Track {
     open: Vec<usize>,
@@ -54,8 +51,10 @@ fn write_trace(
     timeline: &Timeline,
     events: &mut EventWriter<'_>,
 ) -> anyhow::Result<()> {
-    // A slice stands for a function: name and file, by (name, file, first line).
-    let mut functions: Vec<(&str, &str)> = Vec::new();
+    // A slice stands for a function: name and file, by (name, file, first line); or
+    // for an idle sample's wait, named by its mark, with no file.
+    let mut functions: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut idle_ids: HashMap<&str, usize> = HashMap::new();
     let mut function_ids: HashMap<(&str, &str, u32), usize> = HashMap::new();
     // Each distinct stack as its slices' functions, root first, with the line each
     // frame was at (shown on the slice that opens there).
@@ -74,14 +73,18 @@ fn write_trace(
                         frame.first_line,
                     );
                     let index = *function_ids.entry(key).or_insert_with(|| {
-                        functions.push((key.0, key.1));
+                        functions.push((key.0, Some(key.1)));
                         functions.len() - 1
                     });
                     (index, frame.line)
                 })
                 .collect();
-            if stack.idle {
-                path.push((IDLE, 0));
+            if let Some(mark) = stack.idle_mark() {
+                let index = *idle_ids.entry(mark).or_insert_with(|| {
+                    functions.push((mark.trim_start(), None));
+                    functions.len() - 1
+                });
+                path.push((index, 0));
             }
             path
         })
@@ -115,11 +118,10 @@ fn write_trace(
             .count();
         events.close(&stack.thread, &mut track.open, kept, sample.time_us)?;
         for &(function, line) in &path[kept..] {
-            let (name, args) = match functions.get(function) {
-                Some(&(name, file)) => (name, json!({ "file": file, "line": line })),
-                None => ("[idle]", Value::Null),
+            let (name, args, category) = match functions[function] {
+                (name, Some(file)) => (name, json!({ "file": file, "line": line }), "python"),
+                (name, None) => (name, Value::Null, "idle"),
             };
-            let category = if function == IDLE { "idle" } else { "python" };
             events.event(&Event {
                 name,
                 cat: Some(category),
@@ -254,8 +256,9 @@ impl<'a> EventWriter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fixtures::{frame, sample_at};
+    use crate::report::fixtures::{frame, sample_at, waiting_sample_at};
     use crate::report::ProfileInfo;
+    use crate::target::activity::WaitKind;
 
     /// The trace of `profile` as (phase, name, time in ms, tid) per event.
     fn events(profile: &Profile) -> Vec<(String, String, u64, u64)> {
@@ -327,9 +330,11 @@ mod tests {
         let mut profile = profile();
         sample_at(&mut profile, 2, false, &[0], 0);
         sample_at(&mut profile, 2, true, &[0], 10);
+        // Idle in a known wait: a slice of its own.
+        waiting_sample_at(&mut profile, 2, WaitKind::Lock, &[0], 20);
         // Absent for 10 periods (cpu mode, off the CPU): its slices end one period
         // after its last sample.
-        sample_at(&mut profile, 2, false, &[0], 110);
+        sample_at(&mut profile, 2, false, &[0], 120);
         assert_eq!(
             events(&profile),
             [
@@ -337,9 +342,11 @@ mod tests {
                 event("B", "main", 0, 12),
                 event("B", "[idle]", 10, 12),
                 event("E", "", 20, 12),
-                event("E", "", 20, 12),
-                event("B", "main", 110, 12),
-                event("E", "", 120, 12),
+                event("B", "[idle: lock]", 20, 12),
+                event("E", "", 30, 12),
+                event("E", "", 30, 12),
+                event("B", "main", 120, 12),
+                event("E", "", 130, 12),
             ]
         );
     }

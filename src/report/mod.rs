@@ -28,6 +28,7 @@ pub(crate) mod fixtures {
     use super::Profile;
     use crate::sampler::{Sample, ThreadKey};
     use crate::symbolize::{Frame, FrameId};
+    use crate::target::activity::WaitKind;
 
     /// A frame of `w.py`.
     pub fn frame(name: &str, line: u32, first_line: u32) -> Frame {
@@ -70,7 +71,27 @@ pub(crate) mod fixtures {
         frames: &[FrameId],
         time_ms: u64,
     ) {
-        profile.add_sample(&Sample {
+        let sample = sample_of(python_id, idle, frames, time_ms);
+        profile.add_sample(&sample);
+    }
+
+    /// [`sample_at`] of an idle thread that waits for `wait`.
+    pub fn waiting_sample_at(
+        profile: &mut Profile,
+        python_id: u64,
+        wait: WaitKind,
+        frames: &[FrameId],
+        time_ms: u64,
+    ) {
+        let sample = Sample {
+            wait: Some(wait),
+            ..sample_of(python_id, true, frames, time_ms)
+        };
+        profile.add_sample(&sample);
+    }
+
+    fn sample_of(python_id: u64, idle: bool, frames: &[FrameId], time_ms: u64) -> Sample {
+        Sample {
             elapsed: std::time::Duration::from_millis(time_ms),
             thread: ThreadKey {
                 pid: 1,
@@ -82,7 +103,7 @@ pub(crate) mod fixtures {
             idle,
             wait: None,
             holds_gil: false,
-        });
+        }
     }
 }
 

@@ -67,12 +67,18 @@ impl StackKey {
     /// What ends the innermost frame's name in an idle stack: ` [idle]`, or
     /// ` [idle: lock]` (sleep, poll, io, child) where the kernel said what the thread
     /// waited for; `None` for a running thread's stack.
-    pub fn idle_mark(&self) -> Option<String> {
-        match (self.idle, self.wait) {
-            (false, _) => None,
-            (true, None) => Some(" [idle]".to_string()),
-            (true, Some(wait)) => Some(format!(" [idle: {}]", wait.name())),
+    pub fn idle_mark(&self) -> Option<&'static str> {
+        if !self.idle {
+            return None;
         }
+        Some(match self.wait {
+            None => " [idle]",
+            Some(WaitKind::Sleep) => " [idle: sleep]",
+            Some(WaitKind::Lock) => " [idle: lock]",
+            Some(WaitKind::Poll) => " [idle: poll]",
+            Some(WaitKind::Io) => " [idle: io]",
+            Some(WaitKind::Child) => " [idle: child]",
+        })
     }
 }
 
@@ -295,7 +301,7 @@ impl Profile {
             }
             labels.extend(key.frames.iter().map(|&id| self.label(id, cwd.as_deref())));
             if let (Some(mark), Some(leaf)) = (key.idle_mark(), labels.last_mut()) {
-                leaf.push_str(&mark);
+                leaf.push_str(mark);
             }
             *out.entry(labels).or_default() += count;
         }
@@ -500,6 +506,26 @@ mod tests {
         profile.full_filenames = true;
         let whole = leaf(&profile).unwrap();
         assert_eq!(whole, "work (/usr/lib/python3.11/json/decoder.py:9)");
+    }
+
+    #[test]
+    fn an_idle_stack_is_marked_with_its_wait() {
+        let key = |idle, wait| StackKey {
+            thread: ThreadKey {
+                pid: 1,
+                python_id: 1,
+                os_id: None,
+            },
+            idle,
+            wait,
+            frames: vec![0],
+        };
+        assert_eq!(key(false, None).idle_mark(), None);
+        assert_eq!(key(true, None).idle_mark(), Some(" [idle]"));
+        for kind in WaitKind::ALL {
+            let mark = format!(" [idle: {}]", kind.name());
+            assert_eq!(key(true, Some(kind)).idle_mark(), Some(mark.as_str()));
+        }
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub fn build(profile: &Profile) -> anyhow::Result<File> {
                 let frame = profile.frame(id);
                 let mark = stack.idle_mark().filter(|_| at + 1 == depth);
                 FrameEntry {
-                    name: format!("{}{}", frame.name, mark.unwrap_or_default()),
+                    name: format!("{}{}", frame.name, mark.unwrap_or("")),
                     file: frame.filename.clone(),
                     line: profile.shown_line(frame),
                 }
