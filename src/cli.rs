@@ -138,6 +138,12 @@ pub struct ReportArgs {
     /// qualified name) line by line, with its source: own and total time per line.
     #[arg(long, value_name = "FUNCTION")]
     pub lines: Option<String>,
+    /// Instead of the table, show each function of this name (or last part of its
+    /// qualified name) with its callers and callees: the share of the samples in
+    /// which each caller called it and in which it called each callee (pstats'
+    /// print_callers and print_callees).
+    #[arg(long, value_name = "FUNCTION", conflicts_with_all = ["lines", "diff"])]
+    pub calls: Option<String>,
     /// How the outputs show the profile.
     #[command(flatten)]
     pub view: ViewArgs,

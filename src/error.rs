@@ -61,7 +61,7 @@ pub enum Error {
         /// What is wrong.
         source: crate::record::RecordingError,
     },
-    /// `report --lines` names a function that no sample ran.
+    /// `report --lines` or `--calls` names a function that no sample ran.
     #[error(
         "no function named `{name}` in {recordings}; the functions with the most own time: {known}"
     )]

@@ -384,6 +384,57 @@ fn unreadable_recordings_are_refused() {
     }
 }
 
+/// `report --calls`: the callers of burn split its time 1:2:3 as the workload does,
+/// and two's time goes to burn.
+#[test]
+fn callers_and_callees_of_a_function() {
+    let Some(python) = common::any_python() else {
+        return common::skip("callers_and_callees_of_a_function", "no interpreter");
+    };
+    let _serial = common::serial();
+    let dir = TempDir::new("report-calls");
+    let recording = dir.path("ratio.pyscry");
+    record_script(&python, &recording, "ratio.py", &["0.05", "8"]);
+    let file = recording.to_str().unwrap();
+    let view = |name: &str| stdout(&succeeded(report(&[file, "--calls", name]), name));
+    // The share of a row naming `function`, in the section that `heading` opens.
+    let share = |text: &str, heading: &str, function: &str| -> f64 {
+        let section = text
+            .split(heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{text}"));
+        let row = section
+            .lines()
+            .skip(1)
+            .take_while(|line| line.starts_with("  "))
+            .find(|line| line.contains(&format!("%  {function} (")))
+            .unwrap_or_else(|| panic!("no {function} under {heading}:\n{text}"));
+        row.trim().split('%').next().unwrap().parse().unwrap()
+    };
+    let burn = view("burn");
+    let callers = ["one", "two", "three"].map(|f| share(&burn, "called by", f));
+    let sum: f64 = callers.iter().sum();
+    for (share, expected) in callers.iter().zip([1.0 / 6.0, 1.0 / 3.0, 0.5]) {
+        assert!(
+            (share / sum - expected).abs() <= 0.05,
+            "{callers:?}\n{burn}"
+        );
+    }
+    assert!(
+        burn.contains("(nothing: all its time is its own)"),
+        "{burn}"
+    );
+    let two = view("two");
+    let total: f64 = two
+        .lines()
+        .find_map(|line| line.split("total ").nth(1)?.split('%').next()?.parse().ok())
+        .unwrap();
+    let to_burn = share(&two, "calls (", "burn");
+    assert!((to_burn - total).abs() <= 1.0, "{two}");
+    let conflicting = report(&[file, "--calls", "burn", "--lines", "burn"]);
+    assert_eq!(conflicting.status.code(), Some(2));
+}
+
 /// `--lines` with a name no sample ran says which functions there are; an output
 /// path that cannot be written is refused.
 #[test]
@@ -399,6 +450,8 @@ fn an_unknown_function_is_named() {
     assert_eq!(out.status.code(), Some(NO_SUCH_FUNCTION), "{stderr}");
     assert!(stderr.contains("no function named `nosuch`"), "{stderr}");
     assert!(stderr.contains("spin"), "{stderr}");
+    let out = report(&[recording.to_str().unwrap(), "--calls", "nosuch"]);
+    assert_eq!(out.status.code(), Some(NO_SUCH_FUNCTION));
     let out = report(&[recording.to_str().unwrap(), "-o", "/nonexistent-dir/r.svg"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(OUTPUT_NOT_WRITABLE), "{stderr}");

@@ -9,7 +9,10 @@ use super::view;
 use crate::cli::ReportArgs;
 use crate::error::{Error, Result};
 use crate::record;
-use crate::report::{diff, lines, table, Format, Profile};
+use crate::report::{calls, diff, lines, table, Format, Profile};
+
+/// A view of the functions of one name: false when the profile has none.
+type FunctionView = fn(&Profile, &str, &mut dyn Write) -> std::io::Result<bool>;
 
 /// Run `pyscry report`; returns the exit code.
 pub fn run(args: ReportArgs) -> Result<i32> {
@@ -43,9 +46,15 @@ pub fn run(args: ReportArgs) -> Result<i32> {
         eprintln!("pyscry: wrote {name}");
     }
     let stdout = &mut table_output(profile_on_stdout);
-    match &args.lines {
-        Some(name) => {
-            if !lines::print_lines(&profile, name, stdout).map_err(anyhow::Error::from)? {
+    // A view of one function: its lines, or its callers and callees.
+    let one_function = match (&args.lines, &args.calls) {
+        (Some(name), _) => Some((name, lines::print_lines as FunctionView)),
+        (None, Some(name)) => Some((name, calls::print_calls as FunctionView)),
+        (None, None) => None,
+    };
+    match one_function {
+        Some((name, view)) => {
+            if !view(&profile, name, stdout).map_err(anyhow::Error::from)? {
                 let known: Vec<String> = table::function_rows(&profile)
                     .into_iter()
                     .take(5)

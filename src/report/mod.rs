@@ -2,6 +2,7 @@
 //!
 //! Renderers only see a [`Profile`]; they never read process memory.
 
+pub mod calls;
 pub mod chrome;
 pub mod collapsed;
 pub mod diff;
