@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::report::table::TableOrder;
 use crate::report::Format;
 use crate::sampler::Mode;
 
@@ -61,9 +62,9 @@ pub struct RecordArgs {
     /// Stop after this many seconds of wall-clock time.
     #[arg(short, long, value_parser = parse_duration)]
     pub duration: Option<f64>,
-    /// How many functions the table at the end shows.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
+    /// The table printed at the end.
+    #[command(flatten)]
+    pub table: TableArgs,
     /// What time to count.
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -80,6 +81,18 @@ pub struct RecordArgs {
     /// the copy they read each file from its path when rendered.
     #[arg(long)]
     pub no_sources: bool,
+}
+
+/// The top-N table of functions that `record` prints at the end and `report` prints.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct TableArgs {
+    /// How many functions the table shows.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Which time orders the table: `own` (in the function itself, pstats'
+    /// tottime) or `total` (with what it called, pstats' cumulative).
+    #[arg(long, value_enum, default_value_t = TableOrder::Own)]
+    pub sort: TableOrder,
 }
 
 /// How a profile's outputs show it: which threads, whether each gets its own
@@ -131,9 +144,9 @@ pub struct ReportArgs {
     /// Format of --output (default: from its extension, else flamegraph).
     #[arg(short, long, value_enum, requires = "output")]
     pub format: Option<Format>,
-    /// How many functions the table shows.
-    #[arg(long, default_value_t = 10)]
-    pub top: usize,
+    /// The table.
+    #[command(flatten)]
+    pub table: TableArgs,
     /// Instead of the table, show each function of this name (or last part of its
     /// qualified name) line by line, with its source: own and total time per line.
     #[arg(long, value_name = "FUNCTION")]

@@ -385,7 +385,7 @@ fn unreadable_recordings_are_refused() {
 }
 
 /// `report --calls`: the callers of burn split its time 1:2:3 as the workload does,
-/// and two's time goes to burn.
+/// and two's time goes to burn; `--sort total` orders the table by total time.
 #[test]
 fn callers_and_callees_of_a_function() {
     let Some(python) = common::any_python() else {
@@ -431,6 +431,16 @@ fn callers_and_callees_of_a_function() {
         .unwrap();
     let to_burn = share(&two, "calls (", "burn");
     assert!((to_burn - total).abs() <= 1.0, "{two}");
+    // The table ordered by total time, as pstats' cumulative.
+    let table = stdout(&succeeded(report(&[file, "--sort", "total"]), "sort"));
+    let totals: Vec<f64> = table
+        .lines()
+        .skip(2)
+        .map(|row| row.split_whitespace().nth(1).unwrap())
+        .map(|total| total.trim_end_matches('%').parse().unwrap())
+        .collect();
+    let descending = totals.windows(2).all(|pair| pair[0] >= pair[1]);
+    assert!(totals.len() >= 5 && descending, "{table}");
     let conflicting = report(&[file, "--calls", "burn", "--lines", "burn"]);
     assert_eq!(conflicting.status.code(), Some(2));
 }

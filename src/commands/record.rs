@@ -279,7 +279,12 @@ fn finish(
         i.dropped_ticks,
         rate
     );
-    let _ = table::print_top(&profile, args.top, &mut table_output(table_to_stderr));
+    let _ = table::print_top(
+        &profile,
+        args.table.top,
+        args.table.sort,
+        &mut table_output(table_to_stderr),
+    );
     Ok(0)
 }
 

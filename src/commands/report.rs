@@ -67,7 +67,8 @@ pub fn run(args: ReportArgs) -> Result<i32> {
                 });
             }
         }
-        None => table::print_top(&profile, args.top, stdout).map_err(anyhow::Error::from)?,
+        None => table::print_top(&profile, args.table.top, args.table.sort, stdout)
+            .map_err(anyhow::Error::from)?,
     }
     stdout.flush().map_err(anyhow::Error::from)?;
     Ok(0)
@@ -148,7 +149,7 @@ fn compare(
         eprintln!("pyscry: wrote {name}");
     }
     let stdout = &mut table_output(profile_on_stdout);
-    diff::print_changes(before, after, args.top, stdout).map_err(anyhow::Error::from)?;
+    diff::print_changes(before, after, args.table.top, stdout).map_err(anyhow::Error::from)?;
     stdout.flush().map_err(anyhow::Error::from)?;
     Ok(0)
 }

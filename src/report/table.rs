@@ -45,8 +45,22 @@ pub fn function_rows(profile: &Profile) -> Vec<FunctionRow> {
     out
 }
 
-/// Print the `limit` functions with the most own time.
-pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::io::Result<()> {
+/// Which count orders a table of functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableOrder {
+    /// Time in the function itself, then total.
+    Own,
+    /// Time in the function and what it called, then own.
+    Total,
+}
+
+/// Print the `limit` functions with the most own (or total) time.
+pub fn print_top(
+    profile: &Profile,
+    limit: usize,
+    order: TableOrder,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     let total = profile.total_samples();
     writeln!(out, "{}", profile.describe())?;
     if total == 0 {
@@ -58,7 +72,12 @@ pub fn print_top(profile: &Profile, limit: usize, out: &mut dyn Write) -> std::i
         "own%", "total%", "function"
     )?;
     let pct = |n: u64| 100.0 * n as f64 / total as f64;
-    for row in function_rows(profile).into_iter().take(limit) {
+    let mut rows = function_rows(profile);
+    if order == TableOrder::Total {
+        // Stable: rows of equal total keep their order by own time.
+        rows.sort_by(|a, b| b.total.cmp(&a.total));
+    }
+    for row in rows.into_iter().take(limit) {
         writeln!(
             out,
             "{:>6.1}% {:>6.1}%  {:<40} {}",
@@ -122,5 +141,19 @@ mod tests {
         assert_eq!(rows[0].name, "fib");
         assert_eq!((rows[0].own, rows[0].total), (3, 3));
         assert_eq!((rows[1].own, rows[1].total), (1, 4));
+        // Ordered by total, main (its callee's time included) comes first.
+        let table = |order| {
+            let mut out = Vec::new();
+            print_top(&profile, 10, order, &mut out).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let names: Vec<String> = text
+                .lines()
+                .skip(2)
+                .map(|row| row.split_whitespace().nth(2).unwrap().to_string())
+                .collect();
+            names
+        };
+        assert_eq!(table(TableOrder::Own), ["fib", "main"]);
+        assert_eq!(table(TableOrder::Total), ["main", "fib"]);
     }
 }
