@@ -75,7 +75,7 @@ pub fn print_top(
     let mut rows = function_rows(profile);
     if order == TableOrder::Total {
         // Stable: rows of equal total keep their order by own time.
-        rows.sort_by(|a, b| b.total.cmp(&a.total));
+        rows.sort_by_key(|row| std::cmp::Reverse(row.total));
     }
     for row in rows.into_iter().take(limit) {
         writeln!(
