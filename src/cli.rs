@@ -157,6 +157,14 @@ pub struct ReportArgs {
     /// print_callers and print_callees).
     #[arg(long, value_name = "FUNCTION", conflicts_with_all = ["lines", "diff"])]
     pub calls: Option<String>,
+    /// Keep only the samples taken this many seconds or more after the recording
+    /// started.
+    #[arg(long, value_name = "SECS", value_parser = parse_offset, conflicts_with = "diff")]
+    pub from: Option<f64>,
+    /// Keep only the samples taken before this many seconds after the recording
+    /// started.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, conflicts_with = "diff")]
+    pub to: Option<f64>,
     /// How the outputs show the profile.
     #[command(flatten)]
     pub view: ViewArgs,
@@ -253,6 +261,13 @@ fn parse_duration(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(secs),
         _ => Err("the duration must be a positive number of seconds".into()),
+    }
+}
+
+fn parse_offset(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 && secs.is_finite() => Ok(secs),
+        _ => Err("the time must be a number of seconds, 0 or more".into()),
     }
 }
 

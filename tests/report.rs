@@ -445,6 +445,58 @@ fn callers_and_callees_of_a_function() {
     assert_eq!(conflicting.status.code(), Some(2));
 }
 
+/// `report --from/--to` keeps a stretch of the recording: of ratio.py's one round
+/// (one 0.3 s, two 0.6 s, three 0.9 s, in turn), the stretch from 1.1 s to 1.7 s is
+/// all three's; the time outputs keep the samples' times.
+#[test]
+fn a_stretch_of_a_recording() {
+    let Some(python) = common::any_python() else {
+        return common::skip("a_stretch_of_a_recording", "no interpreter");
+    };
+    let _serial = common::serial();
+    let dir = TempDir::new("report-window");
+    let recording = dir.path("seq.pyscry");
+    record_script(&python, &recording, "ratio.py", &["0.3", "1"]);
+    let file = recording.to_str().unwrap();
+    let window = ["--from", "1.1", "--to", "1.7"];
+    let folded = dir.path("window.txt");
+    let mut args = vec![file, "-o", folded.to_str().unwrap()];
+    args.extend(window);
+    let table = stdout(&succeeded(report(&args), "window"));
+    assert!(
+        table.contains("0.6 s (1.1–1.7 s of the recording)"),
+        "{table}"
+    );
+    let text = std::fs::read_to_string(&folded).unwrap();
+    let (counts, total) = common::collapsed_shares(&text, &["one", "two", "three"]);
+    assert!(total >= 60, "{text}");
+    assert!(
+        counts[2] as f64 >= 0.95 * total as f64,
+        "{counts:?} of {total}: {text}"
+    );
+
+    let trace = dir.path("window.trace.json");
+    let mut args = vec![file, "-o", trace.to_str().unwrap()];
+    args.extend(window);
+    succeeded(report(&args), "trace");
+    let (slices, _) = common::trace_slices(&trace);
+    let all: Vec<&common::TraceSlice> = slices.values().flatten().collect();
+    assert!(!all.is_empty());
+    for slice in all {
+        let inside = slice.start_ms >= 1100.0 && slice.end_ms <= 1700.0 + 10.0;
+        assert!(
+            inside,
+            "{} at {}–{} ms",
+            slice.name, slice.start_ms, slice.end_ms
+        );
+    }
+
+    let out = report(&[file, "--from", "100"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("past its end"), "{stderr}");
+}
+
 /// `--lines` with a name no sample ran says which functions there are; an output
 /// path that cannot be written is refused.
 #[test]

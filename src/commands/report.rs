@@ -20,13 +20,22 @@ pub fn run(args: ReportArgs) -> Result<i32> {
         .output
         .as_deref()
         .map(|path| Format::choose(args.format, Some(path)));
-    let keep_timeline = format.is_some_and(Format::needs_timeline);
-    if keep_timeline && (args.files.len() > 1 || args.diff.is_some()) {
+    let shows_time = format.is_some_and(Format::needs_timeline);
+    if shows_time && (args.files.len() > 1 || args.diff.is_some()) {
         let why = "speedscope and chrometrace show one recording's samples in time; \
                    merged or compared recordings have no one timeline";
         return Err(anyhow::anyhow!(why).into());
     }
-    let mut profile = read_merged(&args.files, keep_timeline)?;
+    let window = (args.from.is_some() || args.to.is_some())
+        .then(|| (args.from.unwrap_or(0.0), args.to.unwrap_or(f64::INFINITY)));
+    if window.is_some() && args.files.len() > 1 {
+        let why = "--from and --to cut one recording; merged recordings have no one timeline";
+        return Err(anyhow::anyhow!(why).into());
+    }
+    let mut profile = read_merged(&args.files, shows_time || window.is_some())?;
+    if let Some((from, to)) = window {
+        keep_window(&mut profile, from, to)?;
+    }
     view::apply(&args.view, &mut profile);
     if let Some(before) = &args.diff {
         let mut before = read(before, false)?;
@@ -72,6 +81,22 @@ pub fn run(args: ReportArgs) -> Result<i32> {
     }
     stdout.flush().map_err(anyhow::Error::from)?;
     Ok(0)
+}
+
+/// Keep the samples from `from` to `to` seconds into the recording; an empty or
+/// reversed window, or one that starts after the recording ends, is refused.
+fn keep_window(profile: &mut Profile, from: f64, to: f64) -> Result<()> {
+    let length = profile.info.duration_secs;
+    if from >= to {
+        let why = format!("--from {from} is not before --to {to}");
+        return Err(anyhow::anyhow!(why).into());
+    }
+    if from >= length {
+        let why = format!("the recording is {length:.1} s long: --from {from} is past its end");
+        return Err(anyhow::anyhow!(why).into());
+    }
+    profile.keep_window(from, to);
+    Ok(())
 }
 
 /// The recording at `path` (standard input for `-`), with a warning if it was cut

@@ -38,6 +38,9 @@ pub struct ProfileInfo {
     pub dropped_ticks: u64,
     /// When sampling started, in seconds since the Unix epoch.
     pub started_unix_secs: u64,
+    /// The part of the recording kept (`report --from/--to`), in seconds since
+    /// sampling started; `None` for all of it.
+    pub window: Option<(f64, f64)>,
 }
 
 /// One distinct stack of one thread.
@@ -237,6 +240,34 @@ impl Profile {
         retain_stacks(&mut self.stacks, self.timeline.as_mut(), |key| !key.idle);
     }
 
+    /// Keep only the samples taken from `from` to `to` seconds after sampling
+    /// started (`report --from/--to`), rebuilding the counts from the timeline, which
+    /// must be kept. The duration becomes the window's, the ticks the sample times in
+    /// it.
+    pub fn keep_window(&mut self, from: f64, to: f64) {
+        let Some(timeline) = &mut self.timeline else {
+            return;
+        };
+        let to = to.min(self.info.duration_secs).max(from);
+        let micros = |secs: f64| (secs * 1e6).round() as u64;
+        timeline.retain_between(micros(from), micros(to));
+        self.stacks.clear();
+        let mut last_time = None;
+        let mut ticks = 0;
+        for sample in timeline.samples() {
+            let key = &timeline.stacks()[sample.stack as usize];
+            *self.stacks.entry(key.clone()).or_default() += 1;
+            if last_time != Some(sample.time_us) {
+                ticks += 1;
+                last_time = Some(sample.time_us);
+            }
+        }
+        self.info.samples = self.total_samples();
+        self.info.ticks = ticks;
+        self.info.duration_secs = to - from;
+        self.info.window = Some((from, to));
+    }
+
     /// Own and total samples per key. `key_at(frames, depth)` says what the frame at
     /// `depth` of a stack (root first) stands for, or `None`; a key counts toward
     /// "total" once per sample however often it recurs in the stack, and toward "own"
@@ -354,8 +385,12 @@ impl Profile {
     /// A one-line description of how the profile was made.
     pub fn describe(&self) -> String {
         let i = &self.info;
+        let window = match i.window {
+            Some((from, to)) => format!(" ({from:.1}–{to:.1} s of the recording)"),
+            None => String::new(),
+        };
         format!(
-            "{} samples, {} mode, {} Hz, {:.1} s, pid {}, {}",
+            "{} samples, {} mode, {} Hz, {:.1} s{window}, pid {}, {}",
             self.total_samples(),
             i.mode,
             i.rate_hz,

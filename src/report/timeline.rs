@@ -62,6 +62,17 @@ impl Timeline {
             .map(|(&stack, &time_us)| TimedSample { time_us, stack })
     }
 
+    /// Keep only the samples taken from `from_us` (included) to `to_us` (excluded).
+    pub fn retain_between(&mut self, from_us: u64, to_us: u64) {
+        let mut kept = Timeline::default();
+        for sample in self.samples() {
+            if (from_us..to_us).contains(&sample.time_us) {
+                kept.push(&self.stacks[sample.stack as usize], sample.time_us);
+            }
+        }
+        *self = kept;
+    }
+
     /// Drop the samples whose stack fails `keep`.
     pub fn retain(&mut self, keep: impl Fn(&StackKey) -> bool) {
         let mut kept = Timeline::default();
@@ -120,5 +131,18 @@ mod tests {
             [b],
             "only the kept thread's stacks are left"
         );
+    }
+
+    #[test]
+    fn a_window_keeps_the_samples_from_its_start_to_before_its_end() {
+        let mut timeline = Timeline::default();
+        let (a, b) = (stack(1, &[0, 1]), stack(2, &[0]));
+        for (stack, time_us) in [(&a, 0), (&b, 10), (&a, 20), (&b, 30)] {
+            timeline.push(stack, time_us);
+        }
+        timeline.retain_between(10, 30);
+        let kept: Vec<u64> = timeline.samples().map(|s| s.time_us).collect();
+        assert_eq!(kept, [10, 20]);
+        assert_eq!(timeline.stacks(), [b, a]);
     }
 }
