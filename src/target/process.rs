@@ -57,21 +57,47 @@ pub fn mapped_files(pid: u32) -> usize {
 /// The contents of the file `pid` knows as `path`, opened as the process would open
 /// it: an absolute path from its root (`/proc/PID/root`, its container's files), a
 /// relative one from its working directory. `None` when it cannot be read, is not a
-/// regular file, or is larger than `max_bytes`.
+/// regular file, is larger than `max_bytes`, or is one the process's user could not
+/// read itself: the name comes from the target, and pyscry, often run as root, must
+/// not copy out a file the target had no access to (`/etc/shadow`), nor block
+/// opening a FIFO.
 pub fn read_file_of(pid: u32, path: &str, max_bytes: u64) -> Option<Vec<u8>> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let host = match path.starts_with('/') {
         true => super::maps::FileRoot::Process(pid).path(path),
         false => std::path::Path::new(&format!("/proc/{pid}/cwd")).join(path),
     };
-    let file = std::fs::File::open(host).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(host)
+        .ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > max_bytes {
+    if !meta.is_file() || meta.len() > max_bytes || !readable_by(pid, &meta) {
         return None;
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(max_bytes).read_to_end(&mut bytes).ok()?;
     Some(bytes)
+}
+
+/// Whether the effective user of `pid` may read a file with metadata `meta`, by its
+/// mode: root, the owner where the owner may read, anyone where others may. (A
+/// file readable through a group only is taken as not readable.)
+fn readable_by(pid: u32, meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(uid) = effective_uid(pid) else {
+        return false;
+    };
+    uid == 0 || meta.mode() & 0o004 != 0 || (meta.uid() == uid && meta.mode() & 0o400 != 0)
+}
+
+/// The effective user id of `pid` (the second field of `Uid:` in its status).
+fn effective_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|line| line.strip_prefix("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Every descendant of `root` (children, their children, …) now, from the parent ids
@@ -190,6 +216,49 @@ pub fn terminate(child: &mut Child) -> std::io::Result<ExitStatus> {
 
 #[cfg(test)]
 mod tests {
+    /// A file named by a process is copied only where that process's user may read
+    /// it, and only if it is a regular file: a FIFO is refused without blocking.
+    #[test]
+    fn a_file_is_read_only_as_its_process_could() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root, to run a process as another user");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("pyscry-read-as-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let file = |name: &str, mode: u32| {
+            let path = dir.join(name);
+            std::fs::write(&path, "x = 1\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        let (public, private) = (file("public.py", 0o644), file("private.py", 0o600));
+        let fifo = dir.join("fifo.py");
+        let fifo_name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(fifo_name.as_ptr(), 0o644) }, 0);
+        let mut nobody = std::process::Command::new("sleep")
+            .arg("10")
+            .uid(65534)
+            .gid(65534)
+            .spawn()
+            .unwrap();
+        let pid = nobody.id();
+        let read = |path: &str| super::read_file_of(pid, path, 1 << 20);
+        assert_eq!(read(&public), Some(b"x = 1\n".to_vec()));
+        assert_eq!(read(&private), None, "root's 0600 file, read for nobody");
+        assert_eq!(read(fifo.to_str().unwrap()), None);
+        // As root, the target may read its own private file.
+        assert!(super::read_file_of(std::process::id(), &private, 1 << 20).is_some());
+        let _ = nobody.kill();
+        let _ = nobody.wait();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn descendants_include_grandchildren() {
         let mut shell = std::process::Command::new("sh")
