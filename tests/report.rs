@@ -279,6 +279,7 @@ fn a_recording_keeps_the_source_that_ran() {
     let kept_table = table(&kept);
     let row = line_row(&kept_table, heavy);
     assert!(row.2.starts_with("spin(3000)"), "{kept_table}");
+    assert!(kept_table.contains("has changed since"), "{kept_table}");
     let later_table = table(&read_later);
     let row = line_row(&later_table, heavy);
     assert!(row.2.starts_with("# rewritten:"), "{later_table}");

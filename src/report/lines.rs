@@ -153,6 +153,12 @@ pub fn print_lines(profile: &Profile, wanted: &str, out: &mut dyn Write) -> std:
                 "(source not found at {}: sampled lines only)",
                 function.filename
             )?;
+        } else if profile.sources.changed_since(&function.filename) {
+            writeln!(
+                out,
+                "(source as recorded: {} has changed since)",
+                function.filename
+            )?;
         }
         writeln!(out, "{:>6} {:>7} {:>7}  source", "line", "own%", "total%")?;
         for (line, text) in shown_lines(function, source.as_deref()) {

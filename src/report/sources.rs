@@ -40,6 +40,14 @@ impl SourceFiles {
         }
     }
 
+    /// Whether the copy kept of `filename` differs from the file at that path here
+    /// (edited since it was recorded); false when there is no copy or no file.
+    pub fn changed_since(&self, filename: &str) -> bool {
+        self.files
+            .get(filename)
+            .is_some_and(|kept| std::fs::read_to_string(filename).is_ok_and(|now| &now != kept))
+    }
+
     /// The lines of `filename`: the copy kept, else the file at that path here;
     /// `None` when there is neither.
     pub fn lines(&self, filename: &str) -> Option<Vec<String>> {
@@ -76,6 +84,9 @@ mod tests {
             Some(vec!["kept".to_string(), "second".to_string()])
         );
         assert!(sources.contains(&name));
+        assert!(sources.changed_since(&name));
+        std::fs::write(&path, "kept\nsecond\n").unwrap();
+        assert!(!sources.changed_since(&name));
         assert_eq!(sources.lines("/nonexistent/pyscry/x.py"), None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
