@@ -425,6 +425,33 @@ fn native_frames_lead_with_native() {
     tmux.assert_ended_cleanly();
 }
 
+/// The header says what the idle threads wait for: waits.py has one thread on a
+/// lock, one on a pipe and the main one asleep (select before 3.11).
+#[test]
+fn the_header_says_what_idle_threads_wait_for() {
+    let test = "waits";
+    let Some(python) = common::any_python() else {
+        common::skip(test, "no interpreter");
+        return;
+    };
+    let (python, script) = (python.path.display().to_string(), script("waits.py"));
+    let args = ["--", &python, script.to_str().unwrap(), "60"];
+    let Some(mut tmux) = Tmux::start(test, &args) else {
+        return;
+    };
+    let screen = tmux.wait_for("the three waits", |s| {
+        [
+            "(0 running, 3 idle: 1 sleep, 1 lock, 1 io)",
+            "(0 running, 3 idle: 1 lock, 1 poll, 1 io)",
+        ]
+        .iter()
+        .any(|header| s.0.contains(header))
+    });
+    tmux.target = Some(screen.pid());
+    tmux.keys(&["q"]);
+    tmux.assert_ended_cleanly();
+}
+
 #[test]
 fn subprocesses_add_their_functions() {
     let test = "top_subprocesses";

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::window::{Query, Span, Table};
+use super::window::{Query, Span, Table, ThreadCounts};
 use crate::report::table::FunctionRow;
 use crate::sampler::ThreadKey;
 
@@ -102,8 +102,9 @@ pub struct Header {
     pub errors: u64,
     /// Ticks skipped because the sampler fell behind.
     pub dropped_ticks: u64,
-    /// Threads sampled in the last window, and how many of them ran.
-    pub threads: (usize, usize),
+    /// Threads sampled in the last window, how many of them ran, and what the
+    /// others waited for.
+    pub threads: ThreadCounts,
     /// With `--subprocesses`, the processes sampled in the last window.
     pub processes: Option<usize>,
     /// The target's CPU use over the last window, in percent.

@@ -102,7 +102,18 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
         h.errors,
         h.dropped_ticks
     );
-    let (threads, running) = h.threads;
+    let threads = &h.threads;
+    let idle = threads.sampled - threads.running.min(threads.sampled);
+    // What the idle threads wait for, where the kernel said: `: 2 lock, 1 sleep`.
+    let waits: Vec<String> = threads
+        .idle_by_wait
+        .iter()
+        .filter_map(|(wait, n)| Some(format!("{n} {}", wait.as_ref()?.name())))
+        .collect();
+    let waits = match waits.is_empty() {
+        true => String::new(),
+        false => format!(": {}", waits.join(", ")),
+    };
     let gil = h
         .gil_percent
         .map_or(String::new(), |gil| format!("  GIL held {gil:.0}%"));
@@ -110,8 +121,9 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
         .processes
         .map_or(String::new(), |n| format!("processes {n}  "));
     let third = format!(
-        "{processes}threads {threads} ({running} running, {} idle){gil}  CPU {}  RSS {}",
-        threads - running.min(threads),
+        "{processes}threads {} ({} running, {idle} idle{waits}){gil}  CPU {}  RSS {}",
+        threads.sampled,
+        threads.running,
         h.cpu_percent
             .map_or("-".to_string(), |cpu| format!("{cpu:.1}%")),
         h.rss_bytes.map_or("-".to_string(), bytes)

@@ -6,12 +6,14 @@
 //! span and thread, so the live view counts own and total time exactly as `record`
 //! does, a recursive function once per stack.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::report::table::{function_rows, FunctionRow};
 use crate::report::{Profile, ProfileInfo};
 use crate::sampler::{SamplerEvent, ThreadKey};
 use crate::symbolize::Frame;
+use crate::target::activity::WaitKind;
 
 /// Which samples a table covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,23 +205,48 @@ impl Aggregator {
         pids.len()
     }
 
-    /// Threads sampled in the last window, and how many of them ran (had a sample that
-    /// was not idle) in it.
-    pub fn window_threads(&self) -> (usize, usize) {
-        let mut threads: Vec<(ThreadKey, bool)> = self
-            .window
-            .stacks
-            .stacks
-            .keys()
-            .map(|key| (key.thread, !key.idle))
-            .collect();
-        // In reverse order a thread's first entry says whether it ever ran.
-        threads.sort();
-        threads.reverse();
-        threads.dedup_by_key(|(thread, _)| *thread);
-        let running = threads.iter().filter(|(_, ran)| *ran).count();
-        (threads.len(), running)
+    /// The threads sampled in the last window: how many, how many ran, and what
+    /// those that did not waited for.
+    pub fn window_threads(&self) -> ThreadCounts {
+        // Per thread: whether it ran, and its idle samples by wait.
+        let mut threads: BTreeMap<ThreadKey, (bool, BTreeMap<Option<WaitKind>, u64>)> =
+            BTreeMap::new();
+        for (key, &count) in &self.window.stacks.stacks {
+            let (ran, waits) = threads.entry(key.thread).or_default();
+            match key.idle {
+                false => *ran = true,
+                true => *waits.entry(key.wait).or_default() += count,
+            }
+        }
+        let mut counts = ThreadCounts {
+            sampled: threads.len(),
+            ..ThreadCounts::default()
+        };
+        for (ran, waits) in threads.into_values() {
+            if ran {
+                counts.running += 1;
+                continue;
+            }
+            // The wait it was seen in most (the first of equals, in kind order).
+            let most = waits.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)));
+            if let Some((&wait, _)) = most {
+                *counts.idle_by_wait.entry(wait).or_default() += 1;
+            }
+        }
+        counts
     }
+}
+
+/// The threads sampled in a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadCounts {
+    /// Threads sampled.
+    pub sampled: usize,
+    /// Threads that ran: had a sample that was not idle.
+    pub running: usize,
+    /// Threads that did not, by what they waited for most (`None`: the kernel did not
+    /// say).
+    pub idle_by_wait: BTreeMap<Option<WaitKind>, usize>,
 }
 
 #[cfg(test)]
@@ -363,7 +390,9 @@ mod tests {
         agg.add_event(sample(WORKER, &[1], true));
         agg.add_event(sample(WORKER, &[1], true));
         agg.rotate(start + Duration::from_secs(1), 2);
-        assert_eq!(agg.window_threads(), (2, 1));
+        let counts = agg.window_threads();
+        assert_eq!((counts.sampled, counts.running), (2, 1));
+        assert_eq!(counts.idle_by_wait, BTreeMap::from([(None, 1)]));
         let threads: Vec<ThreadKey> = agg.threads().into_iter().map(|(k, _)| k).collect();
         assert_eq!(threads, [MAIN, WORKER]);
         let worker = agg.table(Query {
