@@ -291,6 +291,7 @@ fn a_recording_keeps_the_source_that_ran() {
     let html = std::fs::read_to_string(&html).unwrap();
     assert!(html.contains("spin(3000)  # at: heavy"), "{html}");
     assert!(!html.contains("# rewritten:"), "{html}");
+    assert!(html.contains("the file has changed since"), "{html}");
 }
 
 /// A recording of an attached process stopped by `signal` once samples are on disk;
