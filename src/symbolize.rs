@@ -35,17 +35,23 @@ pub struct Frame {
 
 impl Frame {
     /// A native function's frame: its symbol (or address, where the file has none),
-    /// and its source file and line where the module's DWARF gives them, else the
-    /// module's name (e.g. `libc.so.6`) and line 0.
+    /// marked ` [inlined]` for code the compiler inlined into the next frame's
+    /// function (it has no stack frame of its own), and its source file and line
+    /// where the module's DWARF gives them, else the module's name (e.g.
+    /// `libc.so.6`) and line 0.
     pub fn native(frame: &NativeFrame) -> Frame {
         let (filename, line) = match &frame.source {
             Some(source) => (source.file.clone(), source.line),
             None => (frame.module.clone().unwrap_or_else(|| "?".to_string()), 0),
         };
+        let function = match &frame.function {
+            Some(function) => function.clone(),
+            None => format!("{:#x}", frame.address),
+        };
         Frame {
-            name: match &frame.function {
-                Some(function) => function.clone(),
-                None => format!("{:#x}", frame.address),
+            name: match frame.inlined {
+                true => format!("{function} [inlined]"),
+                false => function,
             },
             filename,
             line,

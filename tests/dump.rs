@@ -678,6 +678,12 @@ impl SplitLibrary {
         assert_eq!(inner["function"], "pysleep", "{inner:#}");
         assert_eq!(inner["inlined"], true, "{inner:#}");
         assert_in_timemodule(&inner, &python.name);
+        // The text marks it.
+        let pid = self.target.pid().to_string();
+        let text = run_pyscry(&["dump", "--pid", &pid, "--native"]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("    pysleep [inlined] ("), "{text}");
+        assert!(text.contains("    time_sleep ("), "{text}");
     }
 
     /// Without DWARF, `time_sleep` has no line and nothing inlined.

@@ -170,7 +170,10 @@ impl Renderer for Heatmap {
             if source.is_empty() {
                 writeln!(out, "<p>(source not found: sampled lines only)</p>")?;
             } else if profile.sources.changed_since(filename) {
-                writeln!(out, "<p>(source as recorded: the file has changed since)</p>")?;
+                writeln!(
+                    out,
+                    "<p>(source as recorded: the file has changed since)</p>"
+                )?;
             }
             writeln!(
                 out,
