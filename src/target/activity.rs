@@ -257,8 +257,9 @@ impl WaitKind {
             "inet_csk_accept",
         ];
         match function {
-            _ if function.contains("nanosleep") => Some(WaitKind::Sleep),
+            // Threads waiting for the GIL, the commonest, are told first.
             _ if function.starts_with("futex") => Some(WaitKind::Lock),
+            _ if function.contains("nanosleep") => Some(WaitKind::Sleep),
             _ if POLL.contains(&function) => Some(WaitKind::Poll),
             _ if IO.contains(&function) => Some(WaitKind::Io),
             "do_wait" | "kernel_wait4" => Some(WaitKind::Child),
