@@ -1,6 +1,7 @@
 //! Source paths as people read them in labels and tables: `json/decoder.py` rather
 //! than `/usr/lib/python3.11/json/decoder.py`.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 /// Directories whose contents are named by module path: third-party packages.
@@ -23,6 +24,31 @@ pub fn short_path<'a>(path: &'a str, cwd: Option<&Path>) -> &'a str {
                 .and_then(Path::to_str)
         })
         .unwrap_or(path)
+}
+
+/// How each of `paths` is named in labels: its [`short_path`], unless another of
+/// `paths` has the same short name (`utils.py` in the working directory and in
+/// `site-packages`), in which case both keep their whole path, so that their frames
+/// are never drawn as one.
+pub fn distinct_short_paths<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    cwd: Option<&Path>,
+) -> HashMap<&'a str, &'a str> {
+    let mut by_short: HashMap<&str, Vec<&str>> = HashMap::new();
+    for path in paths {
+        let paths = by_short.entry(short_path(path, cwd)).or_default();
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    let mut names = HashMap::new();
+    for (short, paths) in by_short {
+        let unique = paths.len() == 1;
+        for path in paths {
+            names.insert(path, if unique { short } else { path });
+        }
+    }
+    names
 }
 
 /// The part of `path` below a standard library directory: `…/lib/python3.11/`,
@@ -108,6 +134,24 @@ mod tests {
             "<frozen importlib._bootstrap>"
         );
         assert_eq!(short_path("<string>", None), "<string>");
+    }
+
+    #[test]
+    fn files_whose_short_names_collide_keep_their_whole_paths() {
+        let cwd = Path::new("/srv/app");
+        let paths = [
+            "/srv/app/utils.py",
+            "/venv/lib/python3.12/site-packages/utils.py",
+            "/venv/lib/python3.12/site-packages/requests/api.py",
+            "/srv/app/utils.py",
+        ];
+        let names = distinct_short_paths(paths, Some(cwd));
+        assert_eq!(names.len(), 3);
+        assert_eq!(names["/srv/app/utils.py"], "/srv/app/utils.py");
+        let installed = "/venv/lib/python3.12/site-packages/utils.py";
+        assert_eq!(names[installed], installed);
+        let api = "/venv/lib/python3.12/site-packages/requests/api.py";
+        assert_eq!(names[api], "requests/api.py");
     }
 
     #[test]

@@ -2,11 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
-use std::path::Path;
 
 use rustc_hash::FxHashMap;
 
-use super::paths::short_path;
+use super::paths::distinct_short_paths;
 use super::sources::SourceFiles;
 use super::timeline::Timeline;
 use crate::sampler::{Sample, SamplerEvent, ThreadKey};
@@ -114,7 +113,7 @@ pub struct Profile {
     /// its function's first line rather than the line it was at (`--function`).
     pub by_function: bool,
     /// Whether stack outputs show each file's whole path (`--full-filenames`) rather
-    /// than its short form (see [`short_path`]).
+    /// than its short form (see [`distinct_short_paths`]).
     pub full_filenames: bool,
     /// Every sample in order, kept only for the outputs that show time
     /// ([`Profile::keep_timeline`]).
@@ -322,6 +321,13 @@ impl Profile {
     pub fn labelled_stacks(&self) -> BTreeMap<Vec<String>, u64> {
         let mut out = BTreeMap::new();
         let cwd = std::env::current_dir().ok();
+        let names = match self.full_filenames {
+            true => HashMap::new(),
+            false => distinct_short_paths(
+                self.frames.iter().map(|frame| frame.filename.as_str()),
+                cwd.as_deref(),
+            ),
+        };
         for (key, &count) in &self.stacks {
             let mut labels = Vec::with_capacity(key.frames.len() + 2);
             if !self.processes.is_empty() {
@@ -330,7 +336,7 @@ impl Profile {
             if self.show_threads {
                 labels.push(self.thread_label(&key.thread));
             }
-            labels.extend(key.frames.iter().map(|&id| self.label(id, cwd.as_deref())));
+            labels.extend(key.frames.iter().map(|&id| self.label(id, &names)));
             if let (Some(mark), Some(leaf)) = (key.idle_mark(), labels.last_mut()) {
                 leaf.push_str(mark);
             }
@@ -340,14 +346,14 @@ impl Profile {
     }
 
     /// A frame's label in stack-based outputs: `name (file:line)`, `name (module)`
-    /// for a native frame without a line, or `<GC>`; the file short unless
-    /// [`Profile::full_filenames`], relative to `cwd` when inside it.
-    fn label(&self, id: FrameId, cwd: Option<&Path>) -> String {
+    /// for a native frame without a line, or `<GC>`; the file as `names` names it
+    /// (see [`distinct_short_paths`]), else whole ([`Profile::full_filenames`]).
+    fn label(&self, id: FrameId, names: &HashMap<&str, &str>) -> String {
         let frame = self.frame(id);
-        let path = match self.full_filenames {
-            true => &frame.filename,
-            false => short_path(&frame.filename, cwd),
-        };
+        let path = names
+            .get(frame.filename.as_str())
+            .copied()
+            .unwrap_or(&frame.filename);
         let label = frame.label_with_path(self.shown_line(frame), path);
         label.replace(';', ":")
     }
@@ -541,6 +547,18 @@ mod tests {
         profile.full_filenames = true;
         let whole = leaf(&profile).unwrap();
         assert_eq!(whole, "work (/usr/lib/python3.11/json/decoder.py:9)");
+        // Another file of the same short name: both are named whole.
+        profile.full_filenames = false;
+        profile.frames[0].filename = "/usr/lib/python3.12/json/decoder.py".into();
+        let roots: Vec<String> = profile
+            .labelled_stacks()
+            .keys()
+            .map(|k| k[0].clone())
+            .collect();
+        assert!(roots
+            .iter()
+            .all(|root| root.contains("/usr/lib/python3.12/json/decoder.py")));
+        assert_eq!(leaf(&profile).unwrap(), whole);
     }
 
     #[test]
