@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use super::collapsed::folded_lines;
+use super::collapsed::folded_lines_naming;
+use super::profile::label_file_names;
 use super::table::{display_location, function_rows};
 use super::{flamegraph, Profile};
 
@@ -121,8 +122,10 @@ pub fn print_changes(
 /// flamegraphs (flamegraph.pl's `difffolded`), in stack order. The before counts are scaled to the
 /// after profile's total, so that the colours show shares that moved.
 pub fn differential_lines(before: &Profile, after: &Profile) -> anyhow::Result<Vec<String>> {
+    // A file is named alike on both sides, or their frames would not match up.
+    let names = label_file_names(&[after, before]);
     let join = |profile: &Profile| {
-        let mut text = folded_lines(profile).join("\n");
+        let mut text = folded_lines_naming(profile, &names).join("\n");
         text.push('\n');
         text
     };
@@ -210,5 +213,21 @@ mod tests {
                 "main (w.py:2);work (w.py:6) 20 60"
             ]
         );
+    }
+
+    #[test]
+    fn a_file_is_named_alike_on_both_sides() {
+        // Only the after profile has a second file that shortens to `w.py`: both
+        // sides name the first one whole, so its frames still match up.
+        let first = "/v/lib/python3.12/w.py";
+        let mut before = profile(10, 30);
+        let mut after = profile(60, 20);
+        for frame in before.frames.iter_mut().chain(after.frames.iter_mut()) {
+            frame.filename = first.into();
+        }
+        after.frames[2].filename = "/v/lib/python3.11/w.py".into();
+        let lines = differential_lines(&before, &after).unwrap();
+        let work = format!("main ({first}:2);work ({first}:6) 20 60");
+        assert!(lines.contains(&work), "{lines:#?}");
     }
 }

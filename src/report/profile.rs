@@ -319,15 +319,16 @@ impl Profile {
     /// Every stack as a list of labels (root first) with its count, equal label lists
     /// merged, in label order. This is what stack-based outputs draw.
     pub fn labelled_stacks(&self) -> BTreeMap<Vec<String>, u64> {
+        self.labelled_stacks_naming(&label_file_names(&[self]))
+    }
+
+    /// [`Profile::labelled_stacks`], with files named as `names` says (see
+    /// [`label_file_names`]); files it lacks are named whole.
+    pub fn labelled_stacks_naming(
+        &self,
+        names: &HashMap<&str, &str>,
+    ) -> BTreeMap<Vec<String>, u64> {
         let mut out = BTreeMap::new();
-        let cwd = std::env::current_dir().ok();
-        let names = match self.full_filenames {
-            true => HashMap::new(),
-            false => distinct_short_paths(
-                self.frames.iter().map(|frame| frame.filename.as_str()),
-                cwd.as_deref(),
-            ),
-        };
         for (key, &count) in &self.stacks {
             let mut labels = Vec::with_capacity(key.frames.len() + 2);
             if !self.processes.is_empty() {
@@ -336,7 +337,7 @@ impl Profile {
             if self.show_threads {
                 labels.push(self.thread_label(&key.thread));
             }
-            labels.extend(key.frames.iter().map(|&id| self.label(id, &names)));
+            labels.extend(key.frames.iter().map(|&id| self.label(id, names)));
             if let (Some(mark), Some(leaf)) = (key.idle_mark(), labels.last_mut()) {
                 leaf.push_str(mark);
             }
@@ -405,6 +406,22 @@ impl Profile {
             i.python
         )
     }
+}
+
+/// How the stack labels of `profiles` name each of their files: short (see
+/// [`distinct_short_paths`], over the files of all of them, so that profiles compared
+/// side by side name a file alike), or whole where the first asks for whole paths
+/// ([`Profile::full_filenames`]).
+pub fn label_file_names<'a>(profiles: &[&'a Profile]) -> HashMap<&'a str, &'a str> {
+    if profiles
+        .first()
+        .is_none_or(|profile| profile.full_filenames)
+    {
+        return HashMap::new();
+    }
+    let cwd = std::env::current_dir().ok();
+    let files = profiles.iter().flat_map(|profile| &profile.frames);
+    distinct_short_paths(files.map(|frame| frame.filename.as_str()), cwd.as_deref())
 }
 
 /// Keep only the samples whose stack passes `keep`, in the counts and the timeline.
