@@ -48,7 +48,7 @@ pub struct RecordArgs {
     /// The process to profile.
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Output file (default: pyscry-<name>-<time>.<ext> in the current directory); `-`
+    /// Output file (default: pyscry-NAME-TIME.EXT in the current directory); `-`
     /// writes to standard output, and the table and a launched program's output then
     /// go to standard error.
     #[arg(short, long)]

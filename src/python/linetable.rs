@@ -10,7 +10,7 @@
 //! | 3.10          | `co_linetable` | [`Pairs310`](LineTableFormat::Pairs310)              |
 //! | 3.11–3.14     | `co_linetable` | [`Locations`](LineTableFormat::Locations)            |
 //!
-//! A table is decoded once, by [`decode`] (or [`LineTable::decode`]), into a sorted vector of
+//! A table is decoded once, by [`LineTable::decode`], into a sorted vector of
 //! half-open byte ranges `[start, end)` each with an optional line, so that a profiler can
 //! cache the decoded table per code object and answer each sample with one binary search
 //! ([`LineTable::line_at`]).
