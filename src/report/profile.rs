@@ -249,7 +249,8 @@ impl Profile {
         };
         let to = to.min(self.info.duration_secs).max(from);
         let micros = |secs: f64| (secs * 1e6).round() as u64;
-        timeline.retain_between(micros(from), micros(to));
+        let window = micros(from)..micros(to);
+        timeline.retain(|_, time_us| window.contains(&time_us));
         self.stacks.clear();
         let mut last_time = None;
         let mut ticks = 0;
@@ -432,7 +433,7 @@ fn retain_stacks(
 ) {
     stacks.retain(|key, _| keep(key));
     if let Some(timeline) = timeline {
-        timeline.retain(keep);
+        timeline.retain(|stack, _| keep(stack));
     }
 }
 

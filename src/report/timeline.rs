@@ -62,23 +62,13 @@ impl Timeline {
             .map(|(&stack, &time_us)| TimedSample { time_us, stack })
     }
 
-    /// Keep only the samples taken from `from_us` (included) to `to_us` (excluded).
-    pub fn retain_between(&mut self, from_us: u64, to_us: u64) {
-        let mut kept = Timeline::default();
-        for sample in self.samples() {
-            if (from_us..to_us).contains(&sample.time_us) {
-                kept.push(&self.stacks[sample.stack as usize], sample.time_us);
-            }
-        }
-        *self = kept;
-    }
-
-    /// Drop the samples whose stack fails `keep`.
-    pub fn retain(&mut self, keep: impl Fn(&StackKey) -> bool) {
+    /// Keep only the samples for which `keep(stack, time_us)` holds: of some threads,
+    /// of running threads, or of a stretch of time.
+    pub fn retain(&mut self, keep: impl Fn(&StackKey, u64) -> bool) {
         let mut kept = Timeline::default();
         for sample in self.samples() {
             let stack = &self.stacks[sample.stack as usize];
-            if keep(stack) {
+            if keep(stack, sample.time_us) {
                 kept.push(stack, sample.time_us);
             }
         }
@@ -123,7 +113,7 @@ mod tests {
             .collect();
         assert_eq!(seen, [(10, 1), (10, 2), (30, 1), (30, 2)]);
         assert_eq!(timeline.stacks.len(), 2, "each stack is kept once");
-        timeline.retain(|stack| stack.thread.python_id == 2);
+        timeline.retain(|stack, _| stack.thread.python_id == 2);
         let kept: Vec<u64> = timeline.samples().map(|s| s.time_us).collect();
         assert_eq!(kept, [10, 30]);
         assert_eq!(
@@ -140,7 +130,7 @@ mod tests {
         for (stack, time_us) in [(&a, 0), (&b, 10), (&a, 20), (&b, 30)] {
             timeline.push(stack, time_us);
         }
-        timeline.retain_between(10, 30);
+        timeline.retain(|_, time_us| (10..30).contains(&time_us));
         let kept: Vec<u64> = timeline.samples().map(|s| s.time_us).collect();
         assert_eq!(kept, [10, 20]);
         assert_eq!(timeline.stacks(), [b, a]);
