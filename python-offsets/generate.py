@@ -91,6 +91,9 @@ ROWS = [
     ("gil", "locked", "offsetof(struct _gil_runtime_state, locked)", ver("3.7")),
     ("gil", "last_holder", "offsetof(struct _gil_runtime_state, last_holder)", ver("3.7")),
     ("gil", "enabled", "offsetof(struct _gil_runtime_state, enabled)", both(ver("3.13"), FT)),
+    # the struct's end: its locks (`cond`, `mutex`, `switch_cond`, `switch_mutex`) lie
+    # between `switch_number` and it, and a thread waiting for the GIL sleeps on them
+    ("gil", "size", "sizeof(struct _gil_runtime_state)", ver("3.7")),
 
     # struct _gc_runtime_state (3.7+; in _PyRuntimeState until 3.8, then per interpreter;
     # 2.7 and 3.6 keep the flag in gcmodule.c's static `collecting`)

@@ -564,6 +564,9 @@ impl StackReader {
                 (_, Some(tid)) => self.activity.state(tid).unwrap_or(RunState::Running),
             };
             let idle = state != RunState::Running;
+            let wait = state
+                .wait()
+                .and_then(|wait| process.wait_kind(thread, wait));
             let wanted = match self.mode {
                 Mode::Wall => true,
                 Mode::Cpu => !idle,
@@ -597,7 +600,7 @@ impl StackReader {
                         thread_state: thread.address,
                         frames,
                         idle,
-                        wait: state.wait_kind(),
+                        wait,
                         holds_gil: thread.holds_gil,
                     }));
                 }

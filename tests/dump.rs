@@ -102,9 +102,10 @@ fn dump_three_threads(python: &Python) {
         python.name
     );
 
-    // What the idle threads wait for, from the kernel function each sleeps in: a lock,
-    // and time.sleep (select before 3.11). The main thread may still be waiting for the
-    // GIL around its call of time.sleep: dump again until it is in it.
+    // What the idle threads wait for, from the system call each is blocked in: a lock,
+    // and time.sleep (`select` on no file before 3.11, a sleep too). The main thread
+    // may still be waiting for the GIL around its call of time.sleep: dump again until
+    // it is in it.
     let wait = |thread: &Value| (thread["status"].clone(), thread["wait"].clone());
     assert_eq!(
         wait(waiter),
@@ -123,7 +124,7 @@ fn dump_three_threads(python: &Python) {
         let threads = dump["threads"].as_array()?;
         let main = threads.iter().find(|t| t["name"] == "MainThread")?;
         let (status, kind) = wait(main);
-        (status == "idle" && (kind == "sleep" || kind == "poll")).then_some(())
+        (status == "idle" && kind == "sleep").then_some(())
     });
     assert!(
         sleeping.is_some(),
@@ -186,6 +187,56 @@ fn dump_three_threads(python: &Python) {
 }
 
 test_each_python!(three_threads, super::dump_three_threads);
+
+/// Each idle thread says what it waits for: a lock, a pipe, a sleep, and, while two
+/// threads spin, the GIL (never on a free-threaded build, which has none).
+fn dump_says_what_threads_wait_for(python: &Python) {
+    let mut target = Target::start(python, &script("waits.py"), &["30"]);
+    target.wait_for_line("ready");
+    let pid = target.pid().to_string();
+    let expected = [
+        ("locked", "lock"),
+        ("reader", "io"),
+        ("MainThread", "sleep"),
+    ];
+    let mut last = Value::Null;
+    let mut spinners_waited = Vec::new();
+    // A spinner waits for the GIL only while the other holds it, and the other threads
+    // are on their way into their waits at first: a few dumps may be needed.
+    let seen = common::wait_until(std::time::Duration::from_secs(10), || {
+        let out = run_pyscry(&["dump", "--pid", &pid, "--json"]);
+        last = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let threads = last["threads"].as_array().cloned().unwrap_or_default();
+        let wait_of = |name: &str| {
+            let thread = threads.iter().find(|t| t["name"] == name);
+            thread.and_then(|t| t["wait"].as_str()).map(str::to_string)
+        };
+        for spinner in ["spinner-1", "spinner-2"] {
+            spinners_waited.extend(wait_of(spinner));
+        }
+        let others = expected
+            .iter()
+            .all(|(name, wait)| wait_of(name).as_deref() == Some(wait));
+        others && (python.free_threaded() || spinners_waited.iter().any(|w| w == "gil"))
+    });
+    assert!(seen, "{}: {last:#}", python.name);
+    if python.free_threaded() {
+        assert!(
+            !spinners_waited.iter().any(|w| w == "gil"),
+            "{}: {spinners_waited:?}",
+            python.name
+        );
+    }
+    let text = run_pyscry(&["dump", "--pid", &pid]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("\"reader\" (tid ") && text.contains("idle, waiting for I/O ("),
+        "{}: {text}",
+        python.name
+    );
+}
+
+test_each_python!(waits, super::dump_says_what_threads_wait_for);
 
 /// The thread running the garbage collector is marked in the dump: `collecting
 /// garbage` (JSON `collecting_garbage`) while the script's `collect` runs

@@ -49,7 +49,8 @@ struct ThreadDump {
     /// kernel names it.
     #[serde(skip_serializing_if = "Option::is_none")]
     waiting_in: Option<String>,
-    /// What that function says the thread waits for, where pyscry knows it.
+    /// What the thread waits for, where pyscry knows it: from its system call (and for
+    /// the GIL, the lock it waits on), else from that function.
     #[serde(skip_serializing_if = "Option::is_none")]
     wait: Option<WaitKind>,
     /// Whether it holds the GIL (always false for free-threaded builds).
@@ -427,9 +428,12 @@ fn read_dump<M: Memory + Clone>(
                 native_id: thread.native_id,
                 name: names.get(&thread.thread_id).cloned(),
                 status,
-                wait: kernel.as_ref().and_then(KernelState::wait_kind),
+                wait: kernel
+                    .as_ref()
+                    .and_then(KernelState::wait)
+                    .and_then(|wait| python.wait_kind(thread, wait)),
                 waiting_in: match kernel {
-                    Some(KernelState::Waiting(function)) => function,
+                    Some(KernelState::Waiting { function, .. }) => function,
                     _ => None,
                 },
                 holds_gil: thread.holds_gil,

@@ -34,6 +34,13 @@ pub const PYTHON_SYMBOLS: &[&str] = &[
     "_Py_ZeroStruct",
     // 2.7 and 3.6: gcmodule.c's static flag, set while the garbage collector runs.
     "collecting",
+    // 3.6: ceval_gil.h's static locks, which threads waiting for the GIL sleep on; 2.7:
+    // ceval.c's pointer to the semaphore that is its GIL.
+    "interpreter_lock",
+    "gil_cond",
+    "gil_mutex",
+    "switch_cond",
+    "switch_mutex",
 ];
 
 /// Symbols that mark the file holding the runtime, in order of preference.

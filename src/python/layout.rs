@@ -180,6 +180,8 @@ pub struct GilOffsets {
     pub last_holder: Option<u64>,
     /// `enabled` (free-threaded builds).
     pub enabled: Option<u64>,
+    /// `sizeof(struct _gil_runtime_state)`: its locks lie inside it.
+    pub size: Option<u64>,
 }
 
 /// Offsets in `struct _gc_runtime_state`, the cyclic garbage collector's state.

@@ -26,6 +26,7 @@ pub mod version;
 use std::collections::HashMap;
 
 use crate::error::Error;
+use crate::target::activity::{Wait, WaitKind};
 use crate::target::core_dump::CoreMemory;
 use crate::target::maps::{FileRoot, Mapping};
 use crate::target::memory::{Memory, ProcessMemory, ReadError};
@@ -250,16 +251,18 @@ impl<M: Memory> PythonProcess<M> {
         for &interp in &interpreters {
             let start = threads.len();
             self.threads.threads(mem, interp, threads)?;
-            let holder = match &self.gil {
-                Some(gil) => gil.holder(mem, interp)?,
+            let gil = match &self.gil {
+                Some(gil) => Some(gil.read(mem, interp)?),
                 None => None,
             };
+            let holder = gil.and_then(|gil| gil.holder);
             let collection = match &self.gc {
                 Some(gc) => gc.collection(mem, interp, holder)?,
                 None => None,
             };
             for thread in &mut threads[start..] {
                 thread.holds_gil = Some(thread.address) == holder;
+                thread.gil = gil.map_or(0, |gil| gil.address);
                 let collecting = collection.filter(|c| c.thread == thread.address);
                 thread.collecting_garbage = collecting.is_some();
                 thread.gc_started_in = collecting.and_then(|c| c.started_in);
@@ -272,6 +275,15 @@ impl<M: Memory> PythonProcess<M> {
                 .and_then(|tid| self.thread_ids.host_tid(tid));
         }
         Ok(interpreters)
+    }
+
+    /// What `thread`, in `wait` as the kernel says, waits for: the GIL when the futex
+    /// it sleeps on is one of the GIL's locks, else what the kernel told.
+    pub fn wait_kind(&self, thread: &ThreadState, wait: Wait) -> Option<WaitKind> {
+        match (&self.gil, wait.futex) {
+            (Some(gil), Some(futex)) if gil.guards(thread.gil, futex) => Some(WaitKind::Gil),
+            _ => wait.kind,
+        }
     }
 
     /// The count of freed code objects of the process's one interpreter, read through

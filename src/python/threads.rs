@@ -37,6 +37,9 @@ pub struct ThreadState {
     /// Whether the thread holds its interpreter's GIL (always false for free-threaded
     /// builds).
     pub holds_gil: bool,
+    /// Where its interpreter's GIL is ([`super::gil::GilState::address`]), to tell a
+    /// wait for it from other waits; 0 where unknown.
+    pub gil: u64,
     /// Whether the thread runs the cyclic garbage collector (see [`super::gc`]).
     pub collecting_garbage: bool,
     /// While it does, the frame that started the collection, where the interpreter
@@ -206,6 +209,7 @@ impl ThreadReader {
                 holds_gil: false,
                 collecting_garbage: false,
                 gc_started_in: None,
+                gil: 0,
             });
             address = state.u64_at(self.thread_next);
         }
@@ -828,6 +832,7 @@ mod tests {
             holds_gil: false,
             collecting_garbage: false,
             gc_started_in: None,
+            gil: 0,
         }
     }
 

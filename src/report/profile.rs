@@ -67,7 +67,7 @@ impl StackKey {
     }
 
     /// What ends the innermost frame's name in an idle stack: ` [idle]`, or
-    /// ` [idle: lock]` (sleep, poll, io, child) where the kernel said what the thread
+    /// ` [idle: lock]` (sleep, gil, poll, io, child) where the kernel said what the thread
     /// waited for; `None` for a running thread's stack.
     pub fn idle_mark(&self) -> Option<&'static str> {
         if !self.idle {
@@ -76,6 +76,7 @@ impl StackKey {
         Some(match self.wait {
             None => " [idle]",
             Some(WaitKind::Sleep) => " [idle: sleep]",
+            Some(WaitKind::Gil) => " [idle: gil]",
             Some(WaitKind::Lock) => " [idle: lock]",
             Some(WaitKind::Poll) => " [idle: poll]",
             Some(WaitKind::Io) => " [idle: io]",

@@ -1,5 +1,6 @@
 # Threads that each wait in a different way, for a wall-mode recording to tell apart:
-# on a lock, on a pipe, and asleep. Usage: waits.py [SECONDS]
+# on a lock, on a pipe, asleep, and two that spin and so wait for the GIL in turn
+# (where there is one). Usage: waits.py [SECONDS]
 import os
 import sys
 import threading
@@ -18,15 +19,25 @@ def nap(seconds):
     time.sleep(seconds)  # at: nap
 
 
+def spin(until):
+    while time.time() < until:  # at: spin
+        pass
+
+
 seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 1.0
 held = threading.Lock()
 held.acquire()
 read_end, write_end = os.pipe()
+until = time.time() + seconds
 for name, target, args in (
     ("locked", hold_lock, (held,)),
     ("reader", read_pipe, (read_end,)),
+    ("spinner-1", spin, (until,)),
+    ("spinner-2", spin, (until,)),
 ):
     thread = threading.Thread(target=target, args=args, name=name)
     thread.daemon = True
     thread.start()
+print("ready")
+sys.stdout.flush()
 nap(seconds)
