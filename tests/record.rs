@@ -207,6 +207,19 @@ fn idle_stacks_say_what_they_wait_for(python: &Python) {
             python.name
         );
     }
+    // The table's idle line says the same, largest share first.
+    let table = String::from_utf8_lossy(&out.stdout);
+    let idle = table.lines().find(|line| line.starts_with("idle "));
+    let idle = idle.unwrap_or_else(|| panic!("{}: no idle line: {table}", python.name));
+    for wait in ["% lock", "% io", "% sleep"] {
+        assert!(idle.contains(wait), "{}: {idle}", python.name);
+    }
+    assert_eq!(
+        idle.contains("% gil"),
+        !python.free_threaded(),
+        "{}: {idle}",
+        python.name
+    );
     let spin = marks("spin");
     assert!(
         spin.values().sum::<u64>() >= 100,

@@ -391,6 +391,36 @@ impl Profile {
         .replace(';', ":")
     }
 
+    /// What share of the samples were idle, and of which waits, largest first (`idle
+    /// 60.2% of samples: 30.1% gil, 20.0% lock, 10.1% sleep`; `unknown` where the
+    /// kernel did not say); `None` when none was (always in cpu and gil modes).
+    pub fn idle_summary(&self) -> Option<String> {
+        let mut by_wait: BTreeMap<Option<WaitKind>, u64> = BTreeMap::new();
+        for (stack, &count) in self.stacks.iter().filter(|(stack, _)| stack.idle) {
+            *by_wait.entry(stack.wait).or_default() += count;
+        }
+        let idle: u64 = by_wait.values().sum();
+        if idle == 0 {
+            return None;
+        }
+        let total = self.total_samples() as f64;
+        let mut waits: Vec<_> = by_wait.into_iter().collect();
+        // Stable: equal shares keep the order of the kinds, the unknown last.
+        waits.sort_by_key(|&(wait, count)| (std::cmp::Reverse(count), wait.is_none()));
+        let waits: Vec<String> = waits
+            .iter()
+            .map(|&(wait, count)| {
+                let name = wait.map_or("unknown", WaitKind::name);
+                format!("{:.1}% {name}", 100.0 * count as f64 / total)
+            })
+            .collect();
+        Some(format!(
+            "idle {:.1}% of samples: {}",
+            100.0 * idle as f64 / total,
+            waits.join(", ")
+        ))
+    }
+
     /// A one-line description of how the profile was made.
     pub fn describe(&self) -> String {
         let i = &self.info;

@@ -66,6 +66,9 @@ pub fn print_top(
     if total == 0 {
         return writeln!(out, "no Python stacks were sampled");
     }
+    if let Some(idle) = profile.idle_summary() {
+        writeln!(out, "{idle}")?;
+    }
     writeln!(
         out,
         "{:>7} {:>7}  {:<40} file:line",
@@ -155,5 +158,32 @@ mod tests {
         };
         assert_eq!(table(TableOrder::Own), ["fib", "main"]);
         assert_eq!(table(TableOrder::Total), ["main", "fib"]);
+    }
+
+    #[test]
+    fn the_table_says_how_much_was_idle_and_waiting_for_what() {
+        use crate::target::activity::WaitKind;
+        let mut profile = Profile::new(ProfileInfo::default());
+        profile.frames = vec![frame("main")];
+        let key = |idle, wait| crate::report::profile::StackKey {
+            thread: crate::sampler::ThreadKey {
+                pid: 1,
+                python_id: 1,
+                os_id: None,
+            },
+            idle,
+            wait,
+            frames: vec![0],
+        };
+        profile.stacks.insert(key(false, None), 5);
+        assert_eq!(profile.idle_summary(), None);
+        profile.stacks.insert(key(true, Some(WaitKind::Lock)), 1);
+        profile.stacks.insert(key(true, Some(WaitKind::Gil)), 3);
+        profile.stacks.insert(key(true, None), 1);
+        let mut out = Vec::new();
+        print_top(&profile, 10, TableOrder::Own, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let line = "idle 50.0% of samples: 30.0% gil, 10.0% lock, 10.0% unknown";
+        assert_eq!(text.lines().nth(1), Some(line), "{text}");
     }
 }
