@@ -236,7 +236,7 @@ fn dump_says_what_threads_wait_for(python: &Python) {
     );
 }
 
-test_each_python!(waits, super::dump_says_what_threads_wait_for);
+test_each_python!(dump_waits, super::dump_says_what_threads_wait_for);
 
 /// The thread running the garbage collector is marked in the dump: `collecting
 /// garbage` (JSON `collecting_garbage`) while the script's `collect` runs

@@ -155,7 +155,7 @@ pub struct StackRecord {
     /// The thread's process.
     #[prost(uint32, tag = "6")]
     pub pid: u32,
-    /// What the idle thread waited for (`sleep`, `lock`, `poll`, `io`, `child`);
+    /// What the idle thread waited for (`sleep`, `gil`, `lock`, `poll`, `io`, `child`);
     /// empty where the kernel did not say.
     #[prost(string, tag = "7")]
     pub wait: String,

@@ -31,7 +31,7 @@ CHECKS = [
     ("sampling", "gc_finalizers", "record: weakref callbacks the collector runs under <GC> from 3.15, below it before; free-threaded: without it"),
     ("dump", "gc_thread", "dump: the thread running the garbage collector is marked"),
     ("record", "waits", "record: idle stacks marked by what they wait for: lock, pipe, sleep, and the GIL while 2 threads spin (free-threaded: never the GIL)"),
-    ("dump", "waits", "dump: the same waits, each thread's own"),
+    ("dump", "dump_waits", "dump: the same waits, each thread's own"),
     ("code_cache", "churn", "code-object cache under address reuse"),
     ("report", "lines", "record -f pyscry, then report: same table; --lines gives 3:1 lines"),
     ("subprocesses", "pool", "record --subprocesses: both pool workers sampled"),
