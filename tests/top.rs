@@ -448,6 +448,33 @@ fn the_header_says_what_idle_threads_wait_for() {
     tmux.assert_ended_cleanly();
 }
 
+/// With a GIL, the header says how many threads wait for it: here one spinner while
+/// the other holds it, for much of the time.
+#[test]
+fn the_header_says_how_many_threads_wait_for_the_gil() {
+    let test = "gil_waiters";
+    let pythons = common::pythons(test);
+    let Some(python) = pythons.iter().rev().find(|p| !p.free_threaded()) else {
+        return common::skip(test, "no interpreter with a GIL");
+    };
+    let (python, script) = (python.path.display().to_string(), script("waits.py"));
+    let args = ["--", &python, script.to_str().unwrap(), "60"];
+    let Some(mut tmux) = Tmux::start(test, &args) else {
+        return;
+    };
+    let screen = tmux.wait_for("threads waiting for the GIL", |s| {
+        // `GIL held 98%, 0.6 waiting`
+        let waiting = s.0.split("GIL held ").nth(1).and_then(|rest| {
+            let (_, rest) = rest.split_once("%, ")?;
+            rest.split_once(" waiting")?.0.parse::<f64>().ok()
+        });
+        waiting.is_some_and(|waiting| (0.2..=2.0).contains(&waiting))
+    });
+    tmux.target = Some(screen.pid());
+    tmux.keys(&["q"]);
+    tmux.assert_ended_cleanly();
+}
+
 #[test]
 fn subprocesses_add_their_functions() {
     let test = "top_subprocesses";

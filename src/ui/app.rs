@@ -116,6 +116,8 @@ pub struct Header {
     /// Share of the last window's ticks at which the GIL was held by a thread running
     /// Python code.
     pub gil_percent: Option<f64>,
+    /// How many threads waited for the GIL at a tick of the last window, on average.
+    pub gil_waiters: Option<f64>,
     /// How the target ended, once it has: "exited with code 0", "was killed by …".
     pub ended: Option<String>,
 }

@@ -204,6 +204,10 @@ impl Live {
             .aggregator
             .window_gil_percent()
             .filter(|_| header.has_gil);
+        header.gil_waiters = self
+            .aggregator
+            .window_gil_waiters()
+            .filter(|_| header.has_gil);
         header.cpu_percent = usage.cpu_percent.or(header.cpu_percent);
         header.rss_bytes = usage.rss_bytes.or(header.rss_bytes);
         self.requery();

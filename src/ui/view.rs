@@ -114,9 +114,10 @@ fn header_lines(app: &App) -> Vec<Line<'static>> {
         true => String::new(),
         false => format!(": {}", waits.join(", ")),
     };
-    let gil = h
-        .gil_percent
-        .map_or(String::new(), |gil| format!("  GIL held {gil:.0}%"));
+    // `GIL held 98%, 1.6 waiting`: how busy the GIL was, and how contended.
+    let gil = (h.gil_percent.zip(h.gil_waiters)).map_or(String::new(), |(held, waiting)| {
+        format!("  GIL held {held:.0}%, {waiting:.1} waiting")
+    });
     let processes = h
         .processes
         .map_or(String::new(), |n| format!("processes {n}  "));
@@ -360,6 +361,19 @@ mod tests {
             "{first}"
         );
         assert!(text.contains("q quit"), "{text}");
+    }
+
+    #[test]
+    fn the_header_says_how_busy_and_contended_the_gil_was() {
+        let mut app = app();
+        app.header.gil_percent = Some(97.6);
+        app.header.gil_waiters = Some(1.55);
+        let text = screen(120, 20, &mut app);
+        assert!(text.contains("  GIL held 98%, 1.6 waiting  "), "{text}");
+        // No GIL (a free-threaded build): nothing said of it.
+        app.header.gil_percent = None;
+        app.header.gil_waiters = None;
+        assert!(!screen(120, 20, &mut app).contains("GIL"));
     }
 
     #[test]

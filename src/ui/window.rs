@@ -187,8 +187,25 @@ impl Aggregator {
     /// the GIL, in percent; with several processes, the mean of theirs. `None` before
     /// the first window, and when no ticks are counted (the target runs no Python).
     pub fn window_gil_percent(&self) -> Option<f64> {
-        let ticks = self.window.ticks * self.window_processes().max(1) as u64;
+        let ticks = self.window_process_ticks();
         (ticks > 0).then(|| 100.0 * self.window.gil_samples as f64 / ticks as f64)
+    }
+
+    /// How many threads waited for the GIL at a tick of the last window, on average;
+    /// with several processes, the mean of theirs. `None` as for
+    /// [`Aggregator::window_gil_percent`].
+    pub fn window_gil_waiters(&self) -> Option<f64> {
+        let ticks = self.window_process_ticks();
+        let waiting: u64 = (self.window.stacks.stacks.iter())
+            .filter(|(key, _)| key.idle && key.wait == Some(WaitKind::Gil))
+            .map(|(_, &count)| count)
+            .sum();
+        (ticks > 0).then(|| waiting as f64 / ticks as f64)
+    }
+
+    /// The last window's ticks times the processes sampled in it (at least one).
+    fn window_process_ticks(&self) -> u64 {
+        self.window.ticks * self.window_processes().max(1) as u64
     }
 
     /// Processes sampled in the last window.
@@ -335,6 +352,7 @@ mod tests {
         agg.rotate(start + Duration::from_millis(40), 4);
         assert_eq!(agg.window_processes(), 2);
         assert_eq!(agg.window_gil_percent(), Some(62.5));
+        assert_eq!(agg.window_gil_waiters(), Some(0.0));
         // Without the target's ticks (it runs no Python) there is no share to give.
         agg.rotate(start + Duration::from_millis(80), 4);
         assert_eq!(agg.window_gil_percent(), None);
@@ -381,6 +399,29 @@ mod tests {
             .map(|r| (r.first_line, r.own))
             .collect();
         assert_eq!(fib, [(6, 2), (5, 1)]);
+    }
+
+    #[test]
+    fn threads_waiting_for_the_gil_are_counted_per_tick() {
+        let (mut agg, start) = aggregator();
+        let waiting = |thread| {
+            let SamplerEvent::Sample(sample) = sample(thread, &[1], true) else {
+                unreachable!()
+            };
+            SamplerEvent::Sample(Sample {
+                wait: Some(WaitKind::Gil),
+                ..sample
+            })
+        };
+        // Four ticks: the worker waits for the GIL at three, the main thread at one,
+        // and at the fourth the main thread is idle on something else.
+        for _ in 0..3 {
+            agg.add_event(waiting(WORKER));
+        }
+        agg.add_event(waiting(MAIN));
+        agg.add_event(sample(MAIN, &[0], true));
+        agg.rotate(start + Duration::from_millis(40), 4);
+        assert_eq!(agg.window_gil_waiters(), Some(1.0));
     }
 
     #[test]
