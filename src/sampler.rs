@@ -144,6 +144,11 @@ pub enum EndReason {
 pub struct SamplerStats {
     /// Ticks at which the target was read.
     pub ticks: AtomicU64,
+    /// Ticks whose events have all been sent: `ticks` as it was at the last send of
+    /// the held-back events, stored once they are in the channel. A receiver that
+    /// reads this and then takes in every event waiting has every sample of these
+    /// ticks, where `ticks` runs up to a burst ahead of the samples received.
+    pub sent_ticks: AtomicU64,
     /// Stacks sent.
     pub samples: AtomicU64,
     /// Stacks that could not be read consistently and were dropped.
@@ -279,7 +284,7 @@ fn run(
     // at 10 kHz is half a tick.
     // SAFETY: PR_SET_TIMERSLACK only changes this thread's timer slack.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
-    let mut outbox = Outbox::new(events, config.burst_interval);
+    let mut outbox = Outbox::new(events, stats, config.burst_interval);
     let reason = sample(process, config, stop, &mut outbox, stats);
     // A receiver that is gone has nothing left to be told.
     let _ = outbox.flush();
@@ -291,6 +296,7 @@ fn run(
 /// reading the target.
 struct Outbox<'a> {
     sender: &'a Sender<SamplerEvent>,
+    stats: &'a SamplerStats,
     pending: Vec<SamplerEvent>,
     flushed_at: Instant,
     /// Longest time an event waits here.
@@ -302,9 +308,14 @@ struct Outbox<'a> {
 const FLUSH_EVENTS: usize = 4096;
 
 impl<'a> Outbox<'a> {
-    fn new(sender: &'a Sender<SamplerEvent>, interval: Duration) -> Outbox<'a> {
+    fn new(
+        sender: &'a Sender<SamplerEvent>,
+        stats: &'a SamplerStats,
+        interval: Duration,
+    ) -> Outbox<'a> {
         Outbox {
             sender,
+            stats,
             pending: Vec::new(),
             flushed_at: Instant::now(),
             interval,
@@ -325,11 +336,14 @@ impl<'a> Outbox<'a> {
         Ok(())
     }
 
-    /// Send everything queued.
+    /// Send everything queued (every event of the ticks counted so far), then say so
+    /// in [`SamplerStats::sent_ticks`].
     fn flush(&mut self) -> Result<(), Disconnected> {
+        let ticks = self.stats.ticks.load(Ordering::Relaxed);
         for event in self.pending.drain(..) {
             self.sender.send(event).map_err(|_| Disconnected)?;
         }
+        self.stats.sent_ticks.store(ticks, Ordering::Release);
         Ok(())
     }
 }

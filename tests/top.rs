@@ -448,29 +448,72 @@ fn the_header_says_what_idle_threads_wait_for() {
     tmux.assert_ended_cleanly();
 }
 
+/// The last interpreter present that has a GIL, for `test`.
+fn gil_python(test: &str) -> Option<String> {
+    let pythons = common::pythons(test);
+    let python = pythons.iter().rev().find(|p| !p.free_threaded());
+    if python.is_none() {
+        common::skip(test, "no interpreter with a GIL");
+    }
+    python.map(|python| python.path.display().to_string())
+}
+
+/// The GIL figures of the header, `GIL held 98%, 0.6 waiting`: the share and the
+/// threads waiting; `None` when it shows none.
+fn gil_figures(screen: &Screen) -> Option<(f64, f64)> {
+    let rest = screen.0.split("GIL held ").nth(1)?;
+    let (held, rest) = rest.split_once("%, ")?;
+    let waiting = rest.split_once(" waiting")?.0;
+    Some((held.parse().ok()?, waiting.parse().ok()?))
+}
+
 /// With a GIL, the header says how many threads wait for it: here one spinner while
 /// the other holds it, for much of the time.
 #[test]
 fn the_header_says_how_many_threads_wait_for_the_gil() {
     let test = "gil_waiters";
-    let pythons = common::pythons(test);
-    let Some(python) = pythons.iter().rev().find(|p| !p.free_threaded()) else {
-        return common::skip(test, "no interpreter with a GIL");
+    let Some(python) = gil_python(test) else {
+        return;
     };
-    let (python, script) = (python.path.display().to_string(), script("waits.py"));
+    let script = script("waits.py");
     let args = ["--", &python, script.to_str().unwrap(), "60"];
     let Some(mut tmux) = Tmux::start(test, &args) else {
         return;
     };
     let screen = tmux.wait_for("threads waiting for the GIL", |s| {
-        // `GIL held 98%, 0.6 waiting`
-        let waiting = s.0.split("GIL held ").nth(1).and_then(|rest| {
-            let (_, rest) = rest.split_once("%, ")?;
-            rest.split_once(" waiting")?.0.parse::<f64>().ok()
-        });
-        waiting.is_some_and(|waiting| (0.2..=2.0).contains(&waiting))
+        gil_figures(s).is_some_and(|(_, waiting)| (0.2..=2.0).contains(&waiting))
     });
     tmux.target = Some(screen.pid());
+    tmux.keys(&["q"]);
+    tmux.assert_ended_cleanly();
+}
+
+/// The GIL's share is of the ticks whose samples are in, so it never passes 100 %: not
+/// even in the last, short window of a target that exits, where samples that arrived
+/// after their ticks were counted in an earlier window once made it 119 %.
+#[test]
+fn the_gil_share_never_passes_every_tick() {
+    let test = "gil_share";
+    let Some(python) = gil_python(test) else {
+        return;
+    };
+    let script = script("ratio.py");
+    let args = ["--", &python, script.to_str().unwrap(), "0.1", "3"];
+    let Some(mut tmux) = Tmux::start(test, &args) else {
+        return;
+    };
+    let held = std::cell::RefCell::new(Vec::new());
+    let screen = tmux.wait_for("the exited state", |s| {
+        held.borrow_mut()
+            .extend(gil_figures(s).map(|(held, _)| held));
+        s.0.contains("target exited with code 0")
+    });
+    tmux.target = Some(screen.pid());
+    let held = held.into_inner();
+    assert!(
+        !held.is_empty() && held.iter().all(|&held| held <= 100.0),
+        "{held:?}"
+    );
     tmux.keys(&["q"]);
     tmux.assert_ended_cleanly();
 }

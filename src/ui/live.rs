@@ -103,6 +103,9 @@ impl Live {
         let input = spawn_input_reader();
         let mut dirty = true;
         loop {
+            // Read before the events are taken in, so that the window closed below has
+            // every sample of the ticks it counts.
+            let sent_ticks = self.target_ticks();
             if self.take_events(events) {
                 self.sampling_ended(stop, child.as_deref_mut())?;
                 dirty = true;
@@ -115,7 +118,7 @@ impl Live {
             if self.sampling && now >= self.next_refresh {
                 self.next_refresh = (self.next_refresh + self.delay).max(now);
                 if !self.app.paused {
-                    self.refresh(now);
+                    self.refresh(now, sent_ticks);
                     dirty = true;
                 }
             }
@@ -147,7 +150,7 @@ impl Live {
         match effect {
             Effect::Requery => self.requery(),
             Effect::Resume if self.sampling => {
-                self.refresh(now);
+                self.refresh(now, self.target_ticks());
                 self.next_refresh = now + self.delay;
             }
             Effect::Reset => {
@@ -177,16 +180,17 @@ impl Live {
         }
     }
 
-    /// The target's ticks so far; 0 when it runs no Python, so that windows fall back
-    /// to the nominal tick.
+    /// The target's ticks whose samples have been sent ([`SamplerStats::sent_ticks`]);
+    /// 0 when it runs no Python, so that windows fall back to the nominal tick.
     fn target_ticks(&self) -> u64 {
-        let ticks = self.target_stats.as_ref().map(|s| &s.ticks);
-        ticks.map_or(0, |ticks| ticks.load(Ordering::Relaxed))
+        let ticks = self.target_stats.as_ref().map(|s| &s.sent_ticks);
+        ticks.map_or(0, |ticks| ticks.load(Ordering::Acquire))
     }
 
-    /// Close the window, read the counters and the target's usage, and recompute.
-    fn refresh(&mut self, now: Instant) {
-        self.aggregator.rotate(now, self.target_ticks());
+    /// Close the window at `now`, when the target's sampler had sent the samples of
+    /// `ticks` ticks, read the counters and the target's usage, and recompute.
+    fn refresh(&mut self, now: Instant, ticks: u64) {
+        self.aggregator.rotate(now, ticks);
         let usage = self.usage.read(now);
         let descendants = self.descendants.as_ref().map(CounterSet::stats);
         let counts =
@@ -233,7 +237,8 @@ impl Live {
         if reason.is_some_and(|reason| reason != EndReason::TargetExited) {
             anyhow::bail!("sampling stopped unexpectedly: the sampler thread failed");
         }
-        self.refresh(Instant::now());
+        // Every event is in: the sampler has ended.
+        self.refresh(Instant::now(), self.target_ticks());
         self.app.header.ended = Some(match child.map(Child::try_wait) {
             Some(Ok(Some(status))) => process::describe_exit(status),
             _ => "exited".to_string(),
