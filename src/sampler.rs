@@ -578,9 +578,6 @@ impl StackReader {
                 (_, Some(tid)) => self.activity.state(tid).unwrap_or(RunState::Running),
             };
             let idle = state != RunState::Running;
-            let wait = state
-                .wait()
-                .and_then(|wait| process.wait_kind(thread, wait));
             let wanted = match self.mode {
                 Mode::Wall => true,
                 Mode::Cpu => !idle,
@@ -614,7 +611,9 @@ impl StackReader {
                         thread_state: thread.address,
                         frames,
                         idle,
-                        wait,
+                        wait: state
+                            .wait()
+                            .and_then(|wait| process.wait_kind(thread, wait)),
                         holds_gil: thread.holds_gil,
                     }));
                 }

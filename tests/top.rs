@@ -448,14 +448,18 @@ fn the_header_says_what_idle_threads_wait_for() {
     tmux.assert_ended_cleanly();
 }
 
-/// The last interpreter present that has a GIL, for `test`.
-fn gil_python(test: &str) -> Option<String> {
+/// `top -- PYTHON SCRIPT ARGS` under tmux for `test`, PYTHON the last interpreter
+/// present that has a GIL; `None` when the test is skipped.
+fn start_with_a_gil(test: &str, script_name: &str, args: &[&str]) -> Option<Tmux> {
     let pythons = common::pythons(test);
-    let python = pythons.iter().rev().find(|p| !p.free_threaded());
-    if python.is_none() {
+    let Some(python) = pythons.iter().rev().find(|p| !p.free_threaded()) else {
         common::skip(test, "no interpreter with a GIL");
-    }
-    python.map(|python| python.path.display().to_string())
+        return None;
+    };
+    let (python, script) = (python.path.display().to_string(), script(script_name));
+    let mut top = vec!["--", &python, script.to_str().unwrap()];
+    top.extend(args);
+    Tmux::start(test, &top)
 }
 
 /// The GIL figures of the header, `GIL held 98%, 0.6 waiting`: the share and the
@@ -471,13 +475,7 @@ fn gil_figures(screen: &Screen) -> Option<(f64, f64)> {
 /// the other holds it, for much of the time.
 #[test]
 fn the_header_says_how_many_threads_wait_for_the_gil() {
-    let test = "gil_waiters";
-    let Some(python) = gil_python(test) else {
-        return;
-    };
-    let script = script("waits.py");
-    let args = ["--", &python, script.to_str().unwrap(), "60"];
-    let Some(mut tmux) = Tmux::start(test, &args) else {
+    let Some(mut tmux) = start_with_a_gil("gil_waiters", "waits.py", &["60"]) else {
         return;
     };
     let screen = tmux.wait_for("threads waiting for the GIL", |s| {
@@ -493,13 +491,7 @@ fn the_header_says_how_many_threads_wait_for_the_gil() {
 /// after their ticks were counted in an earlier window once made it 119 %.
 #[test]
 fn the_gil_share_never_passes_every_tick() {
-    let test = "gil_share";
-    let Some(python) = gil_python(test) else {
-        return;
-    };
-    let script = script("ratio.py");
-    let args = ["--", &python, script.to_str().unwrap(), "0.1", "3"];
-    let Some(mut tmux) = Tmux::start(test, &args) else {
+    let Some(mut tmux) = start_with_a_gil("gil_share", "ratio.py", &["0.1", "3"]) else {
         return;
     };
     let held = std::cell::RefCell::new(Vec::new());

@@ -162,24 +162,17 @@ mod tests {
 
     #[test]
     fn the_table_says_how_much_was_idle_and_waiting_for_what() {
+        use crate::report::fixtures::{add_stack, sample_at, waiting_sample_at};
         use crate::target::activity::WaitKind;
         let mut profile = Profile::new(ProfileInfo::default());
         profile.frames = vec![frame("main")];
-        let key = |idle, wait| crate::report::profile::StackKey {
-            thread: crate::sampler::ThreadKey {
-                pid: 1,
-                python_id: 1,
-                os_id: None,
-            },
-            idle,
-            wait,
-            frames: vec![0],
-        };
-        profile.stacks.insert(key(false, None), 5);
+        add_stack(&mut profile, 1, false, &[0], 5);
         assert_eq!(profile.idle_summary(), None);
-        profile.stacks.insert(key(true, Some(WaitKind::Lock)), 1);
-        profile.stacks.insert(key(true, Some(WaitKind::Gil)), 3);
-        profile.stacks.insert(key(true, None), 1);
+        waiting_sample_at(&mut profile, 1, WaitKind::Lock, &[0], 0);
+        for _ in 0..3 {
+            waiting_sample_at(&mut profile, 1, WaitKind::Gil, &[0], 0);
+        }
+        sample_at(&mut profile, 1, true, &[0], 0);
         let mut out = Vec::new();
         print_top(&profile, 10, TableOrder::Own, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -69,7 +69,7 @@ impl StateSource {
     }
 
     /// What the file's contents say the thread is doing; `None` when they say
-    /// nothing (an empty `wchan`).
+    /// nothing (an empty `wchan`, a `syscall` line that does not parse).
     fn parse(self, contents: &[u8]) -> Option<RunState> {
         let text = std::str::from_utf8(contents).ok()?.trim_end();
         match self {
@@ -127,8 +127,10 @@ impl Wait {
         let mut fields = text.split(' ');
         let number: i64 = fields.next()?.parse().ok()?;
         let mut args = [0u64; 6];
-        for arg in args.iter_mut().take(if number < 0 { 0 } else { 6 }) {
-            *arg = u64::from_str_radix(fields.next()?.strip_prefix("0x")?, 16).ok()?;
+        if number >= 0 {
+            for arg in &mut args {
+                *arg = u64::from_str_radix(fields.next()?.strip_prefix("0x")?, 16).ok()?;
+            }
         }
         Some(Wait {
             kind: WaitKind::of_syscall(number, &args),
