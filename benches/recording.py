@@ -15,10 +15,13 @@ def build():
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
 
 
-def start_target(python, depth, threads):
-    """benches/targets/deep.py with `threads` threads of `depth` frames, once it spins."""
+def start_target(python, depth, threads, distinct=False):
+    """benches/targets/deep.py with `threads` threads of `depth` frames, once it spins;
+    with `distinct`, frames of distinct functions (deep.py's DISTINCT)."""
+    extra = ["-", "900", "0", "0", "1"] if distinct else []
     target = subprocess.Popen(
-        [python, os.path.join(ROOT, "benches/targets/deep.py"), str(depth), str(threads)],
+        [python, os.path.join(ROOT, "benches/targets/deep.py"), str(depth), str(threads),
+         *extra],
         stdout=subprocess.DEVNULL)
     time.sleep(1.5)
     return target

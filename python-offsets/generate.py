@@ -86,6 +86,10 @@ ROWS = [
      "offsetof(PyInterpreterState, stoptheworld.requester)", both(ver("3.13"), FT)),
     ("interpreter", "code_object_generation",
      "offsetof(PyInterpreterState, _code_object_generation)", ver("3.14")),
+    # 3.13 numbers each new code object from this u32 (3.12 from the static
+    # `_Py_next_func_version`, found by symbol); 3.14+ counts frees instead
+    ("interpreter", "code_next_version",
+     "offsetof(PyInterpreterState, func_state.next_version)", ver("3.13", "3.13")),
 
     # struct _gil_runtime_state (3.7+)
     ("gil", "locked", "offsetof(struct _gil_runtime_state, locked)", ver("3.7")),

@@ -396,6 +396,12 @@ if has("interpreter", "code_object_generation"):
     c = compile("1 + 1", "<probe>", "eval"); del c; gc.collect()
     g1 = u64(interp + O("interpreter", "code_object_generation"))
     check("interpreter.code_object_generation grows when a code object dies", g1 > g0, "%d -> %d" % (g0, g1))
+if has("interpreter", "code_next_version"):
+    v0 = u32(interp + O("interpreter", "code_next_version"))
+    c = compile("1 + 1", "<probe>", "eval")
+    v1 = u32(interp + O("interpreter", "code_next_version"))
+    check("interpreter.code_next_version grows when a code object is created", v1 > v0 > 0, "%d -> %d" % (v0, v1))
+    del c
 if has("interpreter", "gc") and has("gc", "collecting"):
     flag = interp + O("interpreter", "gc") + O("gc", "collecting")
     during = []

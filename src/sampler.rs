@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 use crate::native::stacks::NativeStacks;
 use crate::native::unwind::NativeFrame;
 use crate::python::code::CodeHeader;
-use crate::python::code_headers::{CodeEpoch, CodeHeaders};
+use crate::python::code_headers::{CodeCount, CodeHeaders};
 use crate::python::frames::{RawFrame, WalkError};
 use crate::python::threads::ThreadState;
 use crate::python::PythonProcess;
@@ -560,7 +560,7 @@ impl StackReader {
         let mut memory = self.prefetcher.begin(&live);
         let mut threads = std::mem::take(&mut self.threads);
         let interpreters = process.thread_states(&memory, &mut threads)?;
-        let epoch = process.code_epoch(&memory, &interpreters)?;
+        let count = process.code_count(&interpreters);
         self.refresh_names(process, &threads, events);
         let mut new_frames = std::mem::take(&mut self.new_frames);
         let mut samples = 0;
@@ -587,7 +587,7 @@ impl StackReader {
                 continue;
             }
             let mut stack =
-                self.consistent_stack(process, &mut memory, thread, epoch, &mut new_frames);
+                self.consistent_stack(process, &mut memory, thread, count, &mut new_frames);
             match stack.as_mut() {
                 Ok(frames) if self.gc_frames && thread.collecting_garbage && !frames.is_empty() => {
                     let at = self.gc_frame_position(thread);
@@ -624,7 +624,7 @@ impl StackReader {
             .end_tick(threads.iter().filter_map(|thread| thread.native_id));
         self.threads = threads;
         self.new_frames = new_frames;
-        self.walker.forget_unseen();
+        self.walker.end_tick();
         self.prefetcher.finish(memory);
         Ok(Tick { samples, errors })
     }
@@ -679,14 +679,14 @@ impl StackReader {
         process: &PythonProcess<M>,
         memory: &mut TickMemory<'_, M>,
         thread: &ThreadState,
-        epoch: Option<CodeEpoch>,
+        count: Option<CodeCount>,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
         let mut walked = self.walker.read(
             process,
             &*memory,
             (thread.address, thread.frame),
-            epoch,
+            count,
             new_frames,
         );
         let mut retries = 0;
@@ -708,7 +708,7 @@ impl StackReader {
                 process,
                 &*memory,
                 (thread.address, start),
-                epoch,
+                count,
                 new_frames,
             );
         }
@@ -719,7 +719,7 @@ impl StackReader {
         }
         let walked = self
             .walker
-            .read(process, live, (thread.address, now), epoch, new_frames);
+            .read(process, live, (thread.address, now), count, new_frames);
         self.checked(process, live, thread, walked)?
             .0
             .ok_or(StackError::Changed)
@@ -826,7 +826,7 @@ struct PreviousStack {
     slots: Vec<u32>,
     headers: Vec<CodeHeader>,
     ids: Vec<FrameId>,
-    /// Read since the last [`StackWalker::forget_unseen`].
+    /// Read since the last [`StackWalker::end_tick`].
     seen: bool,
 }
 
@@ -838,9 +838,9 @@ impl StackWalker {
 
     /// Walk and symbolize the stack of a thread, given as (any value that identifies
     /// the thread, its innermost frame): frame ids, innermost first. Frames and code
-    /// headers are read through `mem`; headers read since `epoch` (the interpreter's
-    /// count of freed code objects, read before this stack's frames; see
-    /// [`CodeHeaders`]) may be reused. What symbolizing a new code object needs (names,
+    /// headers are read through `mem`; headers read earlier may be reused while
+    /// `count`, the count of code objects that covers the stack, stays put (see
+    /// [`CodeHeaders`]). What symbolizing a new code object needs (names,
     /// line table) is read from the process directly. Frames seen for the first time
     /// are appended to `new_frames`.
     pub fn read<M: Memory>(
@@ -848,7 +848,7 @@ impl StackWalker {
         process: &PythonProcess<M>,
         mem: &impl Memory,
         (thread, innermost): (u64, u64),
-        epoch: Option<CodeEpoch>,
+        count: Option<CodeCount>,
         new_frames: &mut Vec<(FrameId, Frame)>,
     ) -> Result<Vec<FrameId>, StackError> {
         self.raw.clear();
@@ -857,7 +857,7 @@ impl StackWalker {
         mem.set_phase(Phase::Code);
         self.index_codes();
         self.code_headers
-            .read(&process.code, mem, &self.codes, epoch, &mut self.headers)
+            .read(&process.code, mem, &self.codes, count, &mut self.headers)
             .map_err(SymbolizeError::from)?;
         let previous = self.previous.entry(thread).or_default();
         previous.seen = true;
@@ -928,10 +928,12 @@ impl StackWalker {
         self.previous.get(&thread).map(|p| p.raw.as_slice())
     }
 
-    /// Drop the previous stacks of threads not read since the last call.
-    pub fn forget_unseen(&mut self) {
+    /// Close a tick: drop the previous stacks of threads not read in it, and let the
+    /// code counts read in it cover the code headers read in the next.
+    pub fn end_tick(&mut self) {
         self.previous
             .retain(|_, previous| std::mem::take(&mut previous.seen));
+        self.code_headers.end_tick();
     }
 }
 

@@ -5,11 +5,10 @@ mod common;
 
 use std::cell::RefCell;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
-use common::{pyscry, script, wait_until, Python, Target, TempDir};
+use common::{pyscry, script, Python, Target, TempDir};
 use pyscry::commands::attach::{open_python, Opened};
-use pyscry::python::code_headers::CodeEpoch;
+use pyscry::python::code_headers::CodeCount;
 use pyscry::python::PythonProcess;
 use pyscry::sampler::StackWalker;
 use pyscry::target::memory::{Memory, ReadError};
@@ -123,12 +122,12 @@ fn open(pid: u32) -> PythonProcess {
     }
 }
 
-/// The spinning thread's stack read once by `walker`, given the code epoch read just
-/// before: how many of its frames' code objects had their header read.
+/// The spinning thread's stack read once by `walker`, given the count of code objects
+/// that covers it: how many of its frames' code objects had their header read.
 fn headers_read(
     process: &mut PythonProcess,
     walker: &mut StackWalker,
-    epoch: Option<CodeEpoch>,
+    count: Option<CodeCount>,
 ) -> (usize, usize) {
     let memory = process.memory;
     let mut threads = Vec::new();
@@ -146,7 +145,7 @@ fn headers_read(
             &*process,
             &recording,
             (thread.address, thread.frame),
-            epoch,
+            count,
             &mut Vec::new(),
         )
         .expect("reading the spinning stack");
@@ -163,66 +162,76 @@ fn headers_read(
     (reread, codes.len())
 }
 
-fn epoch_of(process: &mut PythonProcess) -> Option<CodeEpoch> {
+fn count_of(process: &mut PythonProcess) -> Option<CodeCount> {
     let memory = process.memory;
     let interpreters = process.thread_states(&memory, &mut Vec::new()).unwrap();
-    process.code_epoch(&memory, &interpreters).unwrap()
+    process.code_count(&interpreters)
 }
 
-/// Where the interpreter counts freed code objects (3.14+), a stack's code headers are
-/// read once and reused while the count stays put, and read again once it moves; other
-/// versions read them for every stack.
-fn headers_are_read_again_only_when_code_objects_were_freed(python: &Python) {
+/// Where the interpreter counts the code objects it makes (3.12, 3.13) or frees
+/// (3.14+), a stack's code headers are kept from the tick after the count was first
+/// read, used while the count stays put, and read again once it moves; older versions
+/// read them for every stack.
+fn headers_are_read_again_only_when_code_objects_were_made_or_freed(python: &Python) {
     let mut target = Target::start(python, &script("steady_stack.py"), &[]);
     target.wait_for_line("ready");
     let mut process = open(target.pid());
     let mut walker = StackWalker::new();
-    let counts = python.version() >= (3, 14);
+    let counts = python.version() >= (3, 12);
 
-    let epoch = epoch_of(&mut process);
-    assert_eq!(epoch.is_some(), counts, "{}: {epoch:?}", python.name);
-    let (first, codes) = headers_read(&mut process, &mut walker, epoch);
+    let count = count_of(&mut process);
+    assert_eq!(count.is_some(), counts, "{}: {count:?}", python.name);
+    let (first, codes) = headers_read(&mut process, &mut walker, count);
     assert!(codes >= 3, "{}: only {codes} code objects", python.name);
     assert_eq!(
         first, codes,
         "{}: the first read reads every header",
         python.name
     );
-    let (second, _) = headers_read(&mut process, &mut walker, epoch);
-    let expected = if counts { 0 } else { codes };
+    // The headers a tick reads are kept under the count of the tick before: the first
+    // tick had none.
+    walker.end_tick();
+    let (second, _) = headers_read(&mut process, &mut walker, count);
     assert_eq!(
-        second, expected,
-        "{}: headers read again with no code object freed",
+        second, codes,
+        "{}: the second tick reads every header again",
         python.name
     );
-    if !counts {
+    walker.end_tick();
+    let (third, _) = headers_read(&mut process, &mut walker, count);
+    let expected = if counts { 0 } else { codes };
+    assert_eq!(
+        third, expected,
+        "{}: headers read again with no code object made or freed",
+        python.name
+    );
+    let Some(count) = count else {
         return;
-    }
+    };
 
+    let before = count.read(&process.memory).unwrap();
     let signalled = std::process::Command::new("kill")
         .args(["-USR1", &target.pid().to_string()])
         .status()
         .unwrap();
     assert!(signalled.success());
     target.wait_for_line("freed");
-    let mut moved = None;
-    assert!(
-        wait_until(Duration::from_secs(5), || {
-            moved = epoch_of(&mut process).filter(|now| Some(*now) != epoch);
-            moved.is_some()
-        }),
-        "{}: freeing code objects did not move the count",
+    let after = count.read(&process.memory).unwrap();
+    assert_ne!(
+        after, before,
+        "{}: making and freeing code objects did not move the count",
         python.name
     );
-    let (third, codes) = headers_read(&mut process, &mut walker, moved);
+    walker.end_tick();
+    let (fourth, codes) = headers_read(&mut process, &mut walker, Some(count));
     assert_eq!(
-        third, codes,
-        "{}: headers not read again after code objects were freed",
+        fourth, codes,
+        "{}: headers not read again after code objects were made and freed",
         python.name
     );
 }
 
 test_each_python!(
     header_reuse,
-    super::headers_are_read_again_only_when_code_objects_were_freed
+    super::headers_are_read_again_only_when_code_objects_were_made_or_freed
 );

@@ -1,7 +1,7 @@
 """Benchmark target: THREADS threads (the main thread included), each with exactly DEPTH
 Python frames, spinning in the innermost one.
 
-    python deep.py DEPTH THREADS [COUNTER_FILE|-] [MAX_SECONDS] [VARY] [PAUSE_MS]
+    python deep.py DEPTH THREADS [COUNTER_FILE|-] [MAX_SECONDS] [VARY] [PAUSE_MS] [DISTINCT]
 
 Prints "ready" once every thread is at its full depth and spinning. With COUNTER_FILE,
 thread i adds 1 to the i-th native-endian u64 of that file (which it creates, 8 bytes
@@ -13,7 +13,10 @@ With VARY > 0 (at most 4), each batch of work runs in a chain of 0 to VARY furth
 functions, a different length from one batch to the next: the top of every stack keeps
 changing, as in a real program, instead of spinning in place. With PAUSE_MS > 0, each
 batch ends with a sleep of that many milliseconds in its innermost frame: a mostly idle
-target, for long runs that share the machine with other measurements.
+target, for long runs that share the machine with other measurements. With DISTINCT = 1,
+the frames that make up the depth run functions of their own, each of its own size and
+compiled as its own file, instead of all one recursive function: their code objects lie
+apart in memory, as those of a real program's modules do.
 """
 
 import mmap
@@ -28,6 +31,7 @@ COUNTER_FILE = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] != "-" else None
 MAX_SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 900.0
 VARY = int(sys.argv[5]) if len(sys.argv) > 5 else 0
 PAUSE = float(sys.argv[6]) / 1000 if len(sys.argv) > 6 else 0.0
+DISTINCT = len(sys.argv) > 7 and sys.argv[7] == "1"
 
 if COUNTER_FILE:
     with open(COUNTER_FILE, "wb") as f:
@@ -101,8 +105,28 @@ def descend(levels, index):
         spin(index)
 
 
+def distinct_levels(levels):
+    """`descend` as `levels` functions of their own (`level_0`, the outermost, to
+    `level_{levels-1}`, which calls `spin`), of different sizes, each compiled as its own
+    file, so that the allocator puts their code objects apart."""
+    namespace = {"spin": spin}
+    call = "spin(index)"
+    for k in reversed(range(levels)):
+        padding = "".join("    x%d = %d\n" % (j, j) for j in range(3 * k))
+        source = "def level_%d(levels, index):\n%s    %s\n" % (k, padding, call)
+        exec(compile(source, "level_%d.py" % k, "exec"), namespace)
+        call = "level_%d(levels, index)" % k
+    return namespace["level_0"]
+
+
+def outermost(levels):
+    """The function that adds `levels` frames, given (levels, thread index)."""
+    return distinct_levels(levels) if DISTINCT else descend
+
+
 # Frames besides `descend`'s: spin adds 1; a worker thread has threading's _bootstrap,
 # _bootstrap_inner and run (3); the main thread has <module> (1).
+worker = outermost(DEPTH - 4)
 for i in range(1, THREADS):
-    threading.Thread(target=descend, args=(DEPTH - 4, i), daemon=True).start()
-descend(DEPTH - 2, 0)
+    threading.Thread(target=worker, args=(DEPTH - 4, i), daemon=True).start()
+outermost(DEPTH - 2)(DEPTH - 2, 0)

@@ -72,7 +72,6 @@ pub struct CodeReader {
     tlbc: Option<u64>,
     tlbc_entries: u64,
     header_len: usize,
-    generation: Option<u64>,
 }
 
 impl CodeReader {
@@ -128,7 +127,6 @@ impl CodeReader {
             tlbc: code.tlbc,
             tlbc_entries,
             header_len: header_len as usize,
-            generation: layout.interpreter.code_object_generation,
         })
     }
 
@@ -168,15 +166,6 @@ impl CodeReader {
             out.push(self.parse_header(address, buf)?);
         }
         Ok(())
-    }
-
-    /// How many code objects interpreter `interp` has freed so far, where the version
-    /// counts them (3.14+): while the count stays the same, every code object seen is
-    /// still alive, so a header read earlier still describes the object at its address.
-    pub fn generation(&self, mem: &impl Memory, interp: u64) -> Result<Option<u64>, ReadError> {
-        self.generation
-            .map(|offset| mem.read_u64(interp.wrapping_add(offset)))
-            .transpose()
     }
 
     /// Parse a code object's header from bytes already read from `address`.

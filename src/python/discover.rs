@@ -41,6 +41,8 @@ pub const PYTHON_SYMBOLS: &[&str] = &[
     "gil_mutex",
     "switch_cond",
     "switch_mutex",
+    // 3.12: codeobject.c's count of code objects made (see `code_headers`).
+    "_Py_next_func_version",
 ];
 
 /// Symbols that mark the file holding the runtime, in order of preference.

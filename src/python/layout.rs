@@ -163,6 +163,8 @@ pub struct InterpreterOffsets {
     pub modules: Option<u64>,
     /// `_code_object_generation` (3.14+): how many code objects the interpreter freed.
     pub code_object_generation: Option<u64>,
+    /// `func_state.next_version` (3.13): the version the next code object made gets.
+    pub code_next_version: Option<u64>,
     /// The embedded `gc` struct (3.9+).
     pub gc: Option<u64>,
     /// `stoptheworld.requester` (free-threaded 3.13+): the thread that stopped the

@@ -32,7 +32,7 @@ use crate::target::maps::{FileRoot, Mapping};
 use crate::target::memory::{Memory, ProcessMemory, ReadError};
 use crate::target::pid_namespace::ThreadIds;
 use code::CodeReader;
-use code_headers::CodeEpoch;
+use code_headers::{CodeCount, CodeCounter};
 use discover::{discover, discover_in, DiscoveryError};
 use frames::FrameReader;
 use gc::GcReader;
@@ -66,6 +66,9 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub frames: FrameReader,
     /// Code objects.
     pub code: CodeReader,
+    /// The count of code objects that tells when code headers read earlier still hold;
+    /// `None` where the version keeps none, or a 3.12 without its symbol table.
+    pub code_counter: Option<CodeCounter>,
     /// The GIL holder; `None` for free-threaded builds, which have no GIL to hold.
     pub gil: Option<GilReader>,
     /// Which thread runs the garbage collector; `None` where the interpreter lacks
@@ -212,6 +215,9 @@ impl<M: Memory> PythonProcess<M> {
                 threads: ThreadReader::new(&layout, semantics.interpreter_root, &found.binary)?,
                 frames: FrameReader::new(&layout, semantics.frame_model)?,
                 code: CodeReader::new(&layout, &semantics, objects)?,
+                code_counter: CodeCounter::new(&layout, semantics.code_count, &found.binary)
+                    .ok()
+                    .flatten(),
                 gil: match found.flavour {
                     Flavour::FreeThreaded => None,
                     _ => Some(GilReader::new(&layout, semantics.gil, &found.binary)?),
@@ -286,21 +292,15 @@ impl<M: Memory> PythonProcess<M> {
         }
     }
 
-    /// The count of freed code objects of the process's one interpreter, read through
-    /// `mem` (see [`code_headers`]); `None` where the version keeps no count, or where
-    /// there are several interpreters, whose counts say nothing of each other's objects.
-    pub fn code_epoch(
-        &self,
-        mem: &impl Memory,
-        interpreters: &[u64],
-    ) -> Result<Option<CodeEpoch>, ReadError> {
-        let &[interp] = interpreters else {
-            return Ok(None);
-        };
-        Ok(self
-            .code
-            .generation(mem, interp)?
-            .map(|generation| CodeEpoch { interp, generation }))
+    /// The count of code objects that covers the stacks of the process's one
+    /// interpreter (see [`code_headers`]); `None` where the version keeps no count, or
+    /// where there are several interpreters, whose counts say nothing of each other's
+    /// objects.
+    pub fn code_count(&self, interpreters: &[u64]) -> Option<CodeCount> {
+        match (self.code_counter, interpreters) {
+            (Some(counter), &[interp]) => Some(CodeCount { counter, interp }),
+            _ => None,
+        }
     }
 
     /// The names of the threads the `threading` module knows, by `thread_id`. Names

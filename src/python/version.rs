@@ -215,6 +215,8 @@ pub struct Semantics {
     pub gil: GilModel,
     /// Where the garbage collector's state is kept.
     pub gc: GcModel,
+    /// What counts the code objects made or freed, if anything does.
+    pub code_count: CodeCountModel,
     /// How dicts are stored.
     pub dict_model: DictModel,
     /// Where instances of Python classes keep their attributes.
@@ -250,6 +252,24 @@ pub enum GcModel {
     InRuntime,
     /// 3.9+: each interpreter's own `gc` (`[interpreter] gc`).
     InInterpreter,
+}
+
+/// Where to find a count that moves before a code object's address can name another
+/// code object: while it stays put, code headers read earlier still hold (see
+/// [`crate::python::code_headers`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCountModel {
+    /// Up to 3.11: nothing counts code objects; every stack's code headers are read.
+    Uncounted,
+    /// 3.12: the static u32 `_Py_next_func_version`, found by symbol, the version the
+    /// next code object made gets: each new code object bumps it.
+    MadeStatic,
+    /// 3.13: the same count, as each interpreter's `func_state.next_version`
+    /// (`[interpreter] code_next_version`).
+    MadeInInterpreter,
+    /// 3.14+: each interpreter's u64 `_code_object_generation`
+    /// (`[interpreter] code_object_generation`), bumped as each code object is freed.
+    FreedInInterpreter,
 }
 
 impl Semantics {
@@ -307,6 +327,12 @@ impl Semantics {
                 0 | 6 => GcModel::StaticSymbol,
                 7 | 8 => GcModel::InRuntime,
                 _ => GcModel::InInterpreter,
+            },
+            code_count: match minor {
+                0..=11 => CodeCountModel::Uncounted,
+                12 => CodeCountModel::MadeStatic,
+                13 => CodeCountModel::MadeInInterpreter,
+                _ => CodeCountModel::FreedInInterpreter,
             },
             dict_model: match minor {
                 0 => DictModel::Table,

@@ -1,7 +1,7 @@
 # A main thread that spins for ever under the same three functions, so that no code
-# object is freed, until SIGUSR1: its handler compiles a function and drops it, which
-# frees code objects (3.14+ counts them in the interpreter state). Prints "ready" once
-# spinning and "freed" after each such round.
+# object is made or freed, until SIGUSR1: its handler compiles a function and drops it,
+# which makes code objects and frees them (3.12 and 3.13 count those made, 3.14+ those
+# freed). Prints "ready" once spinning and "freed" after each such round.
 import gc
 import signal
 import sys
