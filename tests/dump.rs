@@ -189,9 +189,24 @@ fn dump_three_threads(python: &Python) {
 test_each_python!(three_threads, super::dump_three_threads);
 
 /// Each idle thread says what it waits for: a lock, a pipe, a sleep, and, while two
-/// threads spin, the GIL (never on a free-threaded build, which has none).
+/// threads spin, the GIL (never on a free-threaded build, which runs without it, unless
+/// it turns it on: `PYTHON_GIL=1`, as an extension module that needs it does too).
 fn dump_says_what_threads_wait_for(python: &Python) {
-    let mut target = Target::start(python, &script("waits.py"), &["30"]);
+    for (env, gil_on) in common::gil_environments(python) {
+        dumped_waits(python, env, gil_on);
+    }
+}
+
+/// The waits of `waits.py`, run with `env` set, the GIL in force or not, as `dump`
+/// tells them.
+fn dumped_waits(python: &Python, env: &[(&str, &str)], gil_on: bool) {
+    let name = format!("{}{env:?}", python.name);
+    let mut command = std::process::Command::new(&python.path);
+    command
+        .envs(env.iter().copied())
+        .arg(script("waits.py"))
+        .arg("30");
+    let mut target = Target::spawn(command);
     target.wait_for_line("ready");
     let pid = target.pid().to_string();
     let expected = [
@@ -201,6 +216,7 @@ fn dump_says_what_threads_wait_for(python: &Python) {
     ];
     let mut last = Value::Null;
     let mut spinners_waited = Vec::new();
+    let mut holders = 0;
     // A spinner waits for the GIL only while the other holds it, and the other threads
     // are on their way into their waits at first: a few dumps may be needed.
     let seen = common::wait_until(std::time::Duration::from_secs(10), || {
@@ -214,25 +230,24 @@ fn dump_says_what_threads_wait_for(python: &Python) {
         for spinner in ["spinner-1", "spinner-2"] {
             spinners_waited.extend(wait_of(spinner));
         }
+        holders += threads.iter().filter(|t| t["holds_gil"] == true).count();
         let others = expected
             .iter()
             .all(|(name, wait)| wait_of(name).as_deref() == Some(wait));
-        others && (python.free_threaded() || spinners_waited.iter().any(|w| w == "gil"))
+        others && (!gil_on || (holders > 0 && spinners_waited.iter().any(|w| w == "gil")))
     });
-    assert!(seen, "{}: {last:#}", python.name);
-    if python.free_threaded() {
+    assert!(seen, "{name}: {last:#}");
+    if !gil_on {
         assert!(
-            !spinners_waited.iter().any(|w| w == "gil"),
-            "{}: {spinners_waited:?}",
-            python.name
+            holders == 0 && !spinners_waited.iter().any(|w| w == "gil"),
+            "{name}: {holders} GIL holders; {spinners_waited:?}"
         );
     }
     let text = run_pyscry(&["dump", "--pid", &pid]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains("\"reader\" (tid ") && text.contains("idle, waiting for I/O ("),
-        "{}: {text}",
-        python.name
+        "{name}: {text}"
     );
 }
 

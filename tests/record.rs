@@ -150,20 +150,32 @@ fn assert_folded_on_stdout(out: &Output, what: &str) {
     );
 }
 
-/// A wall-mode recording says what each idle thread waited for, as the kernel
-/// function it slept in tells: a lock, a pipe, a sleep. Each survives the recording
-/// file, and pprof carries it as a label.
 /// In wall mode, each idle stack says what its thread waits for: a lock, a pipe, a
 /// sleep (`select` on no file before 3.11), and the GIL, which two threads spinning in
-/// turn wait for (free-threaded builds, which have none, never).
+/// turn wait for. A free-threaded build has its GIL off (never `gil`), unless it turns
+/// it on (`PYTHON_GIL=1` here; an extension module that needs the GIL does the same).
 fn idle_stacks_say_what_they_wait_for(python: &Python) {
-    let dir = TempDir::new(&format!("waits-{}", python.name));
+    for (env, gil_on) in common::gil_environments(python) {
+        recorded_waits(python, env, gil_on);
+    }
+}
+
+/// The waits of `waits.py` recorded with `env` set, the GIL in force or not.
+fn recorded_waits(python: &Python, env: &[(&str, &str)], gil_on: bool) {
+    let name = format!("{}{env:?}", python.name);
+    let dir = TempDir::new(&format!("waits-{}-{}", python.name, env.len()));
     let recording = dir.path("waits.pyscry");
-    let out = common::record_script(python, &["--rate", "200"], &recording, "waits.py", &["1"]);
+    let out = common::record_script_in(
+        env,
+        python,
+        &["--rate", "200"],
+        &recording,
+        "waits.py",
+        &["1"],
+    );
     assert!(
         out.status.success(),
-        "{}: {}",
-        python.name,
+        "{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let folded = pyscry()
@@ -203,42 +215,28 @@ fn idle_stacks_say_what_they_wait_for(python: &Python) {
         // otherwise now and then.
         assert!(
             seen.values().sum::<u64>() >= 50 && share(&seen, mark) >= 0.9,
-            "{}: {function}: {seen:?}\n{folded}",
-            python.name
+            "{name}: {function}: {seen:?}\n{folded}"
         );
     }
     // The table's idle line says the same, largest share first.
     let table = String::from_utf8_lossy(&out.stdout);
     let idle = table.lines().find(|line| line.starts_with("idle "));
-    let idle = idle.unwrap_or_else(|| panic!("{}: no idle line: {table}", python.name));
+    let idle = idle.unwrap_or_else(|| panic!("{name}: no idle line: {table}"));
     for wait in ["% lock", "% io", "% sleep"] {
-        assert!(idle.contains(wait), "{}: {idle}", python.name);
+        assert!(idle.contains(wait), "{name}: {idle}");
     }
-    assert_eq!(
-        idle.contains("% gil"),
-        !python.free_threaded(),
-        "{}: {idle}",
-        python.name
-    );
+    assert_eq!(idle.contains("% gil"), gil_on, "{name}: {idle}");
     let spin = marks("spin");
-    assert!(
-        spin.values().sum::<u64>() >= 100,
-        "{}: {spin:?}",
-        python.name
-    );
-    assert!(
-        share(&spin, "[idle: lock]") < 0.05,
-        "{}: {spin:?}",
-        python.name
-    );
+    assert!(spin.values().sum::<u64>() >= 100, "{name}: {spin:?}");
+    assert!(share(&spin, "[idle: lock]") < 0.05, "{name}: {spin:?}");
     let gil = share(&spin, "[idle: gil]");
-    if python.free_threaded() {
-        assert_eq!(gil, 0.0, "{}: {spin:?}", python.name);
+    if !gil_on {
+        assert_eq!(gil, 0.0, "{name}: {spin:?}");
     } else {
         // One waits while the other holds it: asleep for much of that time, but on
         // 2.7 mostly awake, as each release wakes it only to find the GIL taken again.
         let least = if python.version().0 == 2 { 0.01 } else { 0.1 };
-        assert!(gil >= least, "{}: {spin:?}", python.name);
+        assert!(gil >= least, "{name}: {spin:?}");
     }
 }
 

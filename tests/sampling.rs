@@ -15,9 +15,21 @@ use common::{collapsed_shares, pyscry, script, serial, Python, Target, TempDir};
 /// Launch-and-record `script args` with extra pyscry options: the collapsed output and
 /// pyscry's own output (which includes the launched script's stdout).
 fn record(python: &Python, options: &[&str], script_name: &str, args: &[&str]) -> (String, Output) {
+    record_in(&[], python, options, script_name, args)
+}
+
+/// [`record`] with these environment variables set for pyscry and the program.
+fn record_in(
+    env: &[(&str, &str)],
+    python: &Python,
+    options: &[&str],
+    script_name: &str,
+    args: &[&str],
+) -> (String, Output) {
     let dir = TempDir::new(&format!("sampling-{}-{}", python.name, script_name));
     let out_path = dir.path("out.txt");
     let out = pyscry()
+        .envs(env.iter().copied())
         .arg("record")
         .args(options)
         .args(["--format", "collapsed", "-o"])
@@ -79,7 +91,8 @@ fn true_share(out: &Output) -> f64 {
 
 /// Sleeping and burning for equal wall time (8 rounds): wall splits ~50/50; cpu and
 /// gil modes give the sleeper at most one sample per round. Both without and with
-/// `--blocking`.
+/// `--blocking`. A free-threaded build refuses gil mode, then, with its GIL turned on
+/// (`PYTHON_GIL=1`), is sampled in it as any build.
 ///
 /// That one sample is the tick at a switch from burning to sleeping: with
 /// `--blocking`, whether a thread runs is taken just before it is paused (a paused
@@ -100,12 +113,14 @@ fn modes_split_sleep_and_cpu(python: &Python) {
         for mode in ["wall", "cpu", "gil"] {
             let mut options = vec!["--mode", mode];
             options.extend_from_slice(extra);
+            let mut env: &[(&str, &str)] = &[];
             if mode == "gil" && free_threaded {
                 gil_mode_is_refused(python, &options);
-                continue;
+                // With its GIL turned on, the build's GIL holder is sampled as any's.
+                env = &[("PYTHON_GIL", "1")];
             }
             let rounds = ROUNDS.to_string();
-            let (text, out) = record(python, &options, "sleep_burn.py", &["0.1", &rounds]);
+            let (text, out) = record_in(env, python, &options, "sleep_burn.py", &["0.1", &rounds]);
             let (counts, _) = collapsed_shares(&text, &["sleeper", "burner"]);
             let both = counts[0] + counts[1];
             let sleeper = percent(counts[0], both);
@@ -154,7 +169,8 @@ fn modes_split_sleep_and_cpu(python: &Python) {
 
 test_each_python!(modes, super::modes_split_sleep_and_cpu);
 
-/// A free-threaded build has no GIL: `--mode gil` is refused with a clear message.
+/// A free-threaded build runs without its GIL unless told otherwise: `--mode gil` is
+/// refused with a clear message.
 fn gil_mode_is_refused(python: &Python, options: &[&str]) {
     let out = pyscry()
         .arg("record")
@@ -172,7 +188,7 @@ fn gil_mode_is_refused(python: &Python, options: &[&str]) {
         python.name
     );
     assert!(
-        stderr.contains("is free-threaded and has no GIL; use --mode cpu"),
+        stderr.contains("is free-threaded and runs without its GIL (PYTHON_GIL=1 turns it on)"),
         "{}: {stderr}",
         python.name
     );

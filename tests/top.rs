@@ -475,15 +475,50 @@ fn gil_figures(screen: &Screen) -> Option<(f64, f64)> {
 /// the other holds it, for much of the time.
 #[test]
 fn the_header_says_how_many_threads_wait_for_the_gil() {
-    let Some(mut tmux) = start_with_a_gil("gil_waiters", "waits.py", &["60"]) else {
-        return;
-    };
+    if let Some(tmux) = start_with_a_gil("gil_waiters", "waits.py", &["60"]) {
+        see_gil_waiters_and_quit(tmux);
+    }
+}
+
+/// Wait for `tmux`'s `top` of `waits.py` to show one spinner waiting for the GIL while
+/// the other holds it (0.2 to 2 threads waiting in a window), then quit it.
+fn see_gil_waiters_and_quit(mut tmux: Tmux) {
     let screen = tmux.wait_for("threads waiting for the GIL", |s| {
         gil_figures(s).is_some_and(|(_, waiting)| (0.2..=2.0).contains(&waiting))
     });
     tmux.target = Some(screen.pid());
     tmux.keys(&["q"]);
     tmux.assert_ended_cleanly();
+}
+
+/// A free-threaded build runs without its GIL, and the header says nothing of one;
+/// with it turned on (`PYTHON_GIL=1`, as an extension module that needs it does too),
+/// the header tells its share and its waiters as for any build.
+#[test]
+fn a_free_threaded_build_shows_its_gil_only_when_it_is_on() {
+    let test = "free_threaded_gil";
+    let pythons = common::pythons(test);
+    let Some(python) = pythons.iter().rev().find(|p| p.free_threaded()) else {
+        return common::skip(test, "no free-threaded interpreter");
+    };
+    let (python, script) = (python.path.display().to_string(), script("waits.py"));
+    let script = script.to_str().unwrap();
+    let Some(mut off) = Tmux::start(test, &["--", &python, script, "60"]) else {
+        return;
+    };
+    let screen = off.wait_for("samples of the spinners", |s| s.0.contains("spin"));
+    // A few more windows, where a GIL would have been held.
+    std::thread::sleep(Duration::from_secs(2));
+    let later = Screen(off.screen());
+    assert!(gil_figures(&later).is_none(), "{}", later.0);
+    off.target = Some(screen.pid());
+    off.keys(&["q"]);
+    off.assert_ended_cleanly();
+
+    let on = ["--", "env", "PYTHON_GIL=1", &python, script, "60"];
+    if let Some(tmux) = Tmux::start(test, &on) {
+        see_gil_waiters_and_quit(tmux);
+    }
 }
 
 /// The GIL's share is of the ticks whose samples are in, so it never passes 100 %: not

@@ -83,9 +83,10 @@ pub fn describe_target(python: Option<&PythonProcess>) -> String {
 
 /// Refuse a mode the interpreter cannot support.
 pub fn check_mode(mode: Mode, python: &PythonProcess) -> Result<()> {
-    if mode == Mode::Gil && python.gil.is_none() {
+    if mode == Mode::Gil && !python.gil_in_force() {
         return Err(anyhow::anyhow!(
-            "--mode gil: {} is free-threaded and has no GIL; use --mode cpu",
+            "--mode gil: {} is free-threaded and runs without its GIL \
+             (PYTHON_GIL=1 turns it on); use --mode cpu",
             python.describe()
         )
         .into());

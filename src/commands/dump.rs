@@ -53,7 +53,7 @@ struct ThreadDump {
     /// the GIL, the lock it waits on), else from that function.
     #[serde(skip_serializing_if = "Option::is_none")]
     wait: Option<WaitKind>,
-    /// Whether it holds the GIL (always false for free-threaded builds).
+    /// Whether it holds the GIL (never in a free-threaded build running without one).
     holds_gil: bool,
     /// Whether it runs the cyclic garbage collector.
     collecting_garbage: bool,

@@ -96,7 +96,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         python: describe_target(python.as_deref()),
         mode: mode.to_string(),
         rate_hz: args.rate,
-        has_gil: python.as_ref().is_some_and(|python| python.gil.is_some()),
+        has_gil: python.as_ref().is_some_and(|python| python.gil_in_force()),
         processes: args.subprocesses.then_some(1),
         ..Header::default()
     };

@@ -16,6 +16,8 @@ pub struct GilReader {
     location: Location,
     locked: u64,
     last_holder: u64,
+    /// The offset of `enabled` in the GIL struct, in free-threaded builds.
+    enabled: Option<u64>,
     locks: Locks,
 }
 
@@ -26,8 +28,11 @@ pub struct GilState {
     /// semaphore `interpreter_lock` points to, 2.7), which [`GilReader::guards`] takes;
     /// 0 where the version keeps it in statics (3.6) or it is not known.
     pub address: u64,
-    /// The thread state holding it; `None` while it is free.
+    /// The thread state holding it; `None` while it is free or not in force.
     pub holder: Option<u64>,
+    /// Whether it is in force: always, but in a free-threaded build that has not turned
+    /// it on (`PYTHON_GIL=1`, or an extension module that needs it).
+    pub in_force: bool,
 }
 
 /// Where the GIL's locks are.
@@ -62,8 +67,8 @@ enum Location {
 }
 
 impl GilReader {
-    /// Set up from a layout. Free-threaded builds have no GIL to speak of: callers do not
-    /// build a reader for them.
+    /// Set up from a layout. A free-threaded build's table gives the offset of the
+    /// GIL's `enabled`, which the reader then checks.
     pub fn new(
         layout: &Layout,
         model: GilModel,
@@ -102,6 +107,7 @@ impl GilReader {
             location,
             locked,
             last_holder,
+            enabled: layout.gil.enabled,
             locks,
         })
     }
@@ -118,21 +124,33 @@ impl GilReader {
                     Some(pointer) => mem.read_u64(pointer)?,
                     None => 0,
                 };
-                return Ok(GilState { address, holder });
+                return Ok(GilState {
+                    address,
+                    holder,
+                    in_force: true,
+                });
             }
             Location::Fixed(addr) => addr,
             Location::InterpreterPointer(offset) => mem.read_u64(interp.wrapping_add(offset))?,
         };
-        let len = self.locked.max(self.last_holder) + 8;
+        let len = self
+            .locked
+            .max(self.last_holder)
+            .max(self.enabled.unwrap_or(0))
+            + 8;
         let mut buf = [0u8; 64];
         let buf = &mut buf[..(len as usize).min(64)];
         let state = mem.read_lent(gil, buf)?;
-        let holder = (state.u32_at(self.locked) != 0)
+        let in_force = self
+            .enabled
+            .is_none_or(|enabled| state.u32_at(enabled) != 0);
+        let holder = (in_force && state.u32_at(self.locked) != 0)
             .then(|| state.u64_at(self.last_holder))
             .filter(|&t| t != 0);
         Ok(GilState {
             address: gil,
             holder,
+            in_force,
         })
     }
 
@@ -165,14 +183,45 @@ fn static_locks(binary: &Binary) -> Vec<Region> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::memory::fake::Blocks;
 
     fn reader(locks: Locks) -> GilReader {
         GilReader {
             location: Location::Fixed(0x1000),
             locked: 16,
             last_holder: 8,
+            enabled: None,
             locks,
         }
+    }
+
+    /// A GIL struct at 0x1000, as words.
+    fn gil_words(words: [u64; 3]) -> Blocks {
+        Blocks::at(0x1000, words.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+
+    #[test]
+    fn a_free_threaded_gil_is_held_only_while_turned_on() {
+        // 3.14t: `enabled` at 0, `last_holder` at 8, `locked` at 16.
+        let gil = GilReader {
+            enabled: Some(0),
+            ..reader(Locks::At(216))
+        };
+        let on = gil.read(&gil_words([1, 0x7000, 1]), 0).unwrap();
+        assert_eq!(
+            on,
+            GilState {
+                address: 0x1000,
+                holder: Some(0x7000),
+                in_force: true
+            }
+        );
+        // Off, what the struct says of a holder is left from when it was on.
+        let off = gil.read(&gil_words([0, 0x7000, 1]), 0).unwrap();
+        assert_eq!((off.holder, off.in_force), (None, false));
+        // A build with a GIL always has it in force.
+        let always = reader(Locks::At(208)).read(&gil_words([0, 0x7000, 1]), 0);
+        assert_eq!(always.unwrap().holder, Some(0x7000));
     }
 
     #[test]

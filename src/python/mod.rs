@@ -69,7 +69,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     /// The count of code objects that tells when code headers read earlier still hold;
     /// `None` where the version keeps none, or a 3.12 without its symbol table.
     pub code_counter: Option<CodeCounter>,
-    /// The GIL holder; `None` for free-threaded builds, which have no GIL to hold.
+    /// The GIL holder. Free-threaded builds have a GIL too, off unless turned on (see
+    /// [`PythonProcess::gil_in_force`]); `None` only where their table lacks it.
     pub gil: Option<GilReader>,
     /// Which thread runs the garbage collector; `None` where the interpreter lacks
     /// what that needs (a 2.7 or 3.6 without its symbol table).
@@ -219,7 +220,9 @@ impl<M: Memory> PythonProcess<M> {
                     .ok()
                     .flatten(),
                 gil: match found.flavour {
-                    Flavour::FreeThreaded => None,
+                    Flavour::FreeThreaded => {
+                        GilReader::new(&layout, semantics.gil, &found.binary).ok()
+                    }
                     _ => Some(GilReader::new(&layout, semantics.gil, &found.binary)?),
                 },
                 gc: GcReader::new(&layout, semantics.gc, &found.binary).ok(),
@@ -281,6 +284,22 @@ impl<M: Memory> PythonProcess<M> {
                 .and_then(|tid| self.thread_ids.host_tid(tid));
         }
         Ok(interpreters)
+    }
+
+    /// Whether the GIL is in force now: always, but in a free-threaded build only
+    /// while it has turned its GIL on (`PYTHON_GIL=1`, or an extension module that
+    /// needs it), as its main interpreter's GIL says.
+    pub fn gil_in_force(&self) -> bool {
+        let Some(gil) = &self.gil else {
+            return false;
+        };
+        if self.flavour != Flavour::FreeThreaded {
+            return true;
+        }
+        let main = self.threads.interpreters(&self.memory).ok();
+        main.and_then(|interpreters| interpreters.first().copied())
+            .and_then(|interp| gil.read(&self.memory, interp).ok())
+            .is_some_and(|state| state.in_force)
     }
 
     /// What `thread`, in `wait` as the kernel says, waits for: the GIL when the futex

@@ -169,6 +169,18 @@ pub fn skip(test: &str, why: &str) {
     }
 }
 
+/// What a test of the GIL runs `python` under: its own environment, and for a
+/// free-threaded build, which runs without its GIL, also `PYTHON_GIL=1`, which turns
+/// it on (as importing an extension module that needs it does); each with whether the
+/// GIL is then in force.
+pub fn gil_environments(python: &Python) -> Vec<(&'static [(&'static str, &'static str)], bool)> {
+    if python.free_threaded() {
+        vec![(&[], false), (&[("PYTHON_GIL", "1")], true)]
+    } else {
+        vec![(&[], true)]
+    }
+}
+
 /// The path of the test script `name` in `tests/scripts/`.
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -206,7 +218,21 @@ pub fn record_script(
     name: &str,
     args: &[&str],
 ) -> Output {
+    record_script_in(&[], python, options, output, name, args)
+}
+
+/// [`record_script`] with these environment variables set for pyscry and the program
+/// it launches.
+pub fn record_script_in(
+    env: &[(&str, &str)],
+    python: &Python,
+    options: &[&str],
+    output: &Path,
+    name: &str,
+    args: &[&str],
+) -> Output {
     pyscry()
+        .envs(env.iter().copied())
         .arg("record")
         .args(options)
         .arg("-o")

@@ -33,15 +33,23 @@ held = threading.Lock()
 held.acquire()
 read_end, write_end = os.pipe()
 until = time.time() + seconds
-for name, target, args in (
-    ("locked", hold_lock, (held,)),
-    ("reader", read_pipe, (read_end,)),
-    ("spinner-1", spin, (until,)),
-    ("spinner-2", spin, (until,)),
-):
+
+
+def start(name, target, args):
     thread = threading.Thread(target=target, args=args, name=name)
     thread.daemon = True
     thread.start()
+
+
+start("locked", hold_lock, (held,))
+start("reader", read_pipe, (read_end,))
+# Let those two settle in their waits before the spinners take the CPUs: a
+# free-threaded build spins on a lock another thread holds, 40 times, yielding the CPU
+# in between, and with both CPUs busy with its spinners each yield can last a time
+# slice (its "locked" thread was seen running in the lock for 175 ms).
+time.sleep(0.1)
+start("spinner-1", spin, (until,))
+start("spinner-2", spin, (until,))
 print("ready")
 sys.stdout.flush()
 nap(seconds)
