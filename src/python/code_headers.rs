@@ -106,7 +106,7 @@ struct CountRead {
     value: u64,
 }
 
-/// Code headers kept from one stack to the next while no code object is freed.
+/// Code headers kept from one stack to the next while no code object is made or freed.
 #[derive(Debug, Default)]
 pub struct CodeHeaders {
     /// Headers read since the count was `known_under`, by code address.

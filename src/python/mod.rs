@@ -288,7 +288,8 @@ impl<M: Memory> PythonProcess<M> {
 
     /// Whether the GIL is in force now: always, but in a free-threaded build only
     /// while it has turned its GIL on (`PYTHON_GIL=1`, or an extension module that
-    /// needs it), as its main interpreter's GIL says.
+    /// needs it), as its main interpreter's GIL says (the last in the interpreter list,
+    /// which new interpreters join at its head).
     pub fn gil_in_force(&self) -> bool {
         let Some(gil) = &self.gil else {
             return false;
@@ -296,8 +297,9 @@ impl<M: Memory> PythonProcess<M> {
         if self.flavour != Flavour::FreeThreaded {
             return true;
         }
-        let main = self.threads.interpreters(&self.memory).ok();
-        main.and_then(|interpreters| interpreters.first().copied())
+        let interpreters = self.threads.interpreters(&self.memory).ok();
+        interpreters
+            .and_then(|interpreters| interpreters.last().copied())
             .and_then(|interp| gil.read(&self.memory, interp).ok())
             .is_some_and(|state| state.in_force)
     }
