@@ -15,6 +15,8 @@ use crate::target::process;
 const LAUNCH_FIND_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a found runtime may take to become readable.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an interpreter found may take to make its GIL.
+const GIL_MADE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The outcome of waiting for a target's interpreter.
 pub enum Opened {
@@ -81,9 +83,25 @@ pub fn describe_target(python: Option<&PythonProcess>) -> String {
     )
 }
 
+/// Whether the target's GIL is in force (see [`PythonProcess::gil_in_force`]), waiting
+/// up to [`GIL_MADE_TIMEOUT`] for a program just launched to make its GIL: a
+/// free-threaded build decides there whether it runs with one.
+pub fn gil_in_force(python: &PythonProcess) -> bool {
+    let start = Instant::now();
+    loop {
+        match python.gil_in_force() {
+            Some(in_force) => return in_force,
+            None if start.elapsed() < GIL_MADE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            None => return false,
+        }
+    }
+}
+
 /// Refuse a mode the interpreter cannot support.
 pub fn check_mode(mode: Mode, python: &PythonProcess) -> Result<()> {
-    if mode == Mode::Gil && !python.gil_in_force() {
+    if mode == Mode::Gil && !gil_in_force(python) {
         return Err(anyhow::anyhow!(
             "--mode gil: {} is free-threaded and runs without its GIL \
              (PYTHON_GIL=1 turns it on); use --mode cpu",

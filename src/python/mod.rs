@@ -289,19 +289,18 @@ impl<M: Memory> PythonProcess<M> {
     /// Whether the GIL is in force now: always, but in a free-threaded build only
     /// while it has turned its GIL on (`PYTHON_GIL=1`, or an extension module that
     /// needs it), as its main interpreter's GIL says (the last in the interpreter list,
-    /// which new interpreters join at its head).
-    pub fn gil_in_force(&self) -> bool {
+    /// which new interpreters join at its head). `None` while that GIL cannot be read:
+    /// a program just launched has not made it yet.
+    pub fn gil_in_force(&self) -> Option<bool> {
         let Some(gil) = &self.gil else {
-            return false;
+            return Some(false);
         };
         if self.flavour != Flavour::FreeThreaded {
-            return true;
+            return Some(true);
         }
-        let interpreters = self.threads.interpreters(&self.memory).ok();
-        interpreters
-            .and_then(|interpreters| interpreters.last().copied())
-            .and_then(|interp| gil.read(&self.memory, interp).ok())
-            .is_some_and(|state| state.in_force)
+        let interpreters = self.threads.interpreters(&self.memory).ok()?;
+        let state = gil.read(&self.memory, *interpreters.last()?).ok()?;
+        Some(state.in_force)
     }
 
     /// What `thread`, in `wait` as the kernel says, waits for: the GIL when the futex
