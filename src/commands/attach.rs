@@ -83,14 +83,14 @@ pub fn describe_target(python: Option<&PythonProcess>) -> String {
     )
 }
 
-/// Whether the target's GIL is in force (see [`PythonProcess::gil_in_force`]), waiting
-/// up to [`GIL_MADE_TIMEOUT`] for a program just launched to make its GIL: a
+/// Whether the target's GIL is on for good (see [`PythonProcess::gil_on_for_good`]),
+/// waiting up to [`GIL_MADE_TIMEOUT`] for a program just launched to make its GIL: a
 /// free-threaded build decides there whether it runs with one.
-pub fn gil_in_force(python: &PythonProcess) -> bool {
+pub fn gil_on_for_good(python: &PythonProcess) -> bool {
     let start = Instant::now();
     loop {
-        match python.gil_in_force() {
-            Some(in_force) => return in_force,
+        match python.gil_on_for_good() {
+            Some(on) => return on,
             None if start.elapsed() < GIL_MADE_TIMEOUT => {
                 std::thread::sleep(Duration::from_millis(5))
             }
@@ -101,7 +101,7 @@ pub fn gil_in_force(python: &PythonProcess) -> bool {
 
 /// Refuse a mode the interpreter cannot support.
 pub fn check_mode(mode: Mode, python: &PythonProcess) -> Result<()> {
-    if mode == Mode::Gil && !gil_in_force(python) {
+    if mode == Mode::Gil && !gil_on_for_good(python) {
         return Err(anyhow::anyhow!(
             "--mode gil: {} is free-threaded and runs without its GIL \
              (PYTHON_GIL=1 turns it on); use --mode cpu",

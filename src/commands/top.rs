@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::attach::{check_mode, describe_target, gil_in_force, open_python, Opened};
+use super::attach::{check_mode, describe_target, gil_on_for_good, open_python, Opened};
 use super::subprocesses::ProcessWatcher;
 use crate::cli::TopArgs;
 use crate::error::{Error, Result};
@@ -96,7 +96,7 @@ pub fn run(args: TopArgs) -> Result<i32> {
         python: describe_target(python.as_deref()),
         mode: mode.to_string(),
         rate_hz: args.rate,
-        has_gil: python.as_deref().is_some_and(gil_in_force),
+        has_gil: python.as_deref().is_some_and(gil_on_for_good),
         processes: args.subprocesses.then_some(1),
         ..Header::default()
     };

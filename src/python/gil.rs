@@ -31,8 +31,13 @@ pub struct GilState {
     /// The thread state holding it; `None` while it is free or not in force.
     pub holder: Option<u64>,
     /// Whether it is in force: always, but in a free-threaded build that has not turned
-    /// it on (`PYTHON_GIL=1`, or an extension module that needs it).
+    /// it on (`PYTHON_GIL=1`, or an extension module that needs it) or is not
+    /// importing an extension module (which turns it on until the module says it can
+    /// do without).
     pub in_force: bool,
+    /// Whether it is in force for good: always, but in a free-threaded build only once
+    /// `PYTHON_GIL=1` or an extension module that needs it turned it on.
+    pub for_good: bool,
 }
 
 /// Where the GIL's locks are.
@@ -128,6 +133,7 @@ impl GilReader {
                     address,
                     holder,
                     in_force: true,
+                    for_good: true,
                 });
             }
             Location::Fixed(addr) => addr,
@@ -141,9 +147,10 @@ impl GilReader {
         let mut buf = [0u8; 64];
         let buf = &mut buf[..(len as usize).min(64)];
         let state = mem.read_lent(gil, buf)?;
-        let in_force = self
-            .enabled
-            .is_none_or(|enabled| state.u32_at(enabled) != 0);
+        // `enabled` counts the imports that turned it on for a while; INT_MAX is for good.
+        let enabled = self.enabled.map(|enabled| state.u32_at(enabled));
+        let in_force = enabled != Some(0);
+        let for_good = enabled.is_none_or(|enabled| enabled == i32::MAX as u32);
         let holder = (in_force && state.u32_at(self.locked) != 0)
             .then(|| state.u64_at(self.last_holder))
             .filter(|&t| t != 0);
@@ -151,6 +158,7 @@ impl GilReader {
             address: gil,
             holder,
             in_force,
+            for_good,
         })
     }
 
@@ -207,21 +215,33 @@ mod tests {
             enabled: Some(0),
             ..reader(Locks::At(216))
         };
-        let on = gil.read(&gil_words([1, 0x7000, 1]), 0).unwrap();
+        // `PYTHON_GIL=1`: INT_MAX.
+        let on = gil
+            .read(&gil_words([i32::MAX as u64, 0x7000, 1]), 0)
+            .unwrap();
         assert_eq!(
             on,
             GilState {
                 address: 0x1000,
                 holder: Some(0x7000),
-                in_force: true
+                in_force: true,
+                for_good: true,
             }
         );
+        // On while two imports of extension modules run.
+        let importing = gil.read(&gil_words([2, 0x7000, 1]), 0).unwrap();
+        let seen = (importing.holder, importing.in_force, importing.for_good);
+        assert_eq!(seen, (Some(0x7000), true, false));
         // Off, what the struct says of a holder is left from when it was on.
         let off = gil.read(&gil_words([0, 0x7000, 1]), 0).unwrap();
-        assert_eq!((off.holder, off.in_force), (None, false));
+        assert_eq!(
+            (off.holder, off.in_force, off.for_good),
+            (None, false, false)
+        );
         // A build with a GIL always has it in force.
         let always = reader(Locks::At(208)).read(&gil_words([0, 0x7000, 1]), 0);
-        assert_eq!(always.unwrap().holder, Some(0x7000));
+        let always = always.unwrap();
+        assert_eq!((always.holder, always.for_good), (Some(0x7000), true));
     }
 
     #[test]

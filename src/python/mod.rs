@@ -70,7 +70,7 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     /// `None` where the version keeps none, or a 3.12 without its symbol table.
     pub code_counter: Option<CodeCounter>,
     /// The GIL holder. Free-threaded builds have a GIL too, off unless turned on (see
-    /// [`PythonProcess::gil_in_force`]); `None` only where their table lacks it.
+    /// [`PythonProcess::gil_on_for_good`]); `None` only where their table lacks it.
     pub gil: Option<GilReader>,
     /// Which thread runs the garbage collector; `None` where the interpreter lacks
     /// what that needs (a 2.7 or 3.6 without its symbol table).
@@ -286,12 +286,13 @@ impl<M: Memory> PythonProcess<M> {
         Ok(interpreters)
     }
 
-    /// Whether the GIL is in force now: always, but in a free-threaded build only
-    /// while it has turned its GIL on (`PYTHON_GIL=1`, or an extension module that
-    /// needs it), as its main interpreter's GIL says (the last in the interpreter list,
-    /// which new interpreters join at its head). `None` while that GIL cannot be read:
-    /// a program just launched has not made it yet.
-    pub fn gil_in_force(&self) -> Option<bool> {
+    /// Whether the GIL is in force for good: always, but in a free-threaded build only
+    /// once it has turned its GIL on (`PYTHON_GIL=1`, or an extension module that needs
+    /// it; importing an extension module turns it on only for a while), as its main
+    /// interpreter's GIL says (the last in the interpreter list, which new interpreters
+    /// join at its head). `None` while that GIL cannot be read: a program just
+    /// launched has not made it yet.
+    pub fn gil_on_for_good(&self) -> Option<bool> {
         let Some(gil) = &self.gil else {
             return Some(false);
         };
@@ -300,7 +301,7 @@ impl<M: Memory> PythonProcess<M> {
         }
         let interpreters = self.threads.interpreters(&self.memory).ok()?;
         let state = gil.read(&self.memory, *interpreters.last()?).ok()?;
-        Some(state.in_force)
+        Some(state.for_good)
     }
 
     /// What `thread`, in `wait` as the kernel says, waits for: the GIL when the futex

@@ -111,8 +111,8 @@ pub struct Header {
     pub cpu_percent: Option<f64>,
     /// The target's resident memory in bytes.
     pub rss_bytes: Option<u64>,
-    /// Whether the interpreter's GIL is in force (free-threaded builds run without it
-    /// unless they turn it on), as it was when `top` attached.
+    /// Whether the interpreter's GIL is on for good (free-threaded builds run without
+    /// it unless they turn it on), as it was when `top` attached.
     pub has_gil: bool,
     /// Share of the last window's ticks at which the GIL was held by a thread running
     /// Python code.
