@@ -133,6 +133,13 @@ impl Tmux {
         std::fs::read_to_string(path).unwrap().trim().to_string()
     }
 
+    /// Quit `top`, whose target's PID `shown` gives, and check that it ended cleanly.
+    fn quit(&mut self, shown: &Screen) {
+        self.target = Some(shown.pid());
+        self.keys(&["q"]);
+        self.assert_ended_cleanly();
+    }
+
     /// Check that top exited with 0, left the terminal as it found it, and stopped the
     /// target.
     fn assert_ended_cleanly(&self) {
@@ -420,9 +427,7 @@ fn native_frames_lead_with_native() {
             r.line == 0 && ["sleep", "select"].iter().any(|n| r.function.contains(n))
         })
     });
-    tmux.target = Some(screen.pid());
-    tmux.keys(&["q"]);
-    tmux.assert_ended_cleanly();
+    tmux.quit(&screen);
 }
 
 /// The header says what the idle threads wait for: waits.py has one thread on a
@@ -443,9 +448,7 @@ fn the_header_says_what_idle_threads_wait_for() {
     let screen = tmux.wait_for("the three waits", |s| {
         s.0.contains("(2 running, 3 idle: 1 sleep, 1 lock, 1 io)")
     });
-    tmux.target = Some(screen.pid());
-    tmux.keys(&["q"]);
-    tmux.assert_ended_cleanly();
+    tmux.quit(&screen);
 }
 
 /// `top -- PYTHON SCRIPT ARGS` under tmux for `test`, PYTHON the last interpreter
@@ -486,9 +489,7 @@ fn see_gil_waiters_and_quit(mut tmux: Tmux) {
     let screen = tmux.wait_for("threads waiting for the GIL", |s| {
         gil_figures(s).is_some_and(|(_, waiting)| (0.2..=2.0).contains(&waiting))
     });
-    tmux.target = Some(screen.pid());
-    tmux.keys(&["q"]);
-    tmux.assert_ended_cleanly();
+    tmux.quit(&screen);
 }
 
 /// A free-threaded build runs without its GIL, and the header says nothing of one;
@@ -511,9 +512,7 @@ fn a_free_threaded_build_shows_its_gil_only_when_it_is_on() {
     std::thread::sleep(Duration::from_secs(2));
     let later = Screen(off.screen());
     assert!(gil_figures(&later).is_none(), "{}", later.0);
-    off.target = Some(screen.pid());
-    off.keys(&["q"]);
-    off.assert_ended_cleanly();
+    off.quit(&screen);
 
     let on = ["--", "env", "PYTHON_GIL=1", &python, script, "60"];
     if let Some(tmux) = Tmux::start(test, &on) {
@@ -571,9 +570,7 @@ fn subprocesses_add_their_functions() {
         let processes = processes.and_then(|rest| rest.split(' ').next()?.parse().ok());
         s.rows().iter().any(|r| r.function == "child_work") && processes >= Some(3)
     });
-    tmux.target = Some(screen.pid());
-    tmux.keys(&["q"]);
-    tmux.assert_ended_cleanly();
+    tmux.quit(&screen);
 }
 
 #[test]
@@ -611,7 +608,5 @@ fn subprocesses_of_a_shell_are_sampled() {
         "{}",
         screen.0
     );
-    tmux.target = Some(screen.pid());
-    tmux.keys(&["q"]);
-    tmux.assert_ended_cleanly();
+    tmux.quit(&screen);
 }

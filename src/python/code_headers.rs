@@ -64,16 +64,6 @@ impl CodeCounter {
             },
         }))
     }
-
-    /// The count of the interpreter at `interp` now; `None` if it no longer counts
-    /// (the 32-bit count of made objects stays 0 once it wraps).
-    pub fn read(&self, mem: &impl Memory, interp: u64) -> Result<Option<u64>, ReadError> {
-        match *self {
-            CodeCounter::Freed { offset } => mem.read_u64(interp.wrapping_add(offset)).map(Some),
-            CodeCounter::Made { offset } => made(mem, interp.wrapping_add(offset)),
-            CodeCounter::MadeStatic { address } => made(mem, address),
-        }
-    }
 }
 
 /// A count of made code objects at `address`, `None` once it has wrapped to 0.
@@ -92,9 +82,16 @@ pub struct CodeCount {
 }
 
 impl CodeCount {
-    /// The count now; `None` if it no longer counts.
+    /// The count now; `None` if it no longer counts (the 32-bit count of made objects
+    /// stays 0 once it wraps).
     pub fn read(&self, mem: &impl Memory) -> Result<Option<u64>, ReadError> {
-        self.counter.read(mem, self.interp)
+        match self.counter {
+            CodeCounter::Freed { offset } => {
+                mem.read_u64(self.interp.wrapping_add(offset)).map(Some)
+            }
+            CodeCounter::Made { offset } => made(mem, self.interp.wrapping_add(offset)),
+            CodeCounter::MadeStatic { address } => made(mem, address),
+        }
     }
 }
 
