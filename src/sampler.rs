@@ -155,6 +155,9 @@ pub struct SamplerStats {
     pub errors: AtomicU64,
     /// Ticks skipped because the sampler fell behind.
     pub dropped_ticks: AtomicU64,
+    /// Whether the target's GIL was on for good at the last tick read: a free-threaded
+    /// build turns it on when it loads an extension module that needs it.
+    pub gil_on_for_good: AtomicBool,
 }
 
 /// [`SamplerStats`] read at one moment and added up over samplers (one per process
@@ -398,6 +401,9 @@ fn sample(
             Ok(tick) => {
                 stats.errors.fetch_add(tick.errors, Ordering::Relaxed);
                 stats.samples.fetch_add(tick.samples, Ordering::Relaxed);
+                stats
+                    .gil_on_for_good
+                    .store(tick.gil_on_for_good, Ordering::Relaxed);
                 if outbox.flush_if_due(now).is_err() {
                     return EndReason::Stopped;
                 }
@@ -462,6 +468,8 @@ pub struct Tick {
     pub samples: u64,
     /// Threads whose stack could not be read consistently.
     pub errors: u64,
+    /// Whether the main interpreter's GIL was on for good.
+    pub gil_on_for_good: bool,
 }
 
 /// Reads the stacks a mode asks for, tick after tick.
@@ -559,8 +567,8 @@ impl StackReader {
         let live = process.memory.clone();
         let mut memory = self.prefetcher.begin(&live);
         let mut threads = std::mem::take(&mut self.threads);
-        let interpreters = process.thread_states(&memory, &mut threads)?;
-        let count = process.code_count(&interpreters);
+        let listing = process.thread_states(&memory, &mut threads)?;
+        let count = process.code_count(&listing.interpreters);
         self.refresh_names(process, &threads, events);
         let mut new_frames = std::mem::take(&mut self.new_frames);
         let mut samples = 0;
@@ -626,7 +634,11 @@ impl StackReader {
         self.new_frames = new_frames;
         self.walker.end_tick();
         self.prefetcher.finish(memory);
-        Ok(Tick { samples, errors })
+        Ok(Tick {
+            samples,
+            errors,
+            gil_on_for_good: listing.gil_on_for_good,
+        })
     }
 
     /// Where `<GC>` goes in the stack just read for `thread`, which runs the garbage

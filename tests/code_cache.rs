@@ -164,8 +164,8 @@ fn headers_read(
 
 fn count_of(process: &mut PythonProcess) -> Option<CodeCount> {
     let memory = process.memory;
-    let interpreters = process.thread_states(&memory, &mut Vec::new()).unwrap();
-    process.code_count(&interpreters)
+    let listing = process.thread_states(&memory, &mut Vec::new()).unwrap();
+    process.code_count(&listing.interpreters)
 }
 
 /// Where the interpreter counts the code objects it makes (3.12, 3.13) or frees

@@ -493,7 +493,7 @@ fn see_gil_waiters_and_quit(mut tmux: Tmux) {
 }
 
 /// A free-threaded build runs without its GIL, and the header says nothing of one;
-/// with it turned on (`PYTHON_GIL=1`, as an extension module that needs it does too),
+/// with it turned on (`PYTHON_GIL=1`, or later by an extension module that needs it),
 /// the header tells its share and its waiters as for any build.
 #[test]
 fn a_free_threaded_build_shows_its_gil_only_when_it_is_on() {
@@ -518,6 +518,14 @@ fn a_free_threaded_build_shows_its_gil_only_when_it_is_on() {
     if let Some(tmux) = Tmux::start(test, &on) {
         see_gil_waiters_and_quit(tmux);
     }
+
+    // Turned on while `top` watches: by a module that needs it, 5 s in.
+    let Some(later) = Tmux::start(test, &["--", &python, script, "60", "5"]) else {
+        return;
+    };
+    let screen = later.wait_for("samples of the spinners", |s| s.0.contains("spin"));
+    assert!(gil_figures(&screen).is_none(), "{}", screen.0);
+    see_gil_waiters_and_quit(later);
 }
 
 /// The GIL's share is of the ticks whose samples are in, so it never passes 100 %: not

@@ -44,6 +44,17 @@ use thread_names::ThreadNameReader;
 use threads::{Interpreters, NativeIdResolver, ThreadReader, ThreadState};
 use version::{Flavour, PythonVersion, Semantics, StringModel};
 
+/// What one read of the thread lists ([`PythonProcess::thread_states`]) found besides
+/// the threads.
+#[derive(Debug, Clone)]
+pub struct ThreadListing {
+    /// The interpreters' addresses, the main interpreter last.
+    pub interpreters: Interpreters,
+    /// Whether the main interpreter's GIL is on for good ([`gil::GilState::for_good`]):
+    /// a free-threaded build can turn it on while it runs. False where no GIL is read.
+    pub gil_on_for_good: bool,
+}
+
 /// A Python process, ready to be read: its version and the readers set up for it.
 #[derive(Debug, Clone)]
 pub struct PythonProcess<M: Memory = ProcessMemory> {
@@ -249,14 +260,15 @@ impl<M: Memory> PythonProcess<M> {
     /// Every thread of every interpreter into `threads` (emptied first), with OS thread
     /// ids filled in where they can be found, and which one holds the GIL and which
     /// runs the garbage collector, read through `mem` (the process's memory, or a
-    /// tick's view of it). Returns the interpreters' addresses.
+    /// tick's view of it). Returns the interpreters and the main one's GIL.
     pub fn thread_states(
         &mut self,
         mem: &impl Memory,
         threads: &mut Vec<ThreadState>,
-    ) -> Result<Interpreters, ReadError> {
+    ) -> Result<ThreadListing, ReadError> {
         threads.clear();
         let interpreters = self.threads.interpreters(mem)?;
+        let mut gil_on_for_good = false;
         for &interp in &interpreters {
             let start = threads.len();
             self.threads.threads(mem, interp, threads)?;
@@ -264,6 +276,8 @@ impl<M: Memory> PythonProcess<M> {
                 Some(gil) => Some(gil.read(mem, interp)?),
                 None => None,
             };
+            // The main interpreter is the last: new ones join the list at its head.
+            gil_on_for_good = gil.is_some_and(|gil| gil.for_good);
             let holder = gil.and_then(|gil| gil.holder);
             let collection = match &self.gc {
                 Some(gc) => gc.collection(mem, interp, holder)?,
@@ -283,7 +297,10 @@ impl<M: Memory> PythonProcess<M> {
                 .native_id
                 .and_then(|tid| self.thread_ids.host_tid(tid));
         }
-        Ok(interpreters)
+        Ok(ThreadListing {
+            interpreters,
+            gil_on_for_good,
+        })
     }
 
     /// Whether the GIL is in force for good: always, but in a free-threaded build only
@@ -291,7 +308,7 @@ impl<M: Memory> PythonProcess<M> {
     /// it; importing an extension module turns it on only for a while), as its main
     /// interpreter's GIL says (the last in the interpreter list, which new interpreters
     /// join at its head). `None` while that GIL cannot be read: a program just
-    /// launched has not made it yet.
+    /// launched has not made it yet. Each tick's [`ThreadListing`] says it too.
     pub fn gil_on_for_good(&self) -> Option<bool> {
         let Some(gil) = &self.gil else {
             return Some(false);

@@ -112,7 +112,7 @@ pub struct Header {
     /// The target's resident memory in bytes.
     pub rss_bytes: Option<u64>,
     /// Whether the interpreter's GIL is on for good (free-threaded builds run without
-    /// it unless they turn it on), as it was when `top` attached.
+    /// it unless they turn it on), since `top` attached or from when it was turned on.
     pub has_gil: bool,
     /// Share of the last window's ticks at which the GIL was held by a thread running
     /// Python code.

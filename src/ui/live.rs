@@ -204,6 +204,11 @@ impl Live {
         if header.processes.is_some() {
             header.processes = Some(self.aggregator.window_processes());
         }
+        // A free-threaded build can turn its GIL on while it runs, and then for good.
+        header.has_gil |= self
+            .target_stats
+            .as_ref()
+            .is_some_and(|stats| stats.gil_on_for_good.load(Ordering::Relaxed));
         header.gil_percent = self
             .aggregator
             .window_gil_percent()

@@ -1,6 +1,8 @@
 # Threads that each wait in a different way, for a wall-mode recording to tell apart:
 # on a lock, on a pipe, asleep, and two that spin and so wait for the GIL in turn
-# (where there is one). Usage: waits.py [SECONDS]
+# (where there is one). Usage: waits.py [SECONDS [GIL_AFTER]]: with GIL_AFTER, a
+# free-threaded build turns its GIL on for good after that many seconds, as it does
+# when it loads an extension module that does not say it can run without one.
 import os
 import sys
 import threading
@@ -52,4 +54,23 @@ start("spinner-1", spin, (until,))
 start("spinner-2", spin, (until,))
 print("ready")
 sys.stdout.flush()
+if len(sys.argv) > 2:
+    gil_after = float(sys.argv[2])
+    nap(gil_after)
+    import importlib.util
+    import warnings
+
+    import _testmultiphase
+
+    # A test module's second entry point, whose module is not a module object, which
+    # the interpreter cannot ask whether it needs the GIL.
+    where = _testmultiphase.__file__
+    spec = importlib.util.spec_from_file_location("_testmultiphase_nonmodule", where)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        importlib.util.module_from_spec(spec)
+    assert sys._is_gil_enabled()
+    print("gil on")
+    sys.stdout.flush()
+    seconds -= gil_after
 nap(seconds)
