@@ -63,7 +63,8 @@ SECTIONS = [
     "python", "runtime", "interpreter", "gil", "gc", "thread", "frame", "frame_owner",
     "stackref", "code", "code_array", "object", "bytes", "unicode", "stack_chunk",
     "dict", "dict_keys", "dict_entry", "dict_values", "type", "managed_dict", "module",
-    "long", "int", "tuple", "list", "float", "cell", "local_kind", "debug_offsets",
+    "long", "int", "tuple", "list", "float", "cell", "local_kind", "gen", "frame_state",
+    "debug_offsets",
 ]
 
 # (section, key, C expression, C preprocessor condition under which the field exists).
@@ -264,6 +265,19 @@ ROWS = [
     ("float", "value", "offsetof(PyFloatObject, ob_fval)", ver()),
     ("cell", "ref", "offsetof(PyCellObject, ob_ref)", ver()),
 
+    # PyGenObject / PyCoroObject (3.14+, for asyncio tasks): the frame inlined in the
+    # object and its state, an enum _framestate value (int8_t)
+    ("gen", "iframe", "offsetof(PyGenObject, gi_iframe)", ver("3.14")),
+    ("gen", "frame_state", "offsetof(PyGenObject, gi_frame_state)", ver("3.14")),
+
+    # enum _framestate values (constants): a suspended generator's frame, and one
+    # suspended in `await` (`yield from`), whose awaitable is on top of its stack
+    ("frame_state", "suspended", "FRAME_SUSPENDED", ver("3.14")),
+    ("frame_state", "suspended_yield_from", "FRAME_SUSPENDED_YIELD_FROM", ver("3.14")),
+    ("frame_state", "suspended_yield_from_locked", "FRAME_SUSPENDED_YIELD_FROM_LOCKED",
+     ver("3.15")),
+    ("frame_state", "executing", "FRAME_EXECUTING", ver("3.14")),
+
     # int objects: 3.x (and 2.7 long) PyLongObject, 2.7 PyIntObject
     ("long", "digits", "offsetof(PyLongObject, ob_digit)", ver(None, "3.11")),
     ("long", "digits", "offsetof(PyLongObject, long_value.ob_digit)", ver("3.12")),
@@ -356,6 +370,8 @@ DEBUG_ROWS = [
     ("tuple.items", "tuple_object.ob_item", ver("3.13")),
     ("list.items", "list_object.ob_item", ver("3.13")),
     ("float.value", "float_object.ob_fval", ver("3.13")),
+    ("gen.iframe", "gen_object.gi_iframe", ver("3.14")),
+    ("gen.frame_state", "gen_object.gi_frame_state", ver("3.14")),
 ]
 
 # Plain keys of [debug_offsets] (no dot): facts about the struct itself.
@@ -411,7 +427,11 @@ C_PRELUDE = r"""
 #endif
 #if PY_VERSION_HEX >= 0x030A0000
 #  include "internal/pycore_moduleobject.h"
-#else
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+#  include "internal/pycore_genobject.h"   /* PyGenObject's fields */
+#endif
+#if PY_VERSION_HEX < 0x030A0000
 /* Before 3.10 PyModuleObject is private to Objects/moduleobject.c; its first member
    after the header has always been md_dict. */
 typedef struct { PyObject_HEAD PyObject *md_dict; } PyModuleObject;

@@ -402,6 +402,29 @@ if has("interpreter", "code_next_version"):
     v1 = u32(interp + O("interpreter", "code_next_version"))
     check("interpreter.code_next_version grows when a code object is created", v1 > v0 > 0, "%d -> %d" % (v0, v1))
     del c
+if has("gen", "iframe"):
+    # A generator suspended in `yield from` another: its state says so, its frame
+    # runs its code, and the other is on top of its stack (3.15: under a NULL).
+    def inner_gen():
+        yield 1
+    def outer_gen():
+        yield from inner_gen_obj
+    inner_gen_obj = inner_gen()
+    outer_obj = outer_gen()
+    next(outer_obj)
+    state = C.c_int8.from_address(id(outer_obj) + O("gen", "frame_state")).value
+    check("gen.frame_state == frame_state.suspended_yield_from in `yield from`",
+          state == O("frame_state", "suspended_yield_from"), state)
+    inner_state = C.c_int8.from_address(id(inner_gen_obj) + O("gen", "frame_state")).value
+    check("gen.frame_state == frame_state.suspended at a `yield`",
+          inner_state == O("frame_state", "suspended"), inner_state)
+    gf = id(outer_obj) + O("gen", "iframe")
+    check("gen.iframe runs the generator's code",
+          u64(gf + O("frame", "code")) & ~3 == id(outer_gen.__code__))
+    sp = u64(gf + O("frame", "stackpointer"))
+    slots = [u64(sp - 8 * k) & ~3 for k in (1, 2)]
+    check("a generator in `yield from` has the other on top of its stack",
+          id(inner_gen_obj) in (slots[0], slots[1] if slots[0] == 0 else None), slots)
 if has("interpreter", "gc") and has("gc", "collecting"):
     flag = interp + O("interpreter", "gc") + O("gc", "collecting")
     during = []

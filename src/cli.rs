@@ -222,6 +222,10 @@ pub struct DumpArgs {
     /// interpreter runs them. The process is paused while the dump is read.
     #[arg(short, long)]
     pub native: bool,
+    /// Also list the process's asyncio tasks, each with the coroutines it waits in,
+    /// innermost first, as `python -m asyncio pstree` does (CPython 3.14 and later).
+    #[arg(short, long)]
+    pub tasks: bool,
     /// Also dump the target's descendant processes that run Python (multiprocessing
     /// workers, subprocesses), one after the other; the target itself need not run
     /// Python. With --json, the output is a list of the processes' dumps.

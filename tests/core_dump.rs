@@ -128,19 +128,9 @@ fn stacks_from_gcore(python: &Python) {
     target.wait_for_line("ready");
     std::thread::sleep(std::time::Duration::from_millis(200));
     let dir = TempDir::new(TEST);
-    let prefix = dir.path("gcore");
-    let pid = target.pid().to_string();
-    let ran = Command::new("gcore")
-        .arg("-o")
-        .arg(&prefix)
-        .arg(&pid)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !ran.is_ok_and(|status| status.success()) {
-        return common::skip(TEST, "gcore (gdb) not found or failed");
-    }
-    let core = format!("{}.{pid}", prefix.display());
+    let Some(core) = gcore(&target, &dir, TEST) else {
+        return;
+    };
     let out = run_pyscry(&["dump", "--core", &core, "--native", "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}: {stderr}", python.name);
@@ -159,9 +149,67 @@ fn stacks_from_gcore(python: &Python) {
     );
 }
 
+/// The path of a core file of `target` that `gcore` wrote in `dir`; `None`, the test
+/// skipped, without gcore.
+fn gcore(target: &common::Target, dir: &TempDir, test: &str) -> Option<String> {
+    let prefix = dir.path("gcore");
+    let pid = target.pid().to_string();
+    let ran = Command::new("gcore")
+        .arg("-o")
+        .arg(&prefix)
+        .arg(&pid)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !ran.is_ok_and(|status| status.success()) {
+        common::skip(test, "gcore (gdb) not found or failed");
+        return None;
+    }
+    Some(format!("{}.{pid}", prefix.display()))
+}
+
 #[test]
 fn gcore_of_a_running_process() {
     common::run_on("3.11", "core_dump_gcore", stacks_from_gcore);
+}
+
+/// `dump --core --tasks` finds asyncio's tasks in a core file: 3.14 keeps where they
+/// are in its `_asyncio` module, a file of its own.
+fn tasks_from_gcore(python: &Python) {
+    const TEST: &str = "core_dump_tasks";
+    let mut target = common::Target::start(python, &script("tasks.py"), &["60"]);
+    target.wait_for_line("ready");
+    let dir = TempDir::new(TEST);
+    let Some(core) = gcore(&target, &dir, TEST) else {
+        return;
+    };
+    let out = run_pyscry(&["dump", "--core", &core, "--tasks"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let worker = text.split("Task \"worker-1\"").nth(1).unwrap_or_default();
+    let frames: Vec<&str> = worker
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let names: Vec<&str> = frames
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        ["Event.wait", "innermost", "middle", "worker"],
+        "{text}"
+    );
+}
+
+#[test]
+fn gcore_of_a_process_with_asyncio_tasks() {
+    common::run_on("3.14", "core_dump_tasks", tasks_from_gcore);
 }
 
 /// A core file read where a library the process had loaded has since been replaced

@@ -512,6 +512,96 @@ fn assert_running_again(python: &Python, pid: u32) {
 
 test_each_python!(locals, super::locals_of_each_kind);
 
+/// `dump --tasks` lists every asyncio task with the coroutines it waits in, innermost
+/// first, at their lines: a named task three coroutines deep, one with the default
+/// name, the main one, and one that runs on another thread's event loop; a process
+/// without asyncio has none. Before 3.14 it is refused, saying why.
+fn tasks_where_they_wait(python: &Python) {
+    if python.version() < (3, 14) {
+        let mut target = Target::start(python, &script("waits.py"), &["60"]);
+        target.wait_for_line("ready");
+        let out = run_pyscry(&["dump", "--pid", &target.pid().to_string(), "--tasks"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{}: {stderr}", python.name);
+        assert!(
+            stderr.contains("needs CPython 3.14"),
+            "{}: {stderr}",
+            python.name
+        );
+        return;
+    }
+    let path = script("tasks.py");
+    let mut target = Target::start(python, &path, &["60"]);
+    target.wait_for_line("ready");
+    let pid = target.pid().to_string();
+    let out = run_pyscry(&["dump", "--pid", &pid, "--tasks", "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", python.name);
+    let dump: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+    let tasks = dump["tasks"].as_array().expect("a list of tasks");
+    let names = |task: &Value| -> Vec<String> {
+        let frames = task["frames"].as_array().unwrap();
+        frames
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ending_in = |function: &str| {
+        tasks
+            .iter()
+            .find(|task| names(task).last().is_some_and(|last| last == function))
+            .unwrap_or_else(|| panic!("{}: no task in {function}: {dump:#}", python.name))
+    };
+    let expected = [
+        (
+            "worker",
+            &["Event.wait", "innermost", "middle", "worker"][..],
+        ),
+        ("sleeper", &["sleep", "sleeper"]),
+        ("consumer", &["Queue.get", "consumer"]),
+        ("main", &["sleep", "main"]),
+    ];
+    for (function, frames) in expected {
+        let task = ending_in(function);
+        assert_eq!(names(task), frames, "{}: {dump:#}", python.name);
+        assert_eq!(task["state"], "waiting", "{}: {dump:#}", python.name);
+        for frame in task["frames"].as_array().unwrap() {
+            let name = frame["name"].as_str().unwrap();
+            if frame["filename"].as_str().unwrap().ends_with("tasks.py") && name != "sleep" {
+                let line = u64::from(marked_line(&path, name));
+                assert_eq!(frame["line"], line, "{}: {name}: {dump:#}", python.name);
+            }
+        }
+    }
+    assert_eq!(ending_in("worker")["name"], "worker-1");
+    assert_eq!(ending_in("sleeper")["name"], "sleeper-1");
+    let default = ending_in("consumer")["name"].as_str().unwrap().to_string();
+    assert!(default.starts_with("Task-"), "{}: {default}", python.name);
+    let running = ending_in("spinner");
+    assert_eq!(running["state"], "running", "{}: {dump:#}", python.name);
+
+    let text = run_pyscry(&["dump", "--pid", &pid, "--tasks"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("\nTask \"worker-1\" (0x"),
+        "{}: {text}",
+        python.name
+    );
+
+    let mut plain = Target::start(python, &script("waits.py"), &["60"]);
+    plain.wait_for_line("ready");
+    let out = run_pyscry(&["dump", "--pid", &plain.pid().to_string(), "--tasks"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {text}", python.name);
+    assert!(
+        text.contains("\nNo asyncio tasks."),
+        "{}: {text}",
+        python.name
+    );
+}
+
+test_each_python!(tasks, super::tasks_where_they_wait);
+
 /// `dump --native` shows the native frames with the Python frames where the eval loop
 /// runs them: the C sleep innermost, C between a Python function and the one it calls
 /// back through C (`sorted`), the interpreter's C callers outermost, no eval-loop frame

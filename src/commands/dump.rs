@@ -18,12 +18,13 @@ use crate::native::stacks;
 use crate::native::unwind::{NativeFrame, Unwinder};
 use crate::python::frames::RawFrame;
 use crate::python::locals::Local;
+use crate::python::tasks::{AsyncioOffsets, TaskState};
 use crate::python::{read_error, OpenError, PythonProcess};
 use crate::sampler::{Mode, SamplerEvent, StackError, StackReader};
-use crate::symbolize::Frame;
+use crate::symbolize::{Frame, FrameId, Symbolizer};
 use crate::target::activity::{kernel_states, KernelState, WaitKind};
 use crate::target::core_dump::CoreDump;
-use crate::target::maps::FileRoot;
+use crate::target::maps::{read_maps, FileRoot, Mapping};
 use crate::target::memory::Memory;
 use crate::target::pause::{Pauser, Registers};
 use crate::target::process;
@@ -103,6 +104,23 @@ struct ProcessDump {
     runtime_file: String,
     layout: String,
     threads: Vec<ThreadDump>,
+    /// The asyncio tasks (`--tasks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tasks: Option<Vec<TaskDump>>,
+}
+
+/// One asyncio task in a dump.
+#[derive(Debug, Serialize)]
+struct TaskDump {
+    /// The task object's address.
+    address: u64,
+    /// `Task.get_name()`.
+    name: String,
+    /// Whether it runs now, waits in an `await`, or has not started.
+    state: TaskState,
+    /// The frames of the coroutines it waits in, innermost first (a running task's:
+    /// only its own coroutine's; the rest are on its thread's stack).
+    frames: Vec<Frame>,
 }
 
 /// What a dump reads while the process is paused (a core dump's process is as good as
@@ -256,6 +274,7 @@ fn dump_core(path: &Path, args: &DumpArgs) -> Result<ProcessDump> {
     let tids = core.threads.iter().map(|thread| thread.tid).collect();
     let mut python = PythonProcess::from_core(core.pid, core.memory, &core.mappings, tids)?;
     check_locals(&python, args)?;
+    check_tasks(&python, args)?;
     let threads = &core.threads;
     let registers = |tid: u32| Some(threads.iter().find(|t| t.tid == tid)?.registers);
     let unwinder = args.native.then(|| {
@@ -270,6 +289,9 @@ fn dump_core(path: &Path, args: &DumpArgs) -> Result<ProcessDump> {
     let dumped = |_| ("dumped", None);
     let mut dump = read_dump(&mut python, Some(&mut held), dumped, core.command)?;
     dump.core_file = Some(path.to_path_buf());
+    if args.tasks {
+        dump.tasks = Some(read_tasks(&mut python, FileRoot::Host, &core.mappings)?);
+    }
     Ok(dump)
 }
 
@@ -307,7 +329,18 @@ fn descendant_dumps(root: u32, args: &DumpArgs) -> Vec<ProcessDump> {
 
 /// Dump one process, pausing it if `args` asks for what needs that.
 fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
+    let mut dump = dump_stacks(python, args)?;
+    if args.tasks {
+        let maps = read_maps(python.pid).map_err(|_| Error::TargetExited(python.pid))?;
+        dump.tasks = Some(read_tasks(python, FileRoot::Process(python.pid), &maps)?);
+    }
+    Ok(dump)
+}
+
+/// Dump one process's threads, pausing it if `args` asks for what needs that.
+fn dump_stacks(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
     check_locals(python, args)?;
+    check_tasks(python, args)?;
     let pid = python.pid;
     // Read before the process may be paused, which would make every thread look idle.
     let states = kernel_states(pid);
@@ -346,6 +379,94 @@ fn check_locals<M: Memory>(python: &PythonProcess<M>, args: &DumpArgs) -> Result
             Err(anyhow::anyhow!("--locals: {why}").into())
         }
         _ => Ok(()),
+    }
+}
+
+/// Refuse `--tasks` where the interpreter does not say where asyncio tasks are.
+fn check_tasks<M: Memory>(python: &PythonProcess<M>, args: &DumpArgs) -> Result<()> {
+    match &python.tasks {
+        Err(_) if args.tasks && python.version.minor_version() < (3, 14) => Err(anyhow::anyhow!(
+            "--tasks needs CPython 3.14 or later, whose asyncio says where its tasks are; \
+                 process {} runs {}",
+            python.pid,
+            python.describe()
+        )
+        .into()),
+        Err(missing) if args.tasks => Err(anyhow::anyhow!(
+            "--tasks: {} does not say where asyncio tasks are: {missing}",
+            python.describe()
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// The asyncio tasks of `python`, whose mapped files are `maps` (opened from `root`):
+/// none while it has not loaded asyncio's C module.
+fn read_tasks<M: Memory + Clone>(
+    python: &mut PythonProcess<M>,
+    root: FileRoot,
+    maps: &[Mapping],
+) -> Result<Vec<TaskDump>> {
+    let pid = python.pid;
+    let Ok(reader) = python.tasks.clone() else {
+        return Ok(Vec::new());
+    };
+    let found = AsyncioOffsets::find(root, maps, &python.runtime_file, &python.memory);
+    let Some(offsets) = found.map_err(|e| anyhow::anyhow!("--tasks: {e}"))? else {
+        return Ok(Vec::new());
+    };
+    let memory = python.memory.clone();
+    let mut threads = Vec::new();
+    let listing = python
+        .thread_states(&memory, &mut threads)
+        .map_err(|e| read_error(pid, e))?;
+    let addresses: Vec<u64> = threads.iter().map(|thread| thread.address).collect();
+    let tasks = reader.tasks(
+        &memory,
+        &offsets,
+        &python.frames,
+        &addresses,
+        &listing.interpreters,
+    );
+    let mut names = FrameNames::default();
+    Ok(tasks
+        .into_iter()
+        .map(|task| TaskDump {
+            address: task.address,
+            name: task.name,
+            state: task.state,
+            frames: task
+                .frames
+                .iter()
+                .filter_map(|raw| names.frame(python, *raw))
+                .collect(),
+        })
+        .collect())
+}
+
+/// Frames read outside the sampler, named once each.
+#[derive(Default)]
+struct FrameNames {
+    symbolizer: Symbolizer,
+    known: HashMap<FrameId, Frame>,
+}
+
+impl FrameNames {
+    /// The frame `raw` of `python`, or `None` if its code object cannot be read.
+    fn frame<M: Memory>(&mut self, python: &PythonProcess<M>, raw: RawFrame) -> Option<Frame> {
+        let mut headers = Vec::new();
+        let code = &python.code;
+        code.read_headers(&python.memory, &[raw.code], &mut Vec::new(), &mut headers)
+            .ok()?;
+        let header = headers.pop()?;
+        let mut new = Vec::new();
+        let id = self
+            .symbolizer
+            .symbolize(&python.memory, code, raw, header, &mut new)
+            .ok()?;
+        self.known.extend(new);
+        self.known.get(&id).cloned()
     }
 }
 
@@ -452,6 +573,7 @@ fn read_dump<M: Memory + Clone>(
         runtime_file: python.runtime_file.clone(),
         layout: python.layout_source.clone(),
         threads: dumps,
+        tasks: None,
     })
 }
 
@@ -519,6 +641,32 @@ fn write_text(dump: &ProcessDump, out: &mut impl Write) -> std::io::Result<()> {
                     writeln!(out, "            {} = {}", local.name, local.value)?;
                 }
             }
+        }
+    }
+    if let Some(tasks) = &dump.tasks {
+        write_tasks(tasks, out)?;
+    }
+    Ok(())
+}
+
+/// The asyncio tasks, each with its state and frames.
+fn write_tasks(tasks: &[TaskDump], out: &mut impl Write) -> std::io::Result<()> {
+    if tasks.is_empty() {
+        return writeln!(out, "\nNo asyncio tasks.");
+    }
+    for task in tasks {
+        let state = match task.state {
+            TaskState::Pending => "not started",
+            TaskState::Waiting => "waiting",
+            TaskState::Running => "running",
+        };
+        writeln!(out, "\nTask {:?} ({:#x}): {state}", task.name, task.address)?;
+        for frame in &task.frames {
+            writeln!(
+                out,
+                "    {} ({}:{})",
+                frame.name, frame.filename, frame.line
+            )?;
         }
     }
     Ok(())

@@ -28,6 +28,8 @@ pub const PYTHON_SYMBOLS: &[&str] = &[
     "PyTuple_Type",
     "PyList_Type",
     "PyCell_Type",
+    "PyCoro_Type",
+    "PyGen_Type",
     "_Py_NoneStruct",
     "_Py_TrueStruct",
     "_Py_FalseStruct",

@@ -212,6 +212,16 @@ impl FrameReader {
         Ok(())
     }
 
+    /// The Python frame of the frame struct at `address` alone, or `None` for a shim
+    /// frame: a generator's or coroutine's, which is linked to no other while it is
+    /// suspended.
+    pub fn frame_at(&self, mem: &impl Memory, address: u64) -> Result<Option<RawFrame>, ReadError> {
+        let mut scratch = [0u8; 128];
+        let len = self.read_len.min(128);
+        let frame = mem.read_lent(address, &mut scratch[..len])?;
+        Ok(self.decode(address, frame))
+    }
+
     /// The Python frame described by the frame struct at `address`, read into `buf`,
     /// or `None` for a shim frame.
     fn decode(&self, address: u64, buf: &[u8]) -> Option<RawFrame> {

@@ -74,6 +74,12 @@ pub struct Layout {
     pub cell: CellOffsets,
     /// The `CO_FAST_*` kinds of `co_localspluskinds` (3.11+).
     pub local_kind: LocalKindBits,
+    /// `_PyStackRef` (3.14+).
+    pub stackref: StackRefBits,
+    /// `PyGenObject`, a coroutine's too (3.14+).
+    pub gen: GenOffsets,
+    /// The values of `enum _framestate` a generator's frame is in (3.14+).
+    pub frame_state: FrameStates,
 }
 
 /// Offsets in `PyTupleObject`.
@@ -107,6 +113,42 @@ pub struct CellOffsets {
     /// `ob_ref`, the boxed value (NULL while unbound).
     #[serde(rename = "ref")]
     pub value: Option<u64>,
+}
+
+/// How a `_PyStackRef` (3.14+: a frame's stack slots, `f_executable`) tags the object
+/// pointer it holds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StackRefBits {
+    /// `Py_TAG_BITS`: the low bits that are tags, not address.
+    pub tag_bits: Option<u64>,
+}
+
+/// Offsets in `PyGenObject`, which coroutines share: what an asyncio task runs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct GenOffsets {
+    /// `gi_iframe`, the generator's own `_PyInterpreterFrame`, inside the object.
+    pub iframe: Option<u64>,
+    /// `gi_frame_state`, an `int8_t` of [`FrameStates`].
+    pub frame_state: Option<u64>,
+}
+
+/// Values of `enum _framestate` (3.14+; constants, not offsets; they were renumbered
+/// in 3.15).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FrameStates {
+    /// `FRAME_SUSPENDED`: stopped at a `yield`.
+    pub suspended: Option<i64>,
+    /// `FRAME_SUSPENDED_YIELD_FROM`: stopped in an `await` (or `yield from`), the
+    /// awaitable on top of the frame's stack.
+    pub suspended_yield_from: Option<i64>,
+    /// `FRAME_SUSPENDED_YIELD_FROM_LOCKED` (3.15+): the same, while another thread
+    /// sends into it.
+    pub suspended_yield_from_locked: Option<i64>,
+    /// `FRAME_EXECUTING`: running on some thread's stack.
+    pub executing: Option<i64>,
 }
 
 /// Bits of a `co_localspluskinds` byte (3.11+; masks, not offsets).
@@ -248,6 +290,8 @@ pub struct FrameOffsets {
     pub tlbc_index: Option<u64>,
     /// `stacktop` (3.11–3.13).
     pub stacktop: Option<u64>,
+    /// `stackpointer` (3.14+): just past the top of the frame's value stack.
+    pub stackpointer: Option<u64>,
     /// `f_funcobj` (3.14+).
     pub funcobj: Option<u64>,
     /// `f_localsplus` (≤3.10) / `localsplus` (3.11+): the local variables' slots.

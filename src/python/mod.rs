@@ -18,6 +18,7 @@ pub mod linetable;
 pub mod locals;
 pub mod objects;
 pub mod running;
+pub mod tasks;
 pub mod thread_names;
 pub mod threads;
 pub mod values;
@@ -40,8 +41,10 @@ use gil::GilReader;
 use layout::{require_symbol, Layout, MissingField};
 use locals::LocalsReader;
 use objects::{ObjectReader, TypeAddresses};
+use tasks::TaskReader;
 use thread_names::ThreadNameReader;
 use threads::{Interpreters, NativeIdResolver, ThreadReader, ThreadState};
+use values::ValueReader;
 use version::{Flavour, PythonVersion, Semantics, StringModel};
 
 /// What one read of the thread lists ([`PythonProcess::thread_states`]) found besides
@@ -88,6 +91,8 @@ pub struct PythonProcess<M: Memory = ProcessMemory> {
     pub gc: Option<GcReader>,
     /// Local variables (`dump --locals`), or the field this interpreter's table lacks.
     pub locals: Result<LocalsReader, MissingField>,
+    /// asyncio tasks (`dump --tasks`, 3.14+), or what this interpreter lacks for them.
+    pub tasks: Result<TaskReader, MissingField>,
     /// The eval loop's C function (see [`version::Semantics::eval_function`]).
     pub eval_function: &'static str,
     native_ids: NativeIdResolver,
@@ -217,6 +222,11 @@ impl<M: Memory> PythonProcess<M> {
             let names =
                 ThreadNameReader::new(&layout, &semantics, objects.clone(), &found.binary).ok();
             let locals = LocalsReader::new(&layout, &semantics, objects.clone(), &found.binary);
+            let tasks = (|| {
+                let coroutine_types = [symbol("PyCoro_Type")?, symbol("PyGen_Type")?];
+                let values = ValueReader::new(&layout, &semantics, objects.clone(), &found.binary)?;
+                TaskReader::new(&layout, coroutine_types, objects.clone(), values)
+            })();
             Ok(PythonProcess {
                 pid,
                 memory,
@@ -238,6 +248,7 @@ impl<M: Memory> PythonProcess<M> {
                 },
                 gc: GcReader::new(&layout, semantics.gc, &found.binary).ok(),
                 locals,
+                tasks,
                 eval_function: semantics.eval_function,
                 native_ids: NativeIdResolver::default(),
                 thread_ids: ids,

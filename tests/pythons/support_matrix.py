@@ -19,6 +19,7 @@ CHECKS = [
     ("dump", "three_threads", "dump: names, files, lines of 3 threads"),
     ("dump", "under_churn", "dump: stacks hold together while calls come every 10 µs"),
     ("dump", "locals", "dump --locals: arguments and locals of every kind, containers' items, target left running"),
+    ("dump", "tasks", "dump --tasks: asyncio tasks, each with the coroutines it waits in and their lines, a running one on another thread's loop (before 3.14: refused, saying why)"),
     ("dump", "native_stack", "dump --native: C frames around and between Python frames, source lines and inlined functions where the file has DWARF (3.15: stated fallback)"),
     ("core_dump", "core_stacks", "dump --core: both threads' stacks, names, locals and C frames from the core file of a process that aborted (3.15: stated fallback)"),
     ("record", "one_two_three", "record: 1:2:3 shares within 3 points"),
