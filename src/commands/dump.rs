@@ -327,7 +327,7 @@ fn descendant_dumps(root: u32, args: &DumpArgs) -> Vec<ProcessDump> {
         .collect()
 }
 
-/// Dump one process, pausing it if `args` asks for what needs that.
+/// Dump one process: its threads, then its asyncio tasks if `args` asks for them.
 fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
     let mut dump = dump_stacks(python, args)?;
     if args.tasks {
