@@ -45,8 +45,12 @@ impl Tmux {
         );
         std::fs::write(dir.path("run.sh"), run).unwrap();
         std::fs::write(dir.path("tmux.conf"), "set -g status off\n").unwrap();
+        // A server of its own: one that ends (`kill-server` when dropped) while the next
+        // starts on the same socket makes the new one fail ("server exited unexpectedly").
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let server = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmux = Tmux {
-            socket: format!("pyscry-{test}-{}", std::process::id()),
+            socket: format!("pyscry-{test}-{}-{server}", std::process::id()),
             dir,
             top: None,
             target: None,
