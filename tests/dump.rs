@@ -602,6 +602,45 @@ fn tasks_where_they_wait(python: &Python) {
 
 test_each_python!(tasks, super::tasks_where_they_wait);
 
+/// `dump --subprocesses --tasks` over a 3.14 target whose child runs an older Python:
+/// the child is dumped all the same, without tasks, where `--tasks` alone would refuse
+/// it.
+#[test]
+fn an_older_descendant_is_dumped_without_tasks() {
+    const TEST: &str = "dump_tasks_descendants";
+    let pythons = common::pythons(TEST);
+    let find = |name: &str| pythons.iter().find(|p| p.name == name);
+    let (Some(new), Some(old)) = (find("3.14"), find("3.11")) else {
+        return common::skip(TEST, "3.14 or 3.11 missing");
+    };
+    let launch = format!(
+        "{} {} 20 & exec {} {} 20",
+        old.path.display(),
+        script("waits.py").display(),
+        new.path.display(),
+        script("tasks.py").display()
+    );
+    let mut target = Target::command("sh", &["-c", &launch]);
+    target.wait_for_line("ready");
+    target.wait_for_line("ready");
+    let pid = target.pid().to_string();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+    let out = run_pyscry(&["dump", "--pid", &pid, "--subprocesses", "--tasks", "--json"]);
+    for child in children.unwrap_or_default().split_whitespace() {
+        let _ = std::process::Command::new("kill").arg(child).status();
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let dumps: Value = serde_json::from_slice(&out.stdout).expect("dump --json is JSON");
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let dumps = dumps.as_array().expect("a list of dumps");
+    assert_eq!(dumps.len(), 2, "{dumps:#?}");
+    let tasks = dumps[0]["tasks"].as_array().expect("the target's tasks");
+    assert!(tasks.iter().any(|t| t["name"] == "worker-1"), "{tasks:#?}");
+    assert!(dumps[1].get("tasks").is_none(), "{:#}", dumps[1]);
+    assert!(!dumps[1]["threads"].as_array().unwrap().is_empty());
+}
+
 /// `dump --native` shows the native frames with the Python frames where the eval loop
 /// runs them: the C sleep innermost, C between a Python function and the one it calls
 /// back through C (`sorted`), the interpreter's C callers outermost, no eval-loop frame

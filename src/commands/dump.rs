@@ -243,6 +243,7 @@ fn live_dumps(pid: u32, args: &DumpArgs) -> Result<Vec<ProcessDump>> {
         Err(error) => return Err(error),
         Ok(Opened::ExitedEarly) => return Err(Error::TargetExited(pid)),
         Ok(Opened::Ready(mut python)) => {
+            check_tasks(&python, args)?;
             let mut dumps = vec![dump_process(&mut python, args)?];
             if args.subprocesses {
                 dumps.extend(descendant_dumps(pid, args));
@@ -327,10 +328,13 @@ fn descendant_dumps(root: u32, args: &DumpArgs) -> Vec<ProcessDump> {
         .collect()
 }
 
-/// Dump one process: its threads, then its asyncio tasks if `args` asks for them.
+/// Dump one process: its threads, then its asyncio tasks if `args` asks for them and
+/// its interpreter says where they are.
 fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
     let mut dump = dump_stacks(python, args)?;
-    if args.tasks {
+    // A descendant that cannot say where its tasks are is dumped without them (the
+    // target itself was refused, see `check_tasks`).
+    if args.tasks && python.tasks.is_ok() {
         let maps = read_maps(python.pid).map_err(|_| Error::TargetExited(python.pid))?;
         dump.tasks = Some(read_tasks(python, FileRoot::Process(python.pid), &maps)?);
     }
@@ -340,7 +344,6 @@ fn dump_process(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDu
 /// Dump one process's threads, pausing it if `args` asks for what needs that.
 fn dump_stacks(python: &mut PythonProcess, args: &DumpArgs) -> Result<ProcessDump> {
     check_locals(python, args)?;
-    check_tasks(python, args)?;
     let pid = python.pid;
     // Read before the process may be paused, which would make every thread look idle.
     let states = kernel_states(pid);
