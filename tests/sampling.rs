@@ -259,9 +259,10 @@ fn call_churn_keeps_samples(python: &Python) {
     // Measured on an idle machine: within 7 points on every interpreter. The code
     // before the fix fails this test on every 3.11+ release build, free-threaded ones
     // included (19 to 80 points apart, twice each). A loaded machine moves the
-    // non-blocking share (CI once saw 10 points on 3.14t), so a gap beyond the bound is
-    // measured once more before it fails.
-    const MAX_GAP: f64 = 12.0;
+    // non-blocking share (CI once saw 10 points on 3.14t; on 2026-12-04, the host slow,
+    // 3.14 gave 13.0 under the support matrix's load and 14.5 then 14.1 under CI's, and
+    // passed alone), so a gap beyond the bound is measured once more before it fails.
+    const MAX_GAP: f64 = 16.0;
     let blocking = ["--rate", "1000", "--blocking"];
     let mut paused = record_churn(&blocking).2;
     if (read_live - paused).abs() > MAX_GAP {
